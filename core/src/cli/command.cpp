@@ -1,0 +1,427 @@
+#include "command.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "berth/util/log.hpp"
+
+namespace berth::cli {
+
+namespace {
+
+struct Tree {
+  Command root;
+  std::map<std::string, std::string> shortcuts;  // top-level name -> "group sub"
+};
+
+Tree& tree() {
+  static Tree t = [] {
+    Tree x;
+    x.root.name = "berth";
+    x.root.summary = "Manage pods, containers and images";
+    x.root.usage = "[options] COMMAND";
+    return x;
+  }();
+  return t;
+}
+
+Command* find_child(Command& parent, std::string_view name) {
+  for (auto& c : parent.children) {
+    if (c->name == name ||
+        std::find(c->aliases.begin(), c->aliases.end(), name) != c->aliases.end()) {
+      return c.get();
+    }
+  }
+  return nullptr;
+}
+
+Command& group(std::string_view path) {
+  Command* node = &tree().root;
+  std::istringstream ss{std::string(path)};
+  std::string part;
+  while (ss >> part) {
+    Command* child = find_child(*node, part);
+    if (child == nullptr) {
+      auto c = std::make_unique<Command>();
+      c->name = part;
+      c->usage = "COMMAND";
+      c->path = node->path.empty() ? part : node->path + " " + part;
+      child = c.get();
+      node->children.push_back(std::move(c));
+    }
+    node = child;
+  }
+  return *node;
+}
+
+void global_options(po::options_description& d, GlobalOptions& g) {
+  d.add_options()("root", po::value(&g.root), "Path to the root directory in which data is stored")(
+      "runroot", po::value(&g.runroot), "Path to the directory in which volatile state is stored")(
+      "storage-driver", po::value(&g.storage_driver),
+      "Select which storage driver is used to manage storage of images and containers")(
+      "storage-opt", po::value(&g.storage_opts)->composing(),
+      "Used to pass an option to the storage driver (key=value)")(
+      "log-level", po::value(&g.log_level)->default_value("warn"),
+      "Log messages above specified level (trace, debug, info, warn, error, fatal, panic)")(
+      "config", po::value(&g.config), "Path of an extra containers.conf applied last")(
+      "url", po::value(&g.url), "URL to access the berth service (unix:///path)")(
+      "connection,c", po::value(&g.connection), "Connection to use for remote berth service")(
+      "remote,r", po::bool_switch(&g.remote), "Access the remote berth service");
+}
+
+std::string option_label(const po::option_description& o) {
+  std::string label;
+  const std::string key = o.key("");
+  std::string shorts;
+  std::string longs = o.long_name();
+  auto disp = o.canonical_display_name(po::command_line_style::allow_dash_for_short);
+  if (disp.size() == 2 && disp[0] == '-' && disp[1] != '-') {
+    shorts = disp;
+  }
+  label = shorts.empty() ? "      " : "  " + shorts + ", ";
+  label += "--" + longs;
+  if (o.semantic()->max_tokens() > 0) {
+    label += " " + o.semantic()->name();
+  }
+  return label;
+}
+
+void print_options(std::ostream& os, const po::options_description& d) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  size_t width = 0;
+  for (const auto& o : d.options()) {
+    rows.emplace_back(option_label(*o), o->description());
+    width = std::max(width, rows.back().first.size());
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.first.substr(a.first.find("--")) < b.first.substr(b.first.find("--"));
+  });
+  for (const auto& [label, desc] : rows) {
+    os << "  " << label << std::string(width - label.size() + 3, ' ') << desc << "\n";
+  }
+}
+
+void print_help(std::ostream& os, const Command& c) {
+  const std::string full = c.path.empty() ? "berth" : "berth " + c.path;
+  os << (c.summary.empty() ? full : c.summary) << "\n\n";
+  if (!c.description.empty()) {
+    os << "Description:\n  " << c.description << "\n\n";
+  }
+  os << "Usage:\n  " << full << " " << (c.run ? c.usage : "[command]") << "\n";
+  if (!c.aliases.empty()) {
+    os << "\nAliases:\n  " << c.name;
+    for (const auto& a : c.aliases) {
+      os << ", " << a;
+    }
+    os << "\n";
+  }
+  if (!c.children.empty()) {
+    os << "\nAvailable Commands:\n";
+    std::vector<const Command*> kids;
+    for (const auto& k : c.children) {
+      kids.push_back(k.get());
+    }
+    std::sort(kids.begin(), kids.end(), [](auto* a, auto* b) { return a->name < b->name; });
+    for (const auto* k : kids) {
+      os << "  " << k->name << std::string(k->name.size() < 14 ? 14 - k->name.size() : 1, ' ')
+         << k->summary << "\n";
+    }
+  }
+  if (!c.examples.empty()) {
+    os << "\nExamples:\n  " << c.examples << "\n";
+  }
+  if (c.run) {
+    po::options_description d;
+    if (c.options) {
+      c.options(d);
+    }
+    if (!d.options().empty()) {
+      os << "\nOptions:\n";
+      print_options(os, d);
+    }
+  }
+  GlobalOptions g;
+  po::options_description gd;
+  global_options(gd, g);
+  os << "\nGlobal Options:\n";
+  print_options(os, gd);
+}
+
+std::string see_help(const Command& c) {
+  return "See 'berth " + (c.path.empty() ? std::string() : c.path + " ") + "--help'";
+}
+
+int engine_error(std::ostream& err, const std::string& msg) {
+  err << "Error: " << msg << "\n";
+  return kExitEngineError;
+}
+
+bool is_switch(const po::options_description& d, const std::string& name) {
+  const auto* o = d.find_nothrow(name, false);
+  return o != nullptr && o->semantic()->max_tokens() == 0;
+}
+
+// Rewrites `--flag=true|false` of switches into what Boost.Program_options understands.
+Result<std::vector<std::string>> normalize_switches(const po::options_description& d,
+                                                    std::vector<std::string> args) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--") {
+      out.insert(out.end(), args.begin() + static_cast<long>(i), args.end());
+      break;
+    }
+    auto eq = a.find('=');
+    if (a.rfind("--", 0) == 0 && eq != std::string::npos && is_switch(d, a.substr(2, eq - 2))) {
+      auto v = a.substr(eq + 1);
+      if (v == "true" || v == "1") {
+        out.push_back(a.substr(0, eq));
+      } else if (v != "false" && v != "0") {
+        return fail(Errc::InvalidArgument, "invalid argument \"" + v + "\" for \"" +
+                                               a.substr(0, eq) +
+                                               "\" flag: strconv.ParseBool: parsing \"" + v +
+                                               "\": invalid syntax");
+      }
+      continue;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+// For commands whose options end at the first positional: the index of that positional.
+size_t first_positional(const po::options_description& d, const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--") {
+      return i;
+    }
+    if (a.size() < 2 || a[0] != '-') {
+      return i;
+    }
+    if (a.rfind("--", 0) == 0) {
+      if (a.find('=') != std::string::npos) {
+        continue;
+      }
+      const auto* o = d.find_nothrow(a.substr(2), false);
+      if (o != nullptr && o->semantic()->max_tokens() > 0 && o->semantic()->min_tokens() > 0) {
+        ++i;  // its value
+      }
+      continue;
+    }
+    // Short options, possibly grouped: "-it", "-p8080:80", "-e" "X=1".
+    for (size_t k = 1; k < a.size(); ++k) {
+      const auto* o = d.find_nothrow(std::string(1, a[k]), false, false, true);
+      if (o == nullptr) {
+        break;
+      }
+      if (o->semantic()->max_tokens() > 0) {
+        if (k + 1 == a.size()) {
+          ++i;  // value is the next argument
+        }
+        break;  // the rest of the token is the value
+      }
+    }
+  }
+  return args.size();
+}
+
+std::string unknown_option_message(const po::error& e) {
+  std::string m = e.what();
+  // Boost says "unrecognised option '--foo'"; Podman says "unknown flag: --foo".
+  auto q1 = m.find('\'');
+  auto q2 = m.rfind('\'');
+  if (m.find("unrecognised option") != std::string::npos && q1 != q2) {
+    return "unknown flag: " + m.substr(q1 + 1, q2 - q1 - 1);
+  }
+  return m;
+}
+
+}  // namespace
+
+void register_command(std::string_view group_path, Command cmd) {
+  Command& parent = group(group_path);
+  if (Command* existing = find_child(parent, cmd.name); existing != nullptr) {
+    // A group announced by its children first: keep the children, take the rest.
+    auto kids = std::move(existing->children);
+    auto path = existing->path;
+    *existing = std::move(cmd);
+    for (auto& k : kids) {
+      existing->children.push_back(std::move(k));
+    }
+    existing->path = path;
+    return;
+  }
+  cmd.path = parent.path.empty() ? cmd.name : parent.path + " " + cmd.name;
+  parent.children.push_back(std::make_unique<Command>(std::move(cmd)));
+}
+
+void register_shortcut(std::string_view name, std::string_view target) {
+  tree().shortcuts[std::string(name)] = std::string(target);
+}
+
+void add_format_options(po::options_description& d, bool quiet, bool noheading) {
+  d.add_options()("format", po::value<std::string>(),
+                  "Change the output format to JSON or a Go template");
+  if (quiet) {
+    d.add_options()("quiet,q", po::bool_switch(), "Print only IDs");
+  }
+  if (noheading) {
+    d.add_options()("noheading,n", po::bool_switch(), "Do not print column headings");
+  }
+}
+
+int run_cli(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Context ctx;
+  po::options_description gdesc;
+  global_options(gdesc, ctx.globals);
+
+  // Global options before the command.
+  size_t i = 0;
+  std::vector<std::string> leading;
+  while (i < args.size() && !args[i].empty() && args[i][0] == '-') {
+    const auto& a = args[i];
+    if (a == "--help" || a == "-h") {
+      print_help(ctx.out, tree().root);
+      return 0;
+    }
+    if (a == "--version" || a == "-v") {
+      args.erase(args.begin() + static_cast<long>(i));
+      args.insert(args.begin() + static_cast<long>(i), "version");
+      break;
+    }
+    leading.push_back(a);
+    std::string name = a.rfind("--", 0) == 0 ? a.substr(2, a.find('=') - 2) : a.substr(1, 1);
+    const auto* o = gdesc.find_nothrow(name, false, false, a.rfind("--", 0) != 0);
+    if (o == nullptr) {
+      return engine_error(ctx.err, "unknown flag: " + a + "\n" + see_help(tree().root));
+    }
+    ++i;
+    if (o->semantic()->max_tokens() > 0 && a.find('=') == std::string::npos &&
+        !(a.rfind("--", 0) != 0 && a.size() > 2) && i < args.size()) {
+      leading.push_back(args[i++]);
+    }
+  }
+
+  // The command path.
+  Command* node = &tree().root;
+  if (i < args.size()) {
+    if (auto it = tree().shortcuts.find(args[i]); it != tree().shortcuts.end()) {
+      std::istringstream ss(it->second);
+      std::string part;
+      while (ss >> part) {
+        node = find_child(*node, part);
+        if (node == nullptr) {
+          return engine_error(ctx.err, "internal: shortcut " + args[i] + " has no target");
+        }
+      }
+      ++i;
+    }
+  }
+  while (i < args.size() && !node->children.empty() && !node->run) {
+    Command* child = find_child(*node, args[i]);
+    if (child == nullptr) {
+      if (args[i] == "--help" || args[i] == "-h" || args[i] == "help") {
+        print_help(ctx.out, *node);
+        return 0;
+      }
+      return engine_error(ctx.err, "unrecognized command `berth " +
+                                       (node->path.empty() ? "" : node->path + " ") + args[i] +
+                                       "`\nTry 'berth " +
+                                       (node->path.empty() ? "" : node->path + " ") +
+                                       "--help' for more information");
+    }
+    node = child;
+    ++i;
+  }
+  if (node == &tree().root) {
+    print_help(ctx.out, *node);
+    return args.empty() ? 0 : kExitEngineError;
+  }
+  if (!node->run) {
+    if (i < args.size() && (args[i] == "--help" || args[i] == "-h")) {
+      print_help(ctx.out, *node);
+      return 0;
+    }
+    ctx.err << "Error: missing command 'berth " << node->path << " COMMAND'\n"
+            << "Try 'berth " << node->path << " --help' for more information\n";
+    return kExitEngineError;
+  }
+
+  // The command's own options (global ones are accepted here too).
+  po::options_description cdesc;
+  if (node->options) {
+    node->options(cdesc);
+  }
+  cdesc.add_options()("help,h", po::bool_switch(), "Help for this command");
+  po::options_description all;
+  all.add(cdesc).add(gdesc);
+
+  std::vector<std::string> rest(args.begin() + static_cast<long>(i), args.end());
+  std::vector<std::string> trailing;
+  if (!node->interspersed) {
+    size_t p = first_positional(all, rest);
+    if (p < rest.size()) {
+      size_t start = rest[p] == "--" ? p + 1 : p;
+      trailing.assign(rest.begin() + static_cast<long>(start), rest.end());
+      rest.resize(p);
+    }
+  }
+  auto normalized = normalize_switches(all, rest);
+  if (!normalized) {
+    return engine_error(ctx.err, normalized.error().message());
+  }
+  std::vector<std::string> parse_args = leading;
+  parse_args.insert(parse_args.end(), normalized->begin(), normalized->end());
+  try {
+    auto style = po::command_line_style::unix_style ^ po::command_line_style::allow_guessing;
+    po::options_description hidden;
+    hidden.add_options()("__args", po::value<std::vector<std::string>>());
+    all.add(hidden);
+    po::positional_options_description pd;
+    pd.add("__args", -1);
+    auto parsed =
+        po::command_line_parser(parse_args).options(all).positional(pd).style(style).run();
+    po::store(parsed, ctx.vm);
+    po::notify(ctx.vm);
+    if (ctx.vm.count("__args") != 0) {
+      ctx.args = ctx.vm["__args"].as<std::vector<std::string>>();
+    }
+  } catch (const po::error& e) {
+    return engine_error(ctx.err, unknown_option_message(e) + "\n" + see_help(*node));
+  }
+  ctx.args.insert(ctx.args.end(), trailing.begin(), trailing.end());
+  if (ctx.vm.count("help") != 0 && ctx.vm["help"].as<bool>()) {
+    print_help(ctx.out, *node);
+    return 0;
+  }
+  if (ctx.args.size() < node->min_args || ctx.args.size() > node->max_args) {
+    std::string want;
+    if (node->min_args == node->max_args) {
+      want = "accepts " + std::to_string(node->min_args) + " arg(s)";
+    } else if (ctx.args.size() < node->min_args) {
+      want = "requires at least " + std::to_string(node->min_args) + " arg(s)";
+    } else {
+      want = "accepts at most " + std::to_string(node->max_args) + " arg(s)";
+    }
+    return engine_error(ctx.err, "`berth " + node->path + "` " + want + ", received " +
+                                     std::to_string(ctx.args.size()) + "\n" + see_help(*node));
+  }
+  if (auto r = util::init_logging(ctx.globals.log_level); !r) {
+    return engine_error(ctx.err, r.error().message());
+  }
+  ctx.command = node;
+  auto rc = node->run(ctx);
+  ctx.out.flush();
+  if (!rc) {
+    ctx.err << "Error: " << rc.error().message() << "\n";
+    return kExitEngineError;
+  }
+  return *rc;
+}
+
+}  // namespace berth::cli
