@@ -12,6 +12,10 @@
 
 #include "berth/sdk/result.hpp"
 
+namespace berth::engine {
+class Engine;
+}
+
 namespace berth::cli {
 
 namespace po = boost::program_options;
@@ -75,6 +79,12 @@ class Context {
   }
   // Writes text to stdout (adding nothing).
   void print(std::string_view text) { out << text; }
+
+  // The engine over the store the global flags name, opened on first use.
+  Result<engine::Engine*> engine();
+
+ private:
+  std::shared_ptr<engine::Engine> engine_;
 };
 
 // Registers `cmd` under the group path ("" for the top level, "container", "image", ...).

@@ -1,6 +1,5 @@
 // berth version
-#include <sys/utsname.h>
-
+#include "berth/engine/info.hpp"
 #include "command.hpp"
 #include "output.hpp"
 
@@ -8,21 +7,9 @@ namespace berth::cli {
 namespace {
 
 nlohmann::json version_json() {
-  struct utsname u {};
-  ::uname(&u);
-  std::string arch = u.machine;
-  if (arch == "x86_64") {
-    arch = "amd64";
-  } else if (arch == "aarch64") {
-    arch = "arm64";
-  }
-  return {{"Client",
-           {{"APIVersion", "1.41"},
-            {"Version", BERTH_VERSION},
-            {"CompilerVersion", "GCC " __VERSION__},
-            {"GitCommit", BERTH_GIT_COMMIT},
-            {"OsArch", "linux/" + arch},
-            {"Os", "linux"}}}};
+  auto client = engine::version_info();
+  client["GitCommit"] = BERTH_GIT_COMMIT;
+  return {{"Client", client}};
 }
 
 Result<int> run_version(Context& ctx) {
