@@ -109,7 +109,7 @@ bool Registry::admit(PluginInfo info) {
     if (auto it = names_.find(k); it != names_.end()) {
       const auto& first = plugins_[it->second];
       refusals_.push_back(
-          {info.file, "duplicate " + info.kind + " plugin '" + k.substr(k.find('/') + 1) +
+          {info.file, "plugin " + info.file.string() + ": duplicate " + info.kind + " plugin '" + k.substr(k.find('/') + 1) +
                           "': already provided by " +
                           (first.builtin ? std::string("the built-in driver") : first.file.string()) +
                           "; remove one of them"});
@@ -179,7 +179,8 @@ void Registry::add_builtin(PluginInfo info, BuiltinFactory factory) {
   if (auto it = names_.find(k); it != names_.end()) {
     // A plugin file overrides nothing built in: keep the built-in, refuse the file.
     auto file = plugins_[it->second].file;
-    refusals_.push_back({file, "duplicate " + info.kind + " plugin '" + info.name +
+    refusals_.push_back({file, "plugin " + file.string() + ": duplicate " + info.kind +
+                                   " plugin '" + info.name +
                                    "': berth has a built-in driver of that name; rename the plugin"});
     plugins_.erase(plugins_.begin() + static_cast<long>(it->second));
     names_.clear();

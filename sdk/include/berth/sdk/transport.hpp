@@ -32,10 +32,12 @@ struct Credentials {
 };
 
 struct TransportOptions {
-  bool tls_verify = true;
-  std::string cert_dir;
+  bool tls_verify = true;        // false, or a registry configured insecure: plain HTTP allowed
+  std::string cert_dir;          // certs.d-style directory: *.crt CAs, *.cert + *.key client
   std::optional<Credentials> credentials;
   std::string user_agent = "berth";
+  int timeout_seconds = 0;       // 0: the transport's default; stalls are errors, not hangs
+  int retries = 3;               // on 429, 5xx and broken connections, with back-off
 };
 
 class BERTH_EXPORT ImageSource {
@@ -43,16 +45,28 @@ class BERTH_EXPORT ImageSource {
   virtual ~ImageSource() = default;
   // The manifest for the reference, or for `digest` when given (an index entry).
   virtual Result<Manifest> manifest(const std::string& digest) = 0;
-  // A stream of the blob's bytes starting at `offset` (resumable downloads).
-  virtual Result<UniqueFd> blob(const BlobInfo& blob, int64_t offset) = 0;
+  // Writes the blob's bytes from `offset` on to `out_fd` (a pipe the core's copy pipeline reads,
+  // or a file); returns the number of bytes written. The transport resumes broken downloads
+  // itself (Range) and starts no threads: the core calls this from its own worker.
+  virtual Result<int64_t> fetch_blob(const BlobInfo& blob, int64_t offset, int out_fd) = 0;
   virtual Result<std::vector<std::string>> signatures(const std::string& manifest_digest) = 0;
+  // The repository's tags (for --all-tags).
+  virtual Result<std::vector<std::string>> tags() {
+    return fail(Errc::NotSupported, "listing tags is not supported by this transport");
+  }
 };
 
 class BERTH_EXPORT ImageDestination {
  public:
   virtual ~ImageDestination() = default;
   virtual Result<bool> has_blob(const BlobInfo& blob) = 0;
+  // Reads the blob from `fd` until EOF; blob.digest and blob.size are known beforehand.
   virtual Result<void> put_blob(const BlobInfo& blob, int fd) = 0;
+  // Asks the destination to reuse a blob it holds in `from_repository` (cross-repository mount);
+  // false when it could not, and the blob must be uploaded.
+  virtual Result<bool> mount_blob(const BlobInfo& /*blob*/, const std::string& /*from_repository*/) {
+    return false;
+  }
   virtual Result<void> put_manifest(const Manifest& manifest, const std::string& tag) = 0;
   virtual Result<void> put_signatures(const std::string& manifest_digest,
                                       const std::vector<std::string>& signatures) = 0;
@@ -68,6 +82,22 @@ class BERTH_EXPORT Transport {
                                                            const TransportOptions& opts) = 0;
   virtual Result<std::unique_ptr<ImageDestination>> open_destination(
       const std::string& reference, const TransportOptions& opts) = 0;
+  // Checks that the registry answers and the credentials work (`berth login`).
+  virtual Result<void> check_login(const std::string& registry, const TransportOptions& opts) {
+    (void)registry;
+    (void)opts;
+    return fail(Errc::NotSupported, name() + ": login is not supported");
+  }
+  // Repository names matching `term` (`berth search`), from the registry's catalog.
+  virtual Result<std::vector<std::string>> search(const std::string& registry,
+                                                  const std::string& term, int limit,
+                                                  const TransportOptions& opts) {
+    (void)registry;
+    (void)term;
+    (void)limit;
+    (void)opts;
+    return fail(Errc::NotSupported, name() + ": search is not supported");
+  }
 };
 using TransportPtr = std::unique_ptr<Transport>;
 using TransportFactory = Result<TransportPtr>(const PluginContext&);

@@ -1,0 +1,426 @@
+// config.json from image config + run flags, with Podman's defaults.
+#include "berth/spec/spec_builder.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace berth::spec {
+namespace {
+
+using nlohmann::json;
+
+struct RlimitName {
+  const char* flag;
+  const char* oci;
+  int resource;
+};
+
+constexpr RlimitName kRlimits[] = {
+    {"as", "RLIMIT_AS", RLIMIT_AS},
+    {"core", "RLIMIT_CORE", RLIMIT_CORE},
+    {"cpu", "RLIMIT_CPU", RLIMIT_CPU},
+    {"data", "RLIMIT_DATA", RLIMIT_DATA},
+    {"fsize", "RLIMIT_FSIZE", RLIMIT_FSIZE},
+    {"locks", "RLIMIT_LOCKS", RLIMIT_LOCKS},
+    {"memlock", "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+    {"msgqueue", "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+    {"nice", "RLIMIT_NICE", RLIMIT_NICE},
+    {"nofile", "RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"nproc", "RLIMIT_NPROC", RLIMIT_NPROC},
+    {"rss", "RLIMIT_RSS", RLIMIT_RSS},
+    {"rtprio", "RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+    {"rttime", "RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"sigpending", "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+    {"stack", "RLIMIT_STACK", RLIMIT_STACK},
+};
+
+// Podman's defaults for rootful containers (pkg/specgen/generate: nofile 1048576, nproc
+// 4194304), clamped to what this process may grant.
+constexpr uint64_t kDefaultNofile = 1048576;
+constexpr uint64_t kDefaultNproc = 4194304;
+
+std::optional<uint64_t> parse_limit_value(const std::string& s) {
+  if (s == "-1" || s == "unlimited") {
+    return RLIM_INFINITY;
+  }
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+uint64_t hard_limit(int resource) {
+  rlimit rl{};
+  if (::getrlimit(resource, &rl) != 0) {
+    return RLIM_INFINITY;
+  }
+  return rl.rlim_max;
+}
+
+Rlimit clamped(const RlimitName& name, uint64_t soft, uint64_t hard) {
+  const uint64_t max = hard_limit(name.resource);
+  return {name.oci, std::min(soft, max), std::min(hard, max)};
+}
+
+std::string env_key(const std::string& kv) {
+  return kv.substr(0, kv.find('='));
+}
+
+bool has_env(const std::vector<std::string>& env, const std::string& key) {
+  return std::any_of(env.begin(), env.end(),
+                     [&](const std::string& kv) { return env_key(kv) == key; });
+}
+
+std::string cap_name(std::string c) {
+  std::transform(c.begin(), c.end(), c.begin(), [](unsigned char ch) { return std::toupper(ch); });
+  if (c != "ALL" && c.rfind("CAP_", 0) != 0) {
+    c = "CAP_" + c;
+  }
+  return c;
+}
+
+Result<std::vector<std::string>> capability_set(const SpecOptions& o) {
+  const auto& all = all_capabilities();
+  auto known = [&](const std::string& c) {
+    return std::find(all.begin(), all.end(), c) != all.end();
+  };
+  if (o.privileged) {
+    return all;
+  }
+  std::vector<std::string> drops;
+  std::vector<std::string> adds;
+  for (const auto& c : o.cap_drop) {
+    drops.push_back(cap_name(c));
+  }
+  for (const auto& c : o.cap_add) {
+    adds.push_back(cap_name(c));
+  }
+  for (const auto& c : drops) {
+    if (c != "ALL" && !known(c)) {
+      return fail(Errc::InvalidArgument, "--cap-drop: unknown capability '" + c + "'");
+    }
+  }
+  for (const auto& c : adds) {
+    if (c != "ALL" && !known(c)) {
+      return fail(Errc::InvalidArgument, "--cap-add: unknown capability '" + c + "'");
+    }
+  }
+  std::vector<std::string> caps;
+  if (std::find(adds.begin(), adds.end(), "ALL") != adds.end()) {
+    caps = all;
+  } else if (std::find(drops.begin(), drops.end(), "ALL") == drops.end()) {
+    caps = default_capabilities();
+  }
+  for (const auto& c : adds) {
+    if (c != "ALL" && std::find(caps.begin(), caps.end(), c) == caps.end()) {
+      caps.push_back(c);
+    }
+  }
+  // Drops win over defaults, explicit adds win over "--cap-drop ALL" (Podman's order).
+  std::erase_if(caps, [&](const std::string& c) {
+    bool dropped = std::find(drops.begin(), drops.end(), c) != drops.end();
+    bool added = std::find(adds.begin(), adds.end(), c) != adds.end();
+    return dropped && !added;
+  });
+  return caps;
+}
+
+json mount(const char* dst, const char* type, const char* src, std::vector<std::string> options) {
+  return json{{"destination", dst}, {"type", type}, {"source", src}, {"options", options}};
+}
+
+json default_mounts(const SpecOptions& o) {
+  const char* sys_ro = o.privileged ? "rw" : "ro";
+  json mounts = json::array();
+  mounts.push_back(mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
+  mounts.push_back(
+      mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
+  mounts.push_back(
+      mount("/dev/pts", "devpts", "devpts",
+            {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
+  mounts.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
+  mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", sys_ro}));
+  mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
+                         {"nosuid", "noexec", "nodev", "relatime", sys_ro}));
+  mounts.push_back(
+      mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
+  return mounts;
+}
+
+json namespaces(const SpecOptions& o) {
+  json out = json::array();
+  auto add = [&](const char* type, const NamespaceMode& m) {
+    if (m.kind == NamespaceMode::Kind::Host) {
+      return;
+    }
+    json ns{{"type", type}};
+    if (m.kind == NamespaceMode::Kind::Path) {
+      ns["path"] = m.path;
+    }
+    out.push_back(std::move(ns));
+  };
+  add("pid", o.pid);
+  add("network", o.network);
+  add("ipc", o.ipc);
+  add("uts", o.uts);
+  out.push_back({{"type", "mount"}});
+  add("cgroup", o.cgroup);
+  return out;
+}
+
+Result<std::vector<std::string>> command(const ImageConfig& image, const SpecOptions& o) {
+  std::vector<std::string> args;
+  if (o.entrypoint) {
+    args = *o.entrypoint;
+    if (o.args) {
+      args.insert(args.end(), o.args->begin(), o.args->end());
+    }
+  } else {
+    args = image.entrypoint;
+    const auto& cmd = o.args ? *o.args : image.cmd;
+    args.insert(args.end(), cmd.begin(), cmd.end());
+  }
+  if (args.empty()) {
+    return fail(Errc::InvalidArgument,
+                "no command specified: the image has no Entrypoint or Cmd (give a command after "
+                "the image name)");
+  }
+  return args;
+}
+
+Result<json> rlimits(const SpecOptions& o) {
+  std::vector<Rlimit> limits = {clamped(kRlimits[9], kDefaultNofile, kDefaultNofile),
+                                clamped(kRlimits[10], kDefaultNproc, kDefaultNproc)};
+  for (const auto& u : o.ulimits) {
+    BERTH_TRY(Rlimit r, parse_ulimit(u));
+    auto it = std::find_if(limits.begin(), limits.end(),
+                           [&](const Rlimit& l) { return l.type == r.type; });
+    if (it != limits.end()) {
+      *it = r;
+    } else {
+      limits.push_back(r);
+    }
+  }
+  json out = json::array();
+  for (const auto& l : limits) {
+    out.push_back({{"type", l.type}, {"soft", l.soft}, {"hard", l.hard}});
+  }
+  return out;
+}
+
+Result<json> process(const ImageConfig& image, const SpecOptions& o,
+                     const std::vector<std::string>& caps) {
+  BERTH_TRY(auto args, command(image, o));
+  const std::string user_spec = o.user.empty() ? image.user : o.user;
+  BERTH_TRY(ResolvedUser user, resolve_user(o.rootfs, user_spec));
+  if (!o.init_path.empty()) {
+    args.insert(args.begin(), {kInitPath, "--"});
+  }
+  std::vector<std::string> base = {kDefaultPath, "container=berth"};
+  if (o.tty) {
+    base.push_back("TERM=xterm");
+  }
+  std::vector<std::string> env = merge_env(merge_env(base, image.env), o.env);
+  if (!has_env(env, "HOME")) {
+    env.push_back("HOME=" + user.home);
+  }
+  if (!has_env(env, "HOSTNAME") && !o.hostname.empty()) {
+    env.push_back("HOSTNAME=" + o.hostname);
+  }
+  std::string cwd = !o.workdir.empty() ? o.workdir : image.working_dir;
+  if (cwd.empty()) {
+    cwd.assign(1, '/');  // not = "/": GCC 12 -Wrestrict false positive
+  }
+  if (cwd.front() != '/') {
+    return fail(Errc::InvalidArgument, "working directory '" + cwd + "' must be absolute");
+  }
+  // Like Podman >= 4: a non-root user gets only the explicitly added capabilities in its
+  // effective and permitted sets; the bounding set stays.
+  std::vector<std::string> effective = caps;
+  if (user.uid != 0 && !o.privileged) {
+    effective.clear();
+    for (const auto& c : o.cap_add) {
+      std::string name = cap_name(c);
+      if (std::find(caps.begin(), caps.end(), name) != caps.end()) {
+        effective.push_back(name);
+      }
+    }
+  }
+  json p{{"terminal", o.tty},
+         {"user", {{"uid", user.uid}, {"gid", user.gid}}},
+         {"args", args},
+         {"env", env},
+         {"cwd", cwd},
+         {"capabilities",
+          {{"bounding", caps},
+           {"effective", effective},
+           {"permitted", effective},
+           {"inheritable", json::array()},
+           {"ambient", json::array()}}},
+         {"noNewPrivileges", o.no_new_privileges}};
+  if (!user.additional_gids.empty()) {
+    p["user"]["additionalGids"] = user.additional_gids;
+  }
+  BERTH_TRY(p["rlimits"], rlimits(o));
+  if (o.oom_score_adj) {
+    if (*o.oom_score_adj < -1000 || *o.oom_score_adj > 1000) {
+      return fail(Errc::InvalidArgument, "--oom-score-adj must be within [-1000, 1000]");
+    }
+    p["oomScoreAdj"] = *o.oom_score_adj;
+  }
+  return p;
+}
+
+Result<json> linux_section(const SpecOptions& o, const std::vector<std::string>& caps) {
+  json l{{"namespaces", namespaces(o)}, {"cgroupsPath", o.cgroup_parent + "/" + o.id}};
+  json resources = o.resources.is_object() ? o.resources : json::object();
+  if (!o.privileged && !resources.contains("devices")) {
+    resources["devices"] = json::array({{{"allow", false}, {"access", "rwm"}}});
+  }
+  l["resources"] = resources;
+  if (!o.sysctls.empty()) {
+    l["sysctl"] = o.sysctls;
+  }
+  if (!o.privileged) {
+    l["maskedPaths"] = default_masked_paths();
+    l["readonlyPaths"] = default_readonly_paths();
+    if (!o.seccomp_unconfined) {
+      BERTH_TRY(l["seccomp"],
+                seccomp_for_spec(o.seccomp_profile ? *o.seccomp_profile : default_seccomp_profile(),
+                                 caps));
+    }
+  }
+  return l;
+}
+
+}  // namespace
+
+Result<ImageConfig> parse_image_config(const nlohmann::json& config) {
+  ImageConfig out;
+  if (config.is_null()) {
+    return out;
+  }
+  try {
+    auto strings = [&](const char* key) {
+      std::vector<std::string> v;
+      if (config.contains(key) && config[key].is_array()) {
+        v = config[key].get<std::vector<std::string>>();
+      }
+      return v;
+    };
+    out.env = strings("Env");
+    out.entrypoint = strings("Entrypoint");
+    out.cmd = strings("Cmd");
+    out.working_dir = config.value("WorkingDir", "");
+    out.user = config.value("User", "");
+    out.stop_signal = config.value("StopSignal", "");
+    if (config.contains("Labels") && config["Labels"].is_object()) {
+      out.labels = config["Labels"].get<std::map<std::string, std::string>>();
+    }
+  } catch (const json::exception& e) {
+    return fail(Errc::Corrupt, std::string("image config: ") + e.what());
+  }
+  return out;
+}
+
+Result<Rlimit> parse_ulimit(const std::string& ulimit) {
+  auto eq = ulimit.find('=');
+  if (eq == std::string::npos) {
+    return fail(Errc::InvalidArgument,
+                "ulimit '" + ulimit + "': expected TYPE=SOFT[:HARD], e.g. nofile=1024:1024");
+  }
+  const std::string type = ulimit.substr(0, eq);
+  const std::string values = ulimit.substr(eq + 1);
+  const RlimitName* name = nullptr;
+  for (const auto& n : kRlimits) {
+    if (type == n.flag || type == n.oci) {
+      name = &n;
+    }
+  }
+  if (!name) {
+    return fail(Errc::InvalidArgument, "ulimit '" + ulimit + "': unknown type '" + type + "'");
+  }
+  auto colon = values.find(':');
+  auto soft = parse_limit_value(values.substr(0, colon));
+  auto hard = colon == std::string::npos ? soft : parse_limit_value(values.substr(colon + 1));
+  if (!soft || !hard) {
+    return fail(Errc::InvalidArgument, "ulimit '" + ulimit + "': values must be numbers or -1");
+  }
+  if (*soft > *hard) {
+    return fail(Errc::InvalidArgument,
+                "ulimit '" + ulimit + "': the soft limit is above the hard limit");
+  }
+  return clamped(*name, *soft, *hard);
+}
+
+std::vector<std::string> merge_env(const std::vector<std::string>& base,
+                                   const std::vector<std::string>& overrides) {
+  std::vector<std::string> out = base;
+  for (const auto& kv : overrides) {
+    const std::string key = env_key(kv);
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const std::string& e) { return env_key(e) == key; });
+    if (it != out.end()) {
+      *it = kv;
+    } else {
+      out.push_back(kv);
+    }
+  }
+  return out;
+}
+
+Result<nlohmann::json> build_spec(const ImageConfig& image, const SpecOptions& o) {
+  if (o.rootfs.empty() || o.rootfs.front() != '/') {
+    return fail(Errc::InvalidArgument, "spec: the rootfs path must be absolute");
+  }
+  BERTH_TRY(auto caps, capability_set(o));
+  json spec{{"ociVersion", "1.0.2"}, {"root", {{"path", o.rootfs}, {"readonly", o.read_only}}}};
+  BERTH_TRY(spec["process"], process(image, o, caps));
+  spec["hostname"] = !o.hostname.empty() ? o.hostname : o.id.substr(0, 12);
+  if (!o.domainname.empty()) {
+    spec["domainname"] = o.domainname;
+  }
+  json mounts = default_mounts(o);
+  for (const auto& b : o.mounts) {
+    if (b.destination.empty() || b.destination.front() != '/') {
+      return fail(Errc::InvalidArgument,
+                  "mount destination '" + b.destination + "' must be an absolute path");
+    }
+    std::vector<std::string> opts = b.options;
+    if (std::find(opts.begin(), opts.end(), "bind") == opts.end() &&
+        std::find(opts.begin(), opts.end(), "rbind") == opts.end()) {
+      opts.insert(opts.begin(), "rbind");
+    }
+    mounts.push_back(json{
+        {"destination", b.destination}, {"type", "bind"}, {"source", b.source}, {"options", opts}});
+  }
+  if (!o.init_path.empty()) {
+    mounts.push_back(json{{"destination", kInitPath},
+                          {"type", "bind"},
+                          {"source", o.init_path},
+                          {"options", {"bind", "ro", "nosuid", "nodev"}}});
+  }
+  spec["mounts"] = std::move(mounts);
+  json annotations = json::object();
+  for (const auto& [k, v] : image.labels) {
+    annotations[k] = v;
+  }
+  for (const auto& [k, v] : o.labels) {
+    annotations[k] = v;
+  }
+  for (const auto& [k, v] : o.annotations) {
+    annotations[k] = v;
+  }
+  if (!image.stop_signal.empty()) {
+    annotations["org.opencontainers.image.stopSignal"] = image.stop_signal;
+  }
+  spec["annotations"] = std::move(annotations);
+  BERTH_TRY(spec["linux"], linux_section(o, caps));
+  return spec;
+}
+
+}  // namespace berth::spec

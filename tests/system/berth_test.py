@@ -1,0 +1,69 @@
+"""Shared fixture for berth's end-to-end tests: each test class gets its own store (--root,
+--runroot under a temporary directory) and runs the built binary as a user would."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+BERTH = os.environ.get("BERTH_BIN", "berth")
+BUILD_DIR = os.environ.get("BERTH_BUILD_DIR", "")
+PLUGIN_DIR = os.path.join(BUILD_DIR, "lib", "berth", "plugins") if BUILD_DIR else ""
+
+
+class Result:
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def __repr__(self):
+        return f"rc={self.rc}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+
+
+class BerthTestCase(unittest.TestCase):
+    storage_driver = "vfs"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="berth-systest-")
+        cls.root = os.path.join(cls.tmp, "root")
+        cls.runroot = os.path.join(cls.tmp, "runroot")
+        # No host config leaks into the test: an empty containers.conf and storage.conf.
+        cls.env = dict(os.environ)
+        empty = os.path.join(cls.tmp, "empty.conf")
+        open(empty, "w").close()
+        cls.env["CONTAINERS_CONF"] = empty
+        cls.env["CONTAINERS_STORAGE_CONF"] = empty
+        cls.env["CONTAINERS_REGISTRIES_CONF"] = empty
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run([BERTH, "--root", cls.root, "--runroot", cls.runroot, "--storage-driver",
+                        cls.storage_driver, "rm", "-af"], capture_output=True, env=cls.env)
+        subprocess.run(["umount", "-R", cls.tmp], capture_output=True)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def berth(self, *args, input=None, env=None, check=False, timeout=120, store=True):
+        cmd = [BERTH]
+        if store:
+            cmd += ["--root", self.root, "--runroot", self.runroot]
+            if self.storage_driver:
+                cmd += ["--storage-driver", self.storage_driver]
+        cmd += list(args)
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, env=e,
+                              timeout=timeout)
+        r = Result(proc)
+        if check and r.rc != 0:
+            self.fail(f"{' '.join(cmd)} failed:\n{r}")
+        return r
+
+    def ok(self, *args, **kw):
+        return self.berth(*args, check=True, **kw)
+
+    def json(self, *args, **kw):
+        return json.loads(self.ok(*args, **kw).out)
