@@ -127,6 +127,20 @@ class TreeWriter {
         archive_write_open_fd(a_.get(), out_fd) != ARCHIVE_OK) {
       return fail(Errc::Internal, "write tar of " + root_ + ": " + error());
     }
+    if (wf_ == WhiteoutFormat::Overlay) {
+      // The tree root itself may be opaque (a layer that replaced "/" wholesale).
+      BERTH_TRY(auto xattrs, read_xattrs(root_));
+      for (const auto& [name, value] : xattrs) {
+        if (is_overlay_xattr(name) && name.ends_with(".overlay.opaque") && value == "y") {
+          struct stat st;
+          if (::lstat(root_.c_str(), &st) != 0) {
+            return fail_errno("stat", root_);
+          }
+          BERTH_TRYV(marker(".wh..wh..opq", st));
+          break;
+        }
+      }
+    }
     BERTH_TRYV(dir(root_, ""));
     if (archive_write_close(a_.get()) != ARCHIVE_OK) {
       return fail(Errc::Internal, "write tar of " + root_ + ": " + error());

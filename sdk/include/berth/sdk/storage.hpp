@@ -64,17 +64,24 @@ class BERTH_EXPORT StorageDriver {
   virtual ProbeResult probe() = 0;
   virtual WhiteoutFormat whiteout_format() const = 0;
 
-  // Makes an empty layer `id` on top of `parent` ("" for a base layer). AlreadyExists if present.
+  // Makes an empty layer `id` on top of `parent` ("" for a base layer). AlreadyExists if present;
+  // NotFound for an unknown parent.
   virtual Result<void> create(const std::string& id, const std::string& parent,
                               const CreateOptions& opts) = 0;
-  // Removes the layer. Removing an unknown id succeeds (idempotent).
+  // Removes the layer. Removing an unknown id succeeds (idempotent). Removing a mounted layer is
+  // Busy. A driver may refuse to remove a layer that has children (Conflict, both untouched); if it
+  // removes it, every child must stay whole. The core removes children first.
   virtual Result<void> remove(const std::string& id) = 0;
   virtual bool exists(const std::string& id) = 0;
 
-  // Mounts the layer with its parents and returns the root path. Mounts are counted: n mounts need
-  // n unmounts. NotFound for an unknown id.
+  // Mounts the layer with its parents and returns the root path. Mounts are counted (also across
+  // processes): n mounts need n unmounts, and every mount returns the same path while mounted.
+  // NotFound for an unknown id.
   virtual Result<std::string> mount(const std::string& id, const MountOptions& opts) = 0;
+  // Unmounting a layer that is not mounted succeeds and changes nothing (the count never goes below
+  // zero). NotFound for an unknown id.
   virtual Result<void> unmount(const std::string& id) = 0;
+  // NotFound for an unknown id (as for apply_diff, usage, diff and changes).
   // The layer's own directory (its upper dir), where apply_diff writes.
   virtual Result<std::string> layer_path(const std::string& id) = 0;
 
