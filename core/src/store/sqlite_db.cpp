@@ -1,0 +1,111 @@
+#include "sqlite_db.hpp"
+
+namespace berth::store {
+
+namespace {
+Errc code_of(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Errc::Busy;
+    case SQLITE_CONSTRAINT:
+      return Errc::Conflict;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Errc::Corrupt;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return Errc::PermissionDenied;
+    case SQLITE_CANTOPEN:
+      return Errc::NotFound;
+    default:
+      return Errc::Internal;
+  }
+}
+}  // namespace
+
+Result<bool> Stmt::step() {
+  int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) {
+    return true;
+  }
+  if (rc == SQLITE_DONE) {
+    return false;
+  }
+  return fail(db_->error("sqlite step"));
+}
+
+Result<void> Stmt::run() {
+  for (;;) {
+    BERTH_TRY(bool row, step());
+    if (!row) {
+      return {};
+    }
+  }
+}
+
+Error Db::error(std::string_view op) const {
+  int rc = sqlite3_extended_errcode(db_);
+  std::string msg = std::string(op) + " on " + path_ + ": " + sqlite3_errmsg(db_);
+  if ((rc & 0xff) == SQLITE_BUSY) {
+    msg += " (another berth process holds the store; retry, or look for a hung berth process)";
+  }
+  return Error(code_of(rc), std::move(msg));
+}
+
+Result<Db> Db::open(const std::string& path, bool read_only) {
+  Db db;
+  db.path_ = path;
+  int flags = SQLITE_OPEN_FULLMUTEX |
+              (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int rc = sqlite3_open_v2(path.c_str(), &db.db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    Error e = db.db_ ? db.error("open database")
+                     : Error(Errc::Internal, "open database " + path + ": out of memory");
+    return fail(std::move(e));
+  }
+  sqlite3_busy_timeout(db.db_, 30000);
+  sqlite3_extended_result_codes(db.db_, 1);
+  return db;
+}
+
+Result<Stmt> Db::prepare(std::string_view sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &s, nullptr) != SQLITE_OK) {
+    return fail(error("prepare \"" + std::string(sql.substr(0, 60)) + "\""));
+  }
+  return Stmt(this, s);
+}
+
+Result<void> Db::exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    sqlite3_free(err);
+    return fail(error("exec \"" + sql.substr(0, 60) + "\""));
+  }
+  return {};
+}
+
+Result<WriteTx> WriteTx::begin(Db& db) {
+  BERTH_TRYV(db.exec("BEGIN IMMEDIATE"));
+  return WriteTx(&db);
+}
+
+WriteTx::~WriteTx() {
+  if (db_ != nullptr) {
+    (void)db_->exec("ROLLBACK");
+  }
+}
+
+Result<void> WriteTx::commit() {
+  Db* db = db_;
+  db_ = nullptr;
+  auto r = db->exec("COMMIT");
+  if (!r) {
+    (void)db->exec("ROLLBACK");
+  }
+  return r;
+}
+
+}  // namespace berth::store
