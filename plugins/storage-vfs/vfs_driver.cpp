@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <map>
 #include <memory>
 #include <system_error>
@@ -227,9 +226,9 @@ Result<sdk::StorageDriverPtr> VfsDriver::make(const sdk::PluginContext& ctx) {
     return fail(Errc::InvalidArgument,
                 "vfs: the driver needs a home and a run root (graphroot and runroot)");
   }
-  auto d = std::unique_ptr<VfsDriver>(new VfsDriver(ctx.home, ctx.run_root));
-  for (const fs::path& p : {d->home_ / "dir", d->home_ / "parents", d->home_ / "staging",
-                            d->run_root_ / "vfs-mounts"}) {
+  BERTH_TRY(auto counter, sdk::MountCounter::open(fs::path(ctx.run_root) / "vfs-mounts", "vfs"));
+  auto d = std::unique_ptr<VfsDriver>(new VfsDriver(ctx.home, std::move(counter)));
+  for (const fs::path& p : {d->home_ / "dir", d->home_ / "parents", d->home_ / "staging"}) {
     BERTH_TRYV(make_dir(p));
   }
   clean_staging(d->home_);
@@ -324,8 +323,8 @@ Result<void> VfsDriver::remove(const std::string& id) {
   BERTH_TRYV(check_id(id));
   if (exists(id)) {
     // Under the mount-count lock, so that no mount slips in between the check and the rename.
-    BERTH_TRY(UniqueFd lock, lock_mounts(id));
-    BERTH_TRY(long mounts, read_mounts(lock.get(), id));
+    BERTH_TRY(auto lock, counter_.lock(id));
+    const long mounts = lock.value();
     if (mounts > 0) {
       return fail(Errc::Busy, "vfs: layer " + id + " is mounted " + std::to_string(mounts) +
                                   " time(s); unmount it (stop its containers) before removing");
@@ -337,10 +336,8 @@ Result<void> VfsDriver::remove(const std::string& id) {
       return fail_errno("vfs: move layer " + id + " to", target.string());
     }
     // A mount waiting for the lock finds the layer gone and reports NotFound.
-    if (::unlink(count_file(id).c_str()) != 0 && errno != ENOENT) {
-      return fail_errno("vfs: remove", count_file(id).string());
-    }
-    lock.reset();
+    BERTH_TRYV(lock.remove());
+    lock.unlock();
     BERTH_TRYV(remove_tree(trash->path()));
     trash->release();
   }
@@ -350,46 +347,12 @@ Result<void> VfsDriver::remove(const std::string& id) {
   return {};
 }
 
-Result<UniqueFd> VfsDriver::lock_mounts(const std::string& id) {
-  const fs::path p = count_file(id);
-  UniqueFd fd(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd) {
-    return fail_errno("vfs: open mount count", p.string());
-  }
-  while (::flock(fd.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      return fail_errno("vfs: lock mount count", p.string());
-    }
-  }
-  return fd;
-}
-
-Result<long> VfsDriver::read_mounts(int fd, const std::string& id) {
-  char buf[32] = {};
-  ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-  if (n < 0) {
-    return fail_errno("vfs: read mount count", count_file(id).string());
-  }
-  long count = 0;
-  if (n > 0 && std::from_chars(buf, buf + n, count).ec != std::errc()) {
-    return fail(Errc::Corrupt, "vfs: mount count " + count_file(id).string() +
-                                   " is unreadable; delete it if no container uses layer " + id);
-  }
-  return count;
-}
-
 Result<long> VfsDriver::add_mounts(const std::string& id, long delta) {
   BERTH_TRYV(require(id));
-  BERTH_TRY(UniqueFd lock, lock_mounts(id));
+  BERTH_TRY(auto lock, counter_.lock(id));
   BERTH_TRYV(require(id));  // again under the lock: a remove may have won the race
-  BERTH_TRY(long count, read_mounts(lock.get(), id));
-  count = std::max(0L, count + delta);
-  const std::string text = std::to_string(count);
-  if (::pwrite(lock.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()) ||
-      ::ftruncate(lock.get(), static_cast<off_t>(text.size())) != 0) {
-    return fail_errno("vfs: write mount count", count_file(id).string());
-  }
-  return count;
+  BERTH_TRYV(lock.set(lock.value() + delta));
+  return lock.value();
 }
 
 Result<std::string> VfsDriver::mount(const std::string& id, const sdk::MountOptions& /*opts*/) {

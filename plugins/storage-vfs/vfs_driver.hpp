@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "berth/sdk/mount_counter.hpp"
 #include "berth/sdk/storage.hpp"
 
 namespace berth::storage_vfs {
@@ -44,25 +45,19 @@ class VfsDriver final : public sdk::StorageDriver {
   std::vector<std::pair<std::string, std::string>> status() override;
 
  private:
-  VfsDriver(std::filesystem::path home, std::filesystem::path run_root)
-      : home_(std::move(home)), run_root_(std::move(run_root)) {}
+  VfsDriver(std::filesystem::path home, sdk::MountCounter counter)
+      : home_(std::move(home)), counter_(std::move(counter)) {}
 
   std::filesystem::path layer_dir(const std::string& id) const { return home_ / "dir" / id; }
   std::filesystem::path parent_file(const std::string& id) const { return home_ / "parents" / id; }
-  std::filesystem::path count_file(const std::string& id) const {
-    return run_root_ / "vfs-mounts" / id;
-  }
   Result<void> require(const std::string& id);
-  // The mount count file of `id`, flock-ed exclusively for as long as the fd lives.
-  Result<UniqueFd> lock_mounts(const std::string& id);
-  Result<long> read_mounts(int fd, const std::string& id);
   // Adds `delta` to the mount count of an existing layer (never below 0); returns the new count.
   Result<long> add_mounts(const std::string& id, long delta);
   // The tree `parent` as seen by `id`'s diff: the parent's directory, or an empty one.
   Result<std::filesystem::path> base_of(const std::string& id, const std::string& parent);
 
   std::filesystem::path home_;
-  std::filesystem::path run_root_;
+  sdk::MountCounter counter_;  // <run_root>/vfs-mounts/<id>
 };
 
 }  // namespace berth::storage_vfs

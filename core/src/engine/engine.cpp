@@ -118,4 +118,18 @@ Result<sdk::StorageDriver*> Engine::storage() {
   return storage_.get();
 }
 
+Result<store::Store*> Engine::store(bool read_only) {
+  if (store_) {
+    return store_.get();
+  }
+  BERTH_TRY(auto* driver, storage());
+  store::StoreOptions opts;
+  opts.graph_root = graphroot();
+  opts.run_root = runroot();
+  opts.read_only = read_only;
+  BERTH_TRY(auto st, store::Store::open(opts, *driver));
+  store_ = std::move(st);
+  return store_.get();
+}
+
 }  // namespace berth::engine

@@ -9,6 +9,7 @@
 #include "berth/config/config.hpp"
 #include "berth/plugin/registry.hpp"
 #include "berth/sdk/storage.hpp"
+#include "berth/store/store.hpp"
 
 namespace berth::engine {
 
@@ -37,6 +38,10 @@ class Engine {
   Result<sdk::StorageDriver*> storage();
   const std::optional<StorageChoice>& storage_choice() const { return storage_choice_; }
 
+  // The layer and image store over the chosen driver, opened on first use. Commands that only
+  // read pass read_only (no write lock, no crash cleanup).
+  Result<store::Store*> store(bool read_only = false);
+
   // The containers/storage rule: the configured driver; else the driver whose directory a previous
   // store left in graphroot; else the priority list (overlay), skipping drivers whose probe says
   // "not supported". vfs is used only when named.
@@ -56,6 +61,7 @@ class Engine {
   std::optional<plugin::Registry> registry_;
   sdk::StorageDriverPtr storage_;
   std::optional<StorageChoice> storage_choice_;
+  store::StorePtr store_;
 };
 
 }  // namespace berth::engine

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks of berth and Podman on the fixed images in ../shared/images.
+
+Each case runs berth and Podman interleaved in one session, each in a private store, and reports
+the minimum and median wall time of each and the ratio Podman/berth (higher is better for berth).
+Minimums are the figure to compare on this noisy VM. Nothing here is a test: no assertion on time.
+
+  bench/bench.py [--images DIR] [--runs N] [--only NAME[,NAME]] [--json OUT]
+
+Podman 4.3 on this kind of host needs runtime=runc and cgroupfs; the file this script gives Podman
+through CONTAINERS_CONF says so. berth gets no such file.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+class Engine:
+    def __init__(self, name, argv, env):
+        self.name, self.argv, self.env = name, argv, env
+
+    def run(self, *args, check=True, input=None):
+        p = subprocess.run(self.argv + list(args), capture_output=True, text=True, env=self.env,
+                           input=input)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{self.name} {' '.join(args)}: rc={p.returncode}\n{p.stderr}")
+        return p
+
+    def has(self, *cmd):
+        return self.run(*cmd, "--help", check=False).returncode == 0
+
+
+def timed(fn, runs, before=None):
+    times = []
+    for _ in range(runs):
+        if before:
+            before()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def summary(times):
+    return {"min": min(times), "median": statistics.median(times), "runs": len(times)}
+
+
+def oci_archive(layout, out):
+    with tarfile.open(out, "w") as t:
+        for name in sorted(os.listdir(layout)):
+            t.add(os.path.join(layout, name), arcname=name)
+    return out
+
+
+def make_engines(tmp):
+    berth_bin = os.environ.get("BERTH_BIN", os.path.join(ROOT, "build", "bin", "berth"))
+    env = dict(os.environ)
+    berth = Engine("berth", [berth_bin, "--root", f"{tmp}/berth/root", "--runroot",
+                             f"{tmp}/berth/run"], env)
+    podman = None
+    if shutil.which("podman"):
+        conf = os.path.join(tmp, "podman-containers.conf")
+        with open(conf, "w") as f:
+            f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
+                    '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
+                    'events_logger = "file"\n')
+        penv = dict(env, CONTAINERS_CONF=conf)
+        podman = Engine("podman", ["podman", "--root", f"{tmp}/podman/root", "--runroot",
+                                   f"{tmp}/podman/run", "--storage-driver", "overlay"], penv)
+    return berth, podman
+
+
+def case_load(engines, images, runs, tmp, which):
+    archive = oci_archive(os.path.join(images, which), os.path.join(tmp, f"{which}.tar"))
+    out = {}
+    for e in engines:
+        if e is None or not e.has("load"):
+            continue
+
+        def reset(e=e):
+            e.run("rmi", "-a", "-f", check=False)
+
+        out[e.name] = summary(timed(lambda e=e: e.run("load", "-i", archive), runs, reset))
+    # Lower bound: gunzip + extraction of the same layers on the same disk.
+    with open(os.path.join(images, which, "index.json")) as f:
+        index = json.load(f)
+    mdigest = index["manifests"][0]["digest"].split(":")[1]
+    with open(os.path.join(images, which, "blobs", "sha256", mdigest)) as f:
+        manifest = json.load(f)
+    layers = [os.path.join(images, which, "blobs", "sha256", l["digest"].split(":")[1])
+              for l in manifest["layers"]]
+    dest = os.path.join(tmp, "tar-dest")
+
+    def untar():
+        for layer in layers:
+            sh(["tar", "-xzf", layer, "-C", dest])
+
+    def clean():
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(dest)
+
+    out["tar -xzf"] = summary(timed(untar, runs, clean))
+    shutil.rmtree(dest, ignore_errors=True)
+    return out
+
+
+def case_run_true(engines, images, runs, tmp):
+    archive = oci_archive(os.path.join(images, "bb"), os.path.join(tmp, "bb.tar"))
+    out = {}
+    for e in engines:
+        if e is None or not e.has("run"):
+            continue
+        e.run("load", "-i", archive)
+        ref = e.run("images", "-q").stdout.split()[0]
+        e.run("run", "--rm", "--network", "none", ref, "true")  # warm caches
+        out[e.name] = summary(timed(
+            lambda e=e: e.run("run", "--rm", "--network", "none", ref, "true"), runs))
+    return out
+
+
+CASES = {
+    "load-deb": lambda en, im, r, t: case_load(en, im, r, t, "deb"),
+    "load-multi": lambda en, im, r, t: case_load(en, im, r, t, "multi"),
+    "run-true": case_run_true,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", default=os.path.join(ROOT, "..", "shared", "images"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="berth-bench-", dir="/var/tmp")
+    results = {}
+    try:
+        berth, podman = make_engines(tmp)
+        if podman is None:
+            print("podman not installed (apt-get install podman runc): berth figures only",
+                  file=sys.stderr)
+        for name, fn in CASES.items():
+            if args.only and name not in args.only.split(","):
+                continue
+            results[name] = fn([berth, podman], args.images, args.runs, tmp)
+            r = results[name]
+            line = f"{name:14}"
+            for k, v in r.items():
+                line += f"  {k}: min {v['min']*1000:8.1f} ms, median {v['median']*1000:8.1f} ms"
+            if "berth" in r and "podman" in r:
+                line += f"  podman/berth (min): {r['podman']['min'] / r['berth']['min']:.2f}x"
+            print(line, flush=True)
+    finally:
+        for eng in ("berth", "podman"):
+            subprocess.run(["umount", "-R", os.path.join(tmp, eng)], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
