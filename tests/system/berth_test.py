@@ -45,13 +45,16 @@ class BerthTestCase(unittest.TestCase):
         subprocess.run(["umount", "-R", cls.tmp], capture_output=True)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
+    @classmethod
+    def cmd(cls):
+        """The berth command line with this class's store."""
+        c = [BERTH, "--root", cls.root, "--runroot", cls.runroot]
+        if cls.storage_driver:
+            c += ["--storage-driver", cls.storage_driver]
+        return c
+
     def berth(self, *args, input=None, env=None, check=False, timeout=120, store=True):
-        cmd = [BERTH]
-        if store:
-            cmd += ["--root", self.root, "--runroot", self.runroot]
-            if self.storage_driver:
-                cmd += ["--storage-driver", self.storage_driver]
-        cmd += list(args)
+        cmd = (self.cmd() if store else [BERTH]) + list(args)
         e = dict(self.env)
         if env:
             e.update(env)
@@ -67,3 +70,15 @@ class BerthTestCase(unittest.TestCase):
 
     def json(self, *args, **kw):
         return json.loads(self.ok(*args, **kw).out)
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHARED_IMAGES = os.path.join(REPO, "..", "shared", "images")
+
+
+def busybox_rootfs_tar(dest_dir):
+    """A rootfs tarball with Debian's static busybox (scripts/make-busybox-rootfs.sh)."""
+    out = os.path.join(dest_dir, "busybox-rootfs.tar")
+    if not os.path.exists(out):
+        subprocess.run([os.path.join(REPO, "scripts", "make-busybox-rootfs.sh"), out], check=True)
+    return out
