@@ -132,7 +132,33 @@ def case_run_true(engines, images, runs, tmp):
     return out
 
 
+def case_images_100(engines, images, runs, tmp):
+    """`images` and `image inspect` with 100 images in the store (each imported from its own
+    small tarball, so 100 distinct ids)."""
+    src = os.path.join(tmp, "tiny")
+    tarballs = []
+    for i in range(100):
+        d = os.path.join(src, str(i))
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "file"), "w") as f:
+            f.write(f"image {i}\n")
+        out = os.path.join(src, f"{i}.tar")
+        sh(["tar", "-C", d, "-cf", out, "."])
+        tarballs.append(out)
+    out = {}
+    for e in engines:
+        if e is None:
+            continue
+        for i, t in enumerate(tarballs):
+            e.run("import", t, f"localhost/tiny{i}:latest")
+        out[e.name + " images"] = summary(timed(lambda e=e: e.run("images"), runs))
+        out[e.name + " inspect"] = summary(timed(
+            lambda e=e: e.run("image", "inspect", "localhost/tiny50:latest"), runs))
+    return out
+
+
 CASES = {
+    "images-100": case_images_100,
     "load-deb": lambda en, im, r, t: case_load(en, im, r, t, "deb"),
     "load-multi": lambda en, im, r, t: case_load(en, im, r, t, "multi"),
     "run-true": case_run_true,
@@ -161,8 +187,12 @@ def main():
             line = f"{name:14}"
             for k, v in r.items():
                 line += f"  {k}: min {v['min']*1000:8.1f} ms, median {v['median']*1000:8.1f} ms"
-            if "berth" in r and "podman" in r:
-                line += f"  podman/berth (min): {r['podman']['min'] / r['berth']['min']:.2f}x"
+            for suffix in ("", " images", " inspect"):
+                b, p = "berth" + suffix, "podman" + suffix
+                if b in r and p in r:
+                    line += f"  podman/berth{suffix} (min): {r[p]['min'] / r[b]['min']:.2f}x"
+            if "berth" in r and "tar -xzf" in r:
+                line += f"  berth/tar (min): {r['berth']['min'] / r['tar -xzf']['min']:.2f}x"
             print(line, flush=True)
     finally:
         for eng in ("berth", "podman"):

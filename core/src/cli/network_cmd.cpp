@@ -189,7 +189,8 @@ Result<int> run_prune(Context& ctx) {
   std::map<std::string, std::string> labels;
   for (const auto& f : ctx.strs("filter")) {
     if (!f.starts_with("label=")) {
-      return fail(Errc::InvalidArgument, "invalid filter \"" + f + "\" (network prune knows label)");
+      return fail(Errc::InvalidArgument,
+                  "invalid filter \"" + f + "\" (network prune knows label)");
     }
     auto v = f.substr(6);
     auto eq = v.find('=');
@@ -254,11 +255,12 @@ const Registrar reg([] {
                     "Driver to manage the network")(
         "subnet", po::value<std::vector<std::string>>()->composing(), "Subnet in CIDR format")(
         "gateway", po::value<std::vector<std::string>>()->composing(),
-        "IPv4 gateway for the subnet")("ip-range", po::value<std::vector<std::string>>()->composing(),
-                                      "Allocate container IPs from a range (CIDR or start-end)")(
+        "IPv4 gateway for the subnet")("ip-range",
+                                       po::value<std::vector<std::string>>()->composing(),
+                                       "Allocate container IPs from a range (CIDR or start-end)")(
         "internal", po::bool_switch(), "Restrict external access from this network")(
-        "ipv6", po::bool_switch(), "Enable IPv6 networking")(
-        "disable-dns", po::bool_switch(), "Disable DNS plugin")(
+        "ipv6", po::bool_switch(), "Enable IPv6 networking")("disable-dns", po::bool_switch(),
+                                                             "Disable DNS plugin")(
         "interface-name", po::value<std::string>(), "Interface name used by the driver")(
         "opt,o", po::value<std::vector<std::string>>()->composing(), "Driver options (mtu=N)")(
         "label", po::value<std::vector<std::string>>()->composing(), "Network metadata")(
@@ -348,10 +350,10 @@ const Registrar reg([] {
     c.max_args = 2;
     c.options = [](po::options_description& d) {
       d.add_options()("alias", po::value<std::vector<std::string>>()->composing(),
-                      "Network scoped alias for the container")(
-          "ip", po::value<std::string>(), "IPv4 address")("mac-address", po::value<std::string>(),
-                                                          "MAC address")(
-          "force,f", po::bool_switch(), "Force the disconnect");
+                      "Network scoped alias for the container")("ip", po::value<std::string>(),
+                                                                "IPv4 address")(
+          "mac-address", po::value<std::string>(), "MAC address")("force,f", po::bool_switch(),
+                                                                  "Force the disconnect");
     };
     c.run = run_connect;
     register_command("network", std::move(c));

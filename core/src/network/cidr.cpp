@@ -1,0 +1,121 @@
+// IPv4 addresses and subnets, and picking a free subnet from the pools.
+#include <arpa/inet.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "berth/network/network.hpp"
+
+namespace berth::network {
+
+Result<uint32_t> parse_ipv4(std::string_view text) {
+  in_addr a{};
+  std::string s(text);
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) {
+    return fail(Errc::InvalidArgument, "invalid IPv4 address \"" + s + "\"");
+  }
+  return ntohl(a.s_addr);
+}
+
+std::string format_ipv4(uint32_t addr) {
+  in_addr a{};
+  a.s_addr = htonl(addr);
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+
+Result<Ipv4Net> Ipv4Net::parse(std::string_view cidr) {
+  std::string s(cidr);
+  auto slash = s.find('/');
+  if (slash == std::string::npos) {
+    return fail(Errc::InvalidArgument,
+                "invalid subnet \"" + s + "\": expected CIDR notation such as 10.89.0.0/24");
+  }
+  auto ip = parse_ipv4(s.substr(0, slash));
+  if (!ip) {
+    return fail(Errc::InvalidArgument, "invalid subnet \"" + s + "\": " + ip.error().message());
+  }
+  std::string p = s.substr(slash + 1);
+  int prefix = -1;
+  if (!p.empty() && p.size() <= 2 && p.find_first_not_of("0123456789") == std::string::npos) {
+    prefix = std::stoi(p);
+  }
+  if (prefix < 0 || prefix > 32) {
+    return fail(Errc::InvalidArgument,
+                "invalid subnet \"" + s + "\": the prefix length must be 0 to 32");
+  }
+  Ipv4Net n;
+  n.prefix = prefix;
+  n.addr = *ip & n.mask();
+  if (n.addr != *ip) {
+    return fail(
+        Errc::InvalidArgument,
+        "invalid subnet \"" + s + "\": host bits are set (the network address is " + n.str() + ")");
+  }
+  return n;
+}
+
+std::string Ipv4Net::str() const {
+  return format_ipv4(addr) + "/" + std::to_string(prefix);
+}
+
+Result<Ipv4Net> pick_subnet(const std::vector<config::SubnetPool>& pools,
+                            const std::vector<Ipv4Net>& used) {
+  for (const auto& pool : pools) {
+    auto base = Ipv4Net::parse(pool.base);
+    if (!base || pool.size < base->prefix || pool.size > 30) {
+      continue;  // a bad pool in containers.conf is skipped, as Podman does
+    }
+    uint64_t step = uint64_t{1} << (32 - pool.size);
+    uint64_t end = uint64_t{base->addr} + (uint64_t{1} << (32 - base->prefix));
+    for (uint64_t a = base->addr; a < end; a += step) {
+      Ipv4Net cand{static_cast<uint32_t>(a), pool.size};
+      bool clash = false;
+      for (const auto& u : used) {
+        if (cand.overlaps(u)) {
+          clash = true;
+          break;
+        }
+      }
+      if (!clash) {
+        return cand;
+      }
+    }
+  }
+  return fail(Errc::Conflict,
+              "could not find a free subnet in default_subnet_pools: every subnet is used by a "
+              "network or a host route (add pools in containers.conf or pass --subnet)");
+}
+
+std::vector<Ipv4Net> host_routes() {
+  std::vector<Ipv4Net> out;
+  std::ifstream f("/proc/net/route");
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    std::istringstream ls(line);
+    std::string iface;
+    unsigned dest = 0;
+    unsigned gw = 0;
+    unsigned flags = 0;
+    unsigned refcnt = 0;
+    unsigned use = 0;
+    unsigned metric = 0;
+    unsigned mask = 0;
+    ls >> iface >> std::hex >> dest >> gw >> flags >> std::dec >> refcnt >> use >> metric >>
+        std::hex >> mask;
+    if (!ls || mask == 0) {
+      continue;
+    }
+    uint32_t m = ntohl(mask);
+    Ipv4Net n;
+    n.prefix = __builtin_popcount(m);
+    n.addr = ntohl(dest) & n.mask();
+    out.push_back(n);
+  }
+  return out;
+}
+
+}  // namespace berth::network

@@ -1,0 +1,361 @@
+// connect_container / disconnect_container / reload_networks: IPAM in the core, plumbing in the
+// drivers.
+#include <sys/stat.h>
+
+#include <set>
+
+#include "berth/engine/engine.hpp"
+#include "berth/network/network.hpp"
+#include "berth/util/log.hpp"
+#include "file_lock.hpp"
+#include "internal.hpp"
+
+namespace berth::network {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Planned {
+  Network network;
+  std::string driver;
+  sdk::Attachment attachment;
+  bool leased = false;
+};
+
+// The driver that plumbs `n` for this engine: rootless has no bridge, so slirp stands in (the
+// default where no bridge can be made).
+std::string driver_for(const engine::Engine& engine, const Network& n) {
+  const auto& backend = engine.config().containers.network.network_backend;
+  if (n.is_default && (backend == "slirp" || backend == "pasta" || backend == "slirp4netns")) {
+    return "slirp";
+  }
+  if (n.driver == "bridge" && engine.rootless()) {
+    return "slirp";
+  }
+  return n.driver;
+}
+
+Result<sdk::NetworkDriverPtr> make_driver(engine::Engine& engine, const std::string& name) {
+  sdk::PluginContext ctx;
+  ctx.home = (fs::path(engine.graphroot()) / "networks").string();
+  ctx.run_root = engine.runroot();
+  ctx.options_json =
+      nlohmann::json{{"dns_bind_port", engine.config().containers.network.dns_bind_port}}.dump();
+  ctx.rootless = engine.rootless();
+  auto d = engine.plugins().create<sdk::NetworkDriver>(name, ctx);
+  if (!d) {
+    return fail(std::move(d).error().wrap("network driver " + name));
+  }
+  return std::move(*d);
+}
+
+bool uses_ipam(const std::string& driver) {
+  return driver == "bridge";
+}
+
+Result<std::vector<Planned>> resolve(engine::Engine& engine, NetworkStore& store,
+                                     const ContainerNetRequest& req) {
+  std::vector<NetworkAttachRequest> nets = req.networks;
+  if (nets.empty()) {
+    NetworkAttachRequest def;
+    def.network = NetworkStore::default_network(engine.config().containers).name;
+    nets.push_back(def);
+  }
+  std::vector<Planned> out;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < nets.size(); ++i) {
+    BERTH_TRY(auto n, store.get(nets[i].network));
+    if (!seen.insert(n.name).second) {
+      return fail(Errc::InvalidArgument, "network " + n.name + " is given twice");
+    }
+    Planned p;
+    p.network = n;
+    p.driver = driver_for(engine, n);
+    p.attachment.network = to_driver_config(n);
+    p.attachment.interface_name =
+        nets[i].interface_name.empty() ? "eth" + std::to_string(i) : nets[i].interface_name;
+    p.attachment.mac = nets[i].static_mac;
+    p.attachment.aliases = nets[i].aliases;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+sdk::SetupRequest request_for(const ContainerNetRequest& req,
+                              const std::vector<sdk::Attachment>& atts,
+                              const std::vector<sdk::PortMapping>& ports) {
+  sdk::SetupRequest r;
+  r.container_id = req.container_id;
+  r.container_name = req.container_name;
+  r.netns_path = req.netns_path;
+  r.attachments = atts;
+  r.ports = ports;
+  return r;
+}
+
+bool overlaps(const sdk::PortMapping& a, const sdk::PortMapping& b) {
+  bool proto = a.protocol == b.protocol;
+  bool ip = a.host_ip.empty() || b.host_ip.empty() || a.host_ip == b.host_ip ||
+            a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0";
+  uint32_t a0 = a.host_port;
+  uint32_t a1 = a0 + a.range - 1;
+  uint32_t b0 = b.host_port;
+  uint32_t b1 = b0 + b.range - 1;
+  return proto && ip && a0 <= b1 && b0 <= a1;
+}
+
+// A published port held by another container's DNAT rule has no listening socket to collide
+// with, so the leases of every network are checked too.
+Result<void> check_ports(NetworkStore& store, const ContainerNetRequest& req,
+                         const std::vector<sdk::PortMapping>& ports) {
+  for (size_t i = 0; i < ports.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (overlaps(ports[i], ports[j])) {
+        return fail(Errc::Conflict, "host port " + std::to_string(ports[i].host_port) + "/" +
+                                        ports[i].protocol + " is published twice");
+      }
+    }
+  }
+  BERTH_TRY(auto all, store.list());
+  for (const auto& n : all) {
+    Ipam ipam(store.lease_file(n.name), n);
+    BERTH_TRY(auto leases, ipam.leases());
+    for (const auto& l : leases) {
+      if (l.container_id == req.container_id) {
+        continue;
+      }
+      for (const auto& theirs : l.ports) {
+        for (const auto& mine : ports) {
+          if (overlaps(theirs, mine)) {
+            return fail(Errc::Conflict,
+                        "cannot publish port " + std::to_string(mine.host_port) + "/" +
+                            mine.protocol + ": it is already published by container " +
+                            (l.container_name.empty() ? l.container_id : l.container_name) +
+                            " (pick another host port)");
+          }
+        }
+      }
+    }
+  }
+  for (const auto& m : ports) {
+    BERTH_TRYV(check_host_port_free(m));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const ContainerNetRequest& req) {
+  if (req.container_id.empty() || req.netns_path.empty()) {
+    return fail(Errc::InvalidArgument, "connect container: container id and netns path needed");
+  }
+  auto store = NetworkStore::for_engine(engine);
+  BERTH_TRY(auto plan, resolve(engine, store, req));
+  std::vector<sdk::PortMapping> ports = req.ports;
+  if (req.publish_all) {
+    BERTH_TRY(auto more, publish_all_ports(req.exposed_ports));
+    ports.insert(ports.end(), more.begin(), more.end());
+  }
+
+  // Leases (under the ports lock, so two containers cannot claim one host port).
+  auto release_all = [&] {
+    for (auto& p : plan) {
+      if (p.leased) {
+        Ipam ipam(store.lease_file(p.network.name), p.network);
+        if (auto r = ipam.release(req.container_id); !r) {
+          spdlog::warn("release lease: {}", r.error().message());
+        }
+      }
+    }
+  };
+  {
+    BERTH_TRY(auto lock, FileLock::acquire(store.lease_dir() / "ports.lock"));
+    if (!ports.empty()) {
+      BERTH_TRYV(check_ports(store, req, ports));
+    }
+    for (size_t i = 0; i < plan.size(); ++i) {
+      auto& p = plan[i];
+      if (!uses_ipam(p.driver)) {
+        continue;
+      }
+      Lease want;
+      want.container_id = req.container_id;
+      want.container_name = req.container_name;
+      want.mac = p.attachment.mac;
+      want.interface_name = p.attachment.interface_name;
+      want.aliases = p.attachment.aliases;
+      want.netns = req.netns_path;
+      if (i == 0) {
+        want.ports = ports;
+      }
+      const auto& nets = req.networks;
+      if (i < nets.size()) {
+        want.ip = nets[i].static_ip;
+      }
+      Ipam ipam(store.lease_file(p.network.name), p.network);
+      auto lease = ipam.allocate(want);
+      if (!lease) {
+        release_all();
+        return fail(std::move(lease).error());
+      }
+      p.leased = true;
+      p.attachment.addresses = {lease->ip + "/" + std::to_string(lease->prefix)};
+    }
+  }
+
+  // One setup call per driver, in the order the networks were given. Ports go to the driver of
+  // the first network only.
+  std::vector<std::string> order;
+  for (const auto& p : plan) {
+    if (std::find(order.begin(), order.end(), p.driver) == order.end()) {
+      order.push_back(p.driver);
+    }
+  }
+  sdk::SetupStatus status;
+  std::vector<std::pair<sdk::NetworkDriverPtr, sdk::SetupRequest>> done;
+  for (const auto& name : order) {
+    std::vector<sdk::Attachment> atts;
+    for (const auto& p : plan) {
+      if (p.driver == name) {
+        atts.push_back(p.attachment);
+      }
+    }
+    auto setup_req = request_for(
+        req, atts, name == plan.front().driver ? ports : std::vector<sdk::PortMapping>{});
+    auto driver = make_driver(engine, name);
+    Result<sdk::SetupStatus> st = driver
+                                      ? (*driver)->setup(setup_req)
+                                      : Result<sdk::SetupStatus>(std::unexpected(driver.error()));
+    if (!st) {
+      if (driver) {
+        (void)(*driver)->teardown(setup_req);
+      }
+      for (auto& [d, r] : done) {
+        (void)d->teardown(r);
+      }
+      release_all();
+      return fail(std::move(st).error().wrap(
+          "set up network for container " +
+          (req.container_name.empty() ? req.container_id : req.container_name)));
+    }
+    status.interfaces.insert(status.interfaces.end(), st->interfaces.begin(), st->interfaces.end());
+    status.dns_servers.insert(status.dns_servers.end(), st->dns_servers.begin(),
+                              st->dns_servers.end());
+    done.emplace_back(std::move(*driver), std::move(setup_req));
+  }
+  return status;
+}
+
+Result<void> disconnect_container(engine::Engine& engine, const ContainerNetRequest& req) {
+  auto store = NetworkStore::for_engine(engine);
+  BERTH_TRY(auto plan, resolve(engine, store, req));
+  std::vector<sdk::PortMapping> ports = req.ports;
+  for (auto& p : plan) {
+    if (!uses_ipam(p.driver)) {
+      continue;
+    }
+    Ipam ipam(store.lease_file(p.network.name), p.network);
+    BERTH_TRY(auto leases, ipam.leases());
+    for (const auto& l : leases) {
+      if (l.container_id == req.container_id) {
+        p.attachment.addresses = {l.ip + "/" + std::to_string(l.prefix)};
+        p.attachment.interface_name = l.interface_name;
+        if (!l.ports.empty()) {
+          ports = l.ports;
+        }
+      }
+    }
+  }
+  std::optional<Error> first_error;
+  std::vector<std::string> order;
+  for (const auto& p : plan) {
+    if (std::find(order.begin(), order.end(), p.driver) == order.end()) {
+      order.push_back(p.driver);
+    }
+  }
+  for (const auto& name : order) {
+    std::vector<sdk::Attachment> atts;
+    for (const auto& p : plan) {
+      if (p.driver == name) {
+        atts.push_back(p.attachment);
+      }
+    }
+    auto d = make_driver(engine, name);
+    Result<void> r = d ? (*d)->teardown(request_for(req, atts, ports))
+                       : Result<void>(std::unexpected(d.error()));
+    if (!r && !first_error) {
+      first_error = r.error();
+    }
+  }
+  for (auto& p : plan) {
+    if (uses_ipam(p.driver)) {
+      Ipam ipam(store.lease_file(p.network.name), p.network);
+      auto r = ipam.release(req.container_id);
+      if (!r && !first_error) {
+        first_error = r.error();
+      }
+    }
+  }
+  if (first_error) {
+    return fail(std::move(*first_error)
+                    .wrap("tear down network of container " +
+                          (req.container_name.empty() ? req.container_id : req.container_name)));
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> reload_networks(engine::Engine& engine) {
+  auto store = NetworkStore::for_engine(engine);
+  BERTH_TRY(auto all, store.list());
+  std::vector<std::string> reloaded;
+  for (const auto& n : all) {
+    std::string dname = driver_for(engine, n);
+    if (!uses_ipam(dname)) {
+      continue;
+    }
+    Ipam ipam(store.lease_file(n.name), n);
+    BERTH_TRY(auto leases, ipam.leases());
+    if (leases.empty()) {
+      continue;
+    }
+    BERTH_TRY(auto driver, make_driver(engine, dname));
+    for (const auto& l : leases) {
+      struct stat st {};
+      if (l.netns.empty() || ::stat(l.netns.c_str(), &st) != 0) {
+        continue;
+      }
+      sdk::Attachment a;
+      a.network = to_driver_config(n);
+      a.addresses = {l.ip + "/" + std::to_string(l.prefix)};
+      a.mac = l.mac;
+      a.interface_name = l.interface_name;
+      a.aliases = l.aliases;
+      ContainerNetRequest cr;
+      cr.container_id = l.container_id;
+      cr.container_name = l.container_name;
+      cr.netns_path = l.netns;
+      // setup() of an already plumbed namespace keeps the links and re-applies the rules.
+      auto r = driver->setup(request_for(cr, {a}, l.ports));
+      if (!r) {
+        return fail(std::move(r).error().wrap("reload network " + n.name + " for container " +
+                                              l.container_id));
+      }
+      reloaded.push_back(l.container_id);
+    }
+  }
+  return reloaded;
+}
+
+Result<Network> create_network(engine::Engine& engine, const CreateOptions& opts) {
+  std::string driver = opts.driver.empty() ? "bridge" : opts.driver;
+  if (engine.plugins().find(sdk::NetworkDriver::kKind, driver) == nullptr) {
+    return fail(Errc::InvalidArgument, "unsupported driver " + driver +
+                                           ": no network driver plugin of that name (see "
+                                           "`berth plugin ls`)");
+  }
+  auto store = NetworkStore::for_engine(engine);
+  return store.create(opts);
+}
+
+}  // namespace berth::network

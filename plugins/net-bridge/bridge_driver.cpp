@@ -1,0 +1,278 @@
+// The bridge network driver: a Linux bridge per network, a veth pair per container (the peer
+// created directly in the container's namespace), NAT and published ports with nftables.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "berth/sdk/network.hpp"
+#include "berth/sdk/plugin.hpp"
+#include "berth/sdk/unique_fd.hpp"
+#include "dns_responder.hpp"
+#include "firewall.hpp"
+#include "netlink.hpp"
+
+namespace berth::bridge {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint32_t kDefaultMtu = 1500;
+
+// A short stable name for kernel objects (interface names have 15 characters).
+std::string short_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(buf, 12);
+}
+
+std::string veth_name(const std::string& container_id, const std::string& network) {
+  return "vb" + short_hash(container_id + "/" + network);
+}
+std::string network_key(const std::string& network) {
+  return "nw-" + short_hash(network);
+}
+std::string container_key(const std::string& id) {
+  return "ct-" + short_hash(id);
+}
+
+struct Cidr {
+  uint32_t ip = 0;
+  int prefix = 0;
+};
+
+Result<uint32_t> parse_ip(const std::string& s) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) {
+    return fail(Errc::InvalidArgument, "invalid IPv4 address " + s);
+  }
+  return ntohl(a.s_addr);
+}
+
+Result<Cidr> parse_cidr(const std::string& s) {
+  auto slash = s.find('/');
+  if (slash == std::string::npos) {
+    return fail(Errc::InvalidArgument, "invalid address " + s + " (expected CIDR)");
+  }
+  BERTH_TRY(uint32_t ip, parse_ip(s.substr(0, slash)));
+  int prefix = std::atoi(s.c_str() + slash + 1);
+  if (prefix < 0 || prefix > 32) {
+    return fail(Errc::InvalidArgument, "invalid prefix in " + s);
+  }
+  return Cidr{ip, prefix};
+}
+
+Result<void> write_sysctl(const std::string& path, const std::string& value) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return fail_errno("open", path);
+  }
+  UniqueFd guard(fd);
+  if (::write(fd, value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+    return fail_errno("write", path);
+  }
+  return {};
+}
+
+bool bridge_has_ports(const std::string& bridge) {
+  std::error_code ec;
+  fs::path dir = fs::path("/sys/class/net") / bridge / "brif";
+  if (!fs::exists(dir, ec)) {
+    return false;
+  }
+  return !fs::is_empty(dir, ec);
+}
+
+class BridgeDriver final : public sdk::NetworkDriver {
+ public:
+  explicit BridgeDriver(sdk::PluginContext ctx) : ctx_(std::move(ctx)) {}
+
+  std::string name() const override { return "bridge"; }
+
+  Result<sdk::NetworkConfig> validate(const sdk::NetworkConfig& config) override {
+    sdk::NetworkConfig c = config;
+    if (c.interface.empty()) {
+      return fail(Errc::InvalidArgument, "network " + c.name + ": no bridge interface name");
+    }
+    if (c.interface.size() > 15) {
+      return fail(Errc::InvalidArgument,
+                  "bridge name " + c.interface + " is longer than 15 characters");
+    }
+    if (c.subnets.empty()) {
+      return fail(Errc::InvalidArgument, "network " + c.name + ": a bridge network needs a subnet");
+    }
+    for (const auto& s : c.subnets) {
+      BERTH_TRY(auto cidr, parse_cidr(s.subnet));
+      (void)cidr;
+      BERTH_TRY(auto gw, parse_ip(s.gateway));
+      (void)gw;
+    }
+    if (c.mtu == 0) {
+      c.mtu = kDefaultMtu;
+    }
+    return c;
+  }
+
+  Result<sdk::SetupStatus> setup(const sdk::SetupRequest& req) override {
+    if (ctx_.rootless) {
+      return fail(Errc::PermissionDenied,
+                  "the bridge driver needs root (rootless containers use the slirp driver)");
+    }
+    BERTH_TRY(auto fw, open_firewall());
+    UniqueFd ns(::open(req.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) {
+      return fail_errno("open network namespace", req.netns_path);
+    }
+    BERTH_TRY(auto host, netlink::Socket::open());
+    BERTH_TRY(auto inner, netlink::Socket::open_in(ns.get(), req.netns_path));
+    BERTH_TRY(auto lo, inner.link("lo"));
+    BERTH_TRYV(inner.set_up(lo.index));
+    BERTH_TRYV(write_sysctl("/proc/sys/net/ipv4/ip_forward", "1"));
+
+    sdk::SetupStatus status;
+    std::string first_ip;
+    for (const auto& a : req.attachments) {
+      BERTH_TRY(auto cfg, validate(a.network));
+      if (a.addresses.empty()) {
+        return fail(Errc::InvalidArgument, "network " + cfg.name + ": no address was allocated");
+      }
+      BERTH_TRY(auto subnet, parse_cidr(cfg.subnets.front().subnet));
+      BERTH_TRY(uint32_t gw, parse_ip(cfg.subnets.front().gateway));
+      BERTH_TRY(auto addr, parse_cidr(a.addresses.front()));
+
+      // The bridge, its gateway address, up.
+      auto br = host.link(cfg.interface);
+      if (!br && br.error().code() == Errc::NotFound) {
+        BERTH_TRYV(host.create_bridge(cfg.interface, cfg.mtu));
+        br = host.link(cfg.interface);
+      }
+      if (!br) {
+        return fail(std::move(br).error());
+      }
+      BERTH_TRYV(host.add_address(br->index, gw, subnet.prefix));
+      BERTH_TRYV(host.set_up(br->index));
+      BERTH_TRYV(write_sysctl("/proc/sys/net/ipv4/conf/" + cfg.interface + "/route_localnet", "1"));
+
+      // The veth pair: eth<N> inside, vb<hash> on the bridge with hairpin on.
+      std::string vname = veth_name(req.container_id, cfg.name);
+      auto veth = host.link(vname);
+      if (!veth && veth.error().code() == Errc::NotFound) {
+        BERTH_TRYV(host.create_veth(vname, a.interface_name, ns.get(), cfg.mtu, a.mac));
+        veth = host.link(vname);
+      }
+      if (!veth) {
+        return fail(std::move(veth).error());
+      }
+      BERTH_TRYV(host.set_up(veth->index, br->index));
+      BERTH_TRYV(write_sysctl("/sys/class/net/" + vname + "/brport/hairpin_mode", "1"));
+
+      BERTH_TRY(auto eth, inner.link(a.interface_name));
+      BERTH_TRYV(inner.add_address(eth.index, addr.ip, addr.prefix));
+      BERTH_TRYV(inner.set_up(eth.index));
+      if (!cfg.internal) {
+        BERTH_TRYV(inner.add_default_route(gw, eth.index));
+      }
+      BERTH_TRYV(fw.add_network({network_key(cfg.name), cfg.subnets.front().subnet, cfg.internal}));
+
+      if (cfg.dns_enabled) {
+        std::string gw_text = cfg.subnets.front().gateway;
+        BERTH_TRYV(dns::ensure_running(
+            {cfg.name, gw_text, dns_port(), lease_file(cfg.name), dns_pid_file(cfg.name)}));
+        if (std::find(status.dns_servers.begin(), status.dns_servers.end(), gw_text) ==
+            status.dns_servers.end()) {
+          status.dns_servers.push_back(gw_text);
+        }
+      }
+
+      sdk::InterfaceStatus is;
+      is.name = a.interface_name;
+      is.mac = eth.mac;
+      is.addresses = a.addresses;
+      is.gateway = cfg.subnets.front().gateway;
+      status.interfaces.push_back(is);
+      if (first_ip.empty()) {
+        first_ip = a.addresses.front().substr(0, a.addresses.front().find('/'));
+      }
+    }
+    if (!req.ports.empty() && !first_ip.empty()) {
+      BERTH_TRYV(fw.add_container({container_key(req.container_id), first_ip, req.ports}));
+    }
+    return status;
+  }
+
+  Result<void> teardown(const sdk::SetupRequest& req) override {
+    BERTH_TRY(auto fw, open_firewall());
+    BERTH_TRY(auto host, netlink::Socket::open());
+    BERTH_TRYV(fw.remove_container(container_key(req.container_id)));
+    for (const auto& a : req.attachments) {
+      BERTH_TRYV(host.delete_link(veth_name(req.container_id, a.network.name)));
+      if (!a.network.interface.empty() && !bridge_has_ports(a.network.interface)) {
+        // The last container left: the bridge and the network's rules go.
+        BERTH_TRYV(host.delete_link(a.network.interface));
+        BERTH_TRYV(fw.remove_network(network_key(a.network.name)));
+        BERTH_TRYV(dns::stop(dns_pid_file(a.network.name)));
+      }
+    }
+    return fw.remove_table_if_unused();
+  }
+
+  std::vector<std::pair<std::string, std::string>> info() override {
+    return {{"firewall", "nftables (libnftables, table inet berth)"},
+            {"netlink", "libmnl"},
+            {"dns", "berth-dns responder on the gateway, port " + std::to_string(dns_port())}};
+  }
+
+ private:
+  fs::path state_dir() const {
+    return fs::path(ctx_.run_root.empty() ? "/run/berth" : ctx_.run_root) / "networks";
+  }
+  std::string lease_file(const std::string& network) const {
+    return (state_dir() / (network + ".json")).string();
+  }
+  std::string dns_pid_file(const std::string& network) const {
+    return (state_dir() / ("dns-" + network + ".pid")).string();
+  }
+  uint16_t dns_port() const {
+    auto j =
+        nlohmann::json::parse(ctx_.options_json.empty() ? "{}" : ctx_.options_json, nullptr, false);
+    if (j.is_object() && j.contains("dns_bind_port") && j["dns_bind_port"].is_number()) {
+      uint16_t p = j["dns_bind_port"].get<uint16_t>();
+      return p == 0 ? 53 : p;
+    }
+    return 53;
+  }
+
+  Result<firewall::Firewall> open_firewall() {
+    fs::path dir = state_dir();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return fail(Errc::Internal, "create " + dir.string() + ": " + ec.message());
+    }
+    return firewall::Firewall::open((dir / "bridge.lock").string());
+  }
+
+  sdk::PluginContext ctx_;
+};
+
+}  // namespace
+
+Result<sdk::NetworkDriverPtr> create_driver(const sdk::PluginContext& ctx) {
+  return std::make_unique<BridgeDriver>(ctx);
+}
+
+}  // namespace berth::bridge
+
+BERTH_DECLARE_PLUGIN(berth::bridge::create_driver)

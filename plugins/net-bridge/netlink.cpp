@@ -1,0 +1,283 @@
+#include "netlink.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "berth/sdk/unique_fd.hpp"
+
+namespace berth::netlink {
+
+namespace {
+
+std::string format_mac(const uint8_t* b, size_t n) {
+  std::string out;
+  char buf[4];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof buf, i == 0 ? "%02x" : ":%02x", b[i]);
+    out += buf;
+  }
+  return out;
+}
+
+bool parse_mac(const std::string& s, uint8_t out[6]) {
+  unsigned v[6];
+  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) {
+    return false;
+  }
+  for (int i = 0; i < 6; ++i) {
+    out[i] = static_cast<uint8_t>(v[i]);
+  }
+  return true;
+}
+
+int link_attr_cb(const nlattr* attr, void* data) {
+  auto* info = static_cast<LinkInfo*>(data);
+  switch (mnl_attr_get_type(attr)) {
+    case IFLA_ADDRESS:
+      info->mac = format_mac(static_cast<const uint8_t*>(mnl_attr_get_payload(attr)),
+                             mnl_attr_get_payload_len(attr));
+      break;
+    case IFLA_MASTER:
+      info->master = static_cast<int>(mnl_attr_get_u32(attr));
+      break;
+    default:
+      break;
+  }
+  return MNL_CB_OK;
+}
+
+int link_cb(const nlmsghdr* nlh, void* data) {
+  auto* info = static_cast<LinkInfo*>(data);
+  auto* ifm = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  info->index = ifm->ifi_index;
+  mnl_attr_parse(nlh, sizeof(*ifm), link_attr_cb, info);
+  return MNL_CB_OK;
+}
+
+ifinfomsg* put_link_header(nlmsghdr* nlh, uint16_t type, uint16_t flags) {
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  return ifm;
+}
+
+}  // namespace
+
+Result<Socket> Socket::open() {
+  Socket s;
+  s.nl_.reset(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC));
+  if (!s.nl_) {
+    return fail_errno("open netlink socket", "");
+  }
+  if (mnl_socket_bind(s.nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
+    return fail_errno("bind netlink socket", "");
+  }
+  s.portid_ = mnl_socket_get_portid(s.nl_.get());
+  return s;
+}
+
+Result<Socket> Socket::open_in(int netns_fd, const std::string& what) {
+  UniqueFd orig(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!orig) {
+    return fail_errno("open", "/proc/thread-self/ns/net");
+  }
+  if (::setns(netns_fd, CLONE_NEWNET) != 0) {
+    return fail_errno("enter network namespace", what);
+  }
+  auto s = open();
+  if (::setns(orig.get(), CLONE_NEWNET) != 0) {
+    std::perror("berth net-bridge: setns back to the original network namespace");
+    std::abort();
+  }
+  return s;
+}
+
+Result<void> Socket::talk(nlmsghdr* nlh, mnl_cb_t cb, void* data) {
+  nlh->nlmsg_seq = seq_++;
+  if (mnl_socket_sendto(nl_.get(), nlh, nlh->nlmsg_len) < 0) {
+    return fail_errno("send netlink message", "");
+  }
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl_.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return fail_errno("receive netlink reply", "");
+    }
+    int r = mnl_cb_run(buf.data(), static_cast<size_t>(n), nlh->nlmsg_seq, portid_, cb, data);
+    if (r == MNL_CB_ERROR) {
+      return fail_errno("netlink", "");
+    }
+    if (r == MNL_CB_STOP) {
+      return {};
+    }
+  }
+}
+
+Result<LinkInfo> Socket::link(const std::string& name) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  put_link_header(nlh, RTM_GETLINK, 0);
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  LinkInfo info;
+  auto r = talk(nlh, link_cb, &info);
+  if (!r) {
+    if (r.error().sys_errno() == ENODEV) {
+      return fail(Errc::NotFound, "link " + name + " not found");
+    }
+    return fail(std::move(r).error().wrap("get link " + name));
+  }
+  if (info.index == 0) {
+    return fail(Errc::NotFound, "link " + name + " not found");
+  }
+  return info;
+}
+
+Result<void> Socket::create_bridge(const std::string& name, uint32_t mtu) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  put_link_header(nlh, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  if (mtu != 0) {
+    mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+  }
+  nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+  mnl_attr_nest_end(nlh, info);
+  auto r = talk(nlh);
+  if (!r && r.error().sys_errno() != EEXIST) {
+    return fail(std::move(r).error().wrap("create bridge " + name));
+  }
+  return {};
+}
+
+Result<void> Socket::create_veth(const std::string& host, const std::string& peer,
+                                 int peer_netns_fd, uint32_t mtu, const std::string& peer_mac) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  put_link_header(nlh, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, host.c_str());
+  if (mtu != 0) {
+    mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+  }
+  nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+  nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+  nlattr* peer_attr = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+  auto* pifm = static_cast<ifinfomsg*>(mnl_nlmsg_get_payload_tail(nlh));
+  std::memset(pifm, 0, sizeof(*pifm));
+  pifm->ifi_family = AF_UNSPEC;
+  nlh->nlmsg_len += MNL_ALIGN(sizeof(ifinfomsg));
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, peer.c_str());
+  mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(peer_netns_fd));
+  if (mtu != 0) {
+    mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+  }
+  uint8_t mac[6];
+  if (!peer_mac.empty()) {
+    if (!parse_mac(peer_mac, mac)) {
+      return fail(Errc::InvalidArgument, "invalid MAC address " + peer_mac);
+    }
+    mnl_attr_put(nlh, IFLA_ADDRESS, sizeof mac, mac);
+  }
+  mnl_attr_nest_end(nlh, peer_attr);
+  mnl_attr_nest_end(nlh, data);
+  mnl_attr_nest_end(nlh, info);
+  auto r = talk(nlh);
+  if (!r) {
+    return fail(std::move(r).error().wrap("create veth pair " + host + "/" + peer));
+  }
+  return {};
+}
+
+Result<void> Socket::set_up(int index, int master) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  ifinfomsg* ifm = put_link_header(nlh, RTM_NEWLINK, 0);
+  ifm->ifi_index = index;
+  ifm->ifi_flags = IFF_UP;
+  ifm->ifi_change = IFF_UP;
+  if (master > 0) {
+    mnl_attr_put_u32(nlh, IFLA_MASTER, static_cast<uint32_t>(master));
+  }
+  auto r = talk(nlh);
+  if (!r) {
+    return fail(std::move(r).error().wrap("set link " + std::to_string(index) + " up"));
+  }
+  return {};
+}
+
+Result<void> Socket::add_address(int index, uint32_t ip, int prefix) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_NEWADDR;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = static_cast<uint8_t>(prefix);
+  ifa->ifa_index = static_cast<uint32_t>(index);
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  uint32_t be = htonl(ip);
+  mnl_attr_put_u32(nlh, IFA_LOCAL, be);
+  mnl_attr_put_u32(nlh, IFA_ADDRESS, be);
+  if (prefix < 31) {
+    uint32_t bcast = htonl(ip | ~(prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix)));
+    mnl_attr_put_u32(nlh, IFA_BROADCAST, bcast);
+  }
+  auto r = talk(nlh);
+  if (!r && r.error().sys_errno() != EEXIST) {
+    in_addr a{be};
+    return fail(std::move(r).error().wrap(std::string("add address ") + inet_ntoa(a) + "/" +
+                                          std::to_string(prefix)));
+  }
+  return {};
+}
+
+Result<void> Socket::add_default_route(uint32_t gateway, int index) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_NEWROUTE;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = 0;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_BOOT;
+  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+  rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(gateway));
+  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
+  auto r = talk(nlh);
+  if (!r && r.error().sys_errno() != EEXIST) {
+    return fail(std::move(r).error().wrap("add default route"));
+  }
+  return {};
+}
+
+Result<void> Socket::delete_link(const std::string& name) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  put_link_header(nlh, RTM_DELLINK, 0);
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  auto r = talk(nlh);
+  if (!r && r.error().sys_errno() != ENODEV && r.error().sys_errno() != ENOENT) {
+    return fail(std::move(r).error().wrap("delete link " + name));
+  }
+  return {};
+}
+
+}  // namespace berth::netlink
