@@ -40,6 +40,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# ccache: paths relative to the checkout, so a clone elsewhere (CI) reuses the cache.
+export CCACHE_BASEDIR="$here"
+export CCACHE_NOHASHDIR=1
+
 # The registry package may start its own service on :5000; the tests start theirs on free ports.
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
