@@ -6,8 +6,10 @@
 #include <set>
 
 #include "berth/engine/engine.hpp"
+#include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
 #include "berth/util/human.hpp"
+#include "berth/util/log.hpp"
 #include "command.hpp"
 #include "image_usage.hpp"
 #include "output.hpp"
@@ -16,6 +18,31 @@ namespace berth::cli {
 namespace {
 
 using nlohmann::json;
+
+// Logs an image event (Podman's libimage events); a failure to log never fails the command.
+void image_event(Context& ctx, const char* status, const std::string& id,
+                 const std::string& name) {
+  auto engine = ctx.engine();
+  if (!engine) {
+    return;
+  }
+  events::Event e;
+  e.type = std::string(events::type::kImage);
+  e.status = status;
+  e.id = id;
+  e.name = name;
+  // One engine per process: read the logger configuration once.
+  static const events::EventLog log = events::EventLog::from_config((*engine)->config());
+  if (auto r = log.emit(e); !r) {
+    spdlog::warn("{}", r.error().message());
+  }
+}
+
+// The names an image has now ("" -> none); for the tag/untag events.
+std::vector<std::string> image_names(store::Store& st, const std::string& name) {
+  auto rec = image::lookup_image(st, name);
+  return rec ? rec->names : std::vector<std::string>{};
+}
 
 Result<store::Store*> open_store(Context& ctx, bool read_only = false) {
   BERTH_TRY(auto* engine, ctx.engine());
@@ -125,6 +152,9 @@ Result<int> run_load(Context& ctx) {
   }
   BERTH_TRY(auto* st, open_store(ctx));
   BERTH_TRY(auto r, image::load(*st, o));
+  for (size_t i = 0; i < r.ids.size(); ++i) {
+    image_event(ctx, "loadfromarchive", r.ids[i], i < r.loaded.size() ? r.loaded[i] : "");
+  }
   if (!ctx.flag("quiet")) {
     for (const auto& name : r.loaded) {
       ctx.out << "Loaded image: " << name << "\n";
@@ -151,6 +181,10 @@ Result<int> run_save(Context& ctx) {
   o.images = ctx.args;
   BERTH_TRY(auto* st, open_store(ctx, true));
   BERTH_TRYV(image::save(*st, o));
+  for (const auto& name : o.images) {
+    auto rec = image::lookup_image(*st, name);
+    image_event(ctx, "save", rec ? rec->id : "", name);
+  }
   return 0;
 }
 
@@ -176,6 +210,7 @@ Result<int> run_import(Context& ctx) {
   o.architecture = ctx.str("arch");
   BERTH_TRY(auto* st, open_store(ctx));
   BERTH_TRY(auto id, image::import_image(*st, o));
+  image_event(ctx, "import", id, o.reference);
   ctx.out << "sha256:" << id << "\n";
   return 0;
 }
@@ -183,7 +218,16 @@ Result<int> run_import(Context& ctx) {
 Result<int> run_tag(Context& ctx) {
   BERTH_TRY(auto* st, open_store(ctx));
   for (size_t i = 1; i < ctx.args.size(); ++i) {
+    auto before = image_names(*st, ctx.args[0]);
     BERTH_TRYV(image::tag_image(*st, ctx.args[0], ctx.args[i]));
+    auto rec = image::lookup_image(*st, ctx.args[0]);
+    std::string added = ctx.args[i];
+    for (const auto& n : rec ? rec->names : before) {
+      if (std::find(before.begin(), before.end(), n) == before.end()) {
+        added = n;  // the normalized name ("localhost/foo:latest")
+      }
+    }
+    image_event(ctx, "tag", rec ? rec->id : "", added);
   }
   return 0;
 }
@@ -191,7 +235,16 @@ Result<int> run_tag(Context& ctx) {
 Result<int> run_untag(Context& ctx) {
   BERTH_TRY(auto* st, open_store(ctx));
   std::vector<std::string> names(ctx.args.begin() + 1, ctx.args.end());
+  auto untag_rec = image::lookup_image(*st, ctx.args[0]);
   BERTH_TRYV(image::untag_image(*st, ctx.args[0], names));
+  if (untag_rec) {
+    auto after = image_names(*st, untag_rec->id);
+    for (const auto& n : untag_rec->names) {
+      if (std::find(after.begin(), after.end(), n) == after.end()) {
+        image_event(ctx, "untag", untag_rec->id, n);
+      }
+    }
+  }
   return 0;
 }
 
@@ -213,6 +266,7 @@ Result<int> run_rmi(Context& ctx) {
   int rc = 0;
   // Podman: each image is tried; exit 1 if one was unknown, 2 if one was in use.
   for (const auto& t : targets) {
+    auto rmi_rec = image::lookup_image(*st, t);
     auto r = image::remove_images(*st, {t}, o);
     if (!r) {
       ctx.err << "Error: " << r.error().message() << "\n";
@@ -227,9 +281,11 @@ Result<int> run_rmi(Context& ctx) {
     }
     for (const auto& n : r->untagged) {
       ctx.out << "Untagged: " << n << "\n";
+      image_event(ctx, "untag", rmi_rec ? rmi_rec->id : "", n);
     }
     for (const auto& id : r->deleted) {
       ctx.out << "Deleted: " << id << "\n";
+      image_event(ctx, "remove", id, t);
     }
   }
   return rc;
@@ -289,6 +345,7 @@ Result<int> run_image_prune(Context& ctx) {
   BERTH_TRY(auto removed, image::prune_images(*st, all, image_in_use(ctx)));
   for (const auto& id : removed) {
     ctx.out << id << "\n";
+    image_event(ctx, "remove", id, "");
   }
   return 0;
 }
@@ -303,6 +360,8 @@ Result<int> run_image_mount(Context& ctx) {
   BERTH_TRY(auto* st, open_store(ctx));
   for (const auto& name : ctx.args) {
     BERTH_TRY(auto path, image::mount_image(*st, name));
+    auto mounted = image::lookup_image(*st, name);
+    image_event(ctx, "mount", mounted ? mounted->id : "", name);
     ctx.out << path << "\n";
   }
   return 0;
@@ -312,6 +371,8 @@ Result<int> run_image_unmount(Context& ctx) {
   BERTH_TRY(auto* st, open_store(ctx));
   for (const auto& name : ctx.args) {
     BERTH_TRYV(image::unmount_image(*st, name));
+    auto unmounted = image::lookup_image(*st, name);
+    image_event(ctx, "unmount", unmounted ? unmounted->id : "", name);
   }
   return 0;
 }
