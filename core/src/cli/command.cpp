@@ -214,7 +214,7 @@ size_t first_positional(const po::options_description& d, const std::vector<std:
     }
     // Short options, possibly grouped: "-it", "-p8080:80", "-e" "X=1".
     for (size_t k = 1; k < a.size(); ++k) {
-      const auto* o = d.find_nothrow(std::string(1, a[k]), false, false, true);
+      const auto* o = d.find_nothrow(std::string("-") + a[k], false, false, false);
       if (o == nullptr) {
         break;
       }
@@ -295,8 +295,8 @@ int run_cli(int argc, char** argv) {
       break;
     }
     leading.push_back(a);
-    std::string name = a.rfind("--", 0) == 0 ? a.substr(2, a.find('=') - 2) : a.substr(1, 1);
-    const auto* o = gdesc.find_nothrow(name, false, false, a.rfind("--", 0) != 0);
+    std::string name = a.rfind("--", 0) == 0 ? a.substr(2, a.find('=') - 2) : a.substr(0, 2);
+    const auto* o = gdesc.find_nothrow(name, false);
     if (o == nullptr) {
       return engine_error(ctx.err, "unknown flag: " + a + "\n" + see_help(tree().root));
     }

@@ -9,6 +9,8 @@
 #include "berth/container/log_format.hpp"
 #include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
+#include "berth/image/image_service.hpp"
+#include "berth/store/store.hpp"
 #include "command.hpp"
 #include "output.hpp"
 
@@ -40,13 +42,13 @@ Result<int> parse_signal(const std::string& s) {
     name = name.substr(3);
   }
   static const std::pair<const char*, int> table[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
-      {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
-      {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
-      {"WINCH", SIGWINCH}, {"IO", SIGIO},   {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+      {"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+      {"TRAP", SIGTRAP},   {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
+      {"KILL", SIGKILL},   {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+      {"PIPE", SIGPIPE},   {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+      {"CONT", SIGCONT},   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+      {"TTOU", SIGTTOU},   {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+      {"WINCH", SIGWINCH}, {"IO", SIGIO},     {"PWR", SIGPWR},   {"SYS", SIGSYS}};
   for (const auto& [n, v] : table) {
     if (name == n) {
       return v;
@@ -95,40 +97,40 @@ Result<std::map<std::string, std::string>> parse_kv(const strings& items, const 
 }
 
 void create_flags(po::options_description& d) {
-  d.add_options()("annotation", po::value<strings>()->composing(), "Add an annotation")
-      ("cap-add", po::value<strings>()->composing(), "Add capabilities")
-      ("cap-drop", po::value<strings>()->composing(), "Drop capabilities")
-      ("cidfile", po::value<std::string>(), "Write the container ID to the file")
-      ("detach-keys", po::value<std::string>(), "Key sequence for detaching a container")
-      ("entrypoint", po::value<std::string>(), "Overwrite the default ENTRYPOINT of the image")
-      ("env,e", po::value<strings>()->composing(), "Set environment variables in container")
-      ("env-file", po::value<strings>()->composing(), "Read in a file of environment variables")
-      ("env-host", po::bool_switch(), "Use all current host environment variables in container")
-      ("hostname", po::value<std::string>(), "Set container hostname")
-      ("init", po::bool_switch(), "Run an init binary inside the container")
-      ("init-path", po::value<std::string>(), "Path to the container-init binary")
-      ("interactive,i", po::bool_switch(), "Keep STDIN open even if not attached")
-      ("label,l", po::value<strings>()->composing(), "Set metadata on container")
-      ("log-driver", po::value<std::string>(), "Logging driver for the container")
-      ("log-opt", po::value<strings>()->composing(), "Logging driver options")
-      ("name", po::value<std::string>(), "Assign a name to the container")
-      ("network,net", po::value<std::string>(), "Connect a container to a network (none, host)")
-      ("oom-score-adj", po::value<int>(), "Tune the host's OOM preferences (-1000 to 1000)")
-      ("privileged", po::bool_switch(), "Give extended privileges to container")
-      ("pull", po::value<std::string>()->default_value("missing"),
-       "Pull image policy (missing, never)")
-      ("read-only", po::bool_switch(), "Make containers root filesystem read-only")
-      ("replace", po::bool_switch(), "Replace a container with the same name")
-      ("rm", po::bool_switch(), "Remove container (and pod if created) after exit")
-      ("runtime", po::value<std::string>(), "Path or name of the OCI runtime (native, runc)")
-      ("security-opt", po::value<strings>()->composing(), "Security options")
-      ("stop-signal", po::value<std::string>(), "Signal to stop a container")
-      ("stop-timeout", po::value<uint32_t>(), "Timeout (in seconds) to stop a container")
-      ("sysctl", po::value<strings>()->composing(), "Sysctl options")
-      ("tty,t", po::bool_switch(), "Allocate a pseudo-TTY for container")
-      ("ulimit", po::value<strings>()->composing(), "Ulimit options")
-      ("user,u", po::value<std::string>(), "Username or UID (format: <name|uid>[:<group|gid>])")
-      ("workdir,w", po::value<std::string>(), "Working directory inside the container");
+  d.add_options()("annotation", po::value<strings>()->composing(), "Add an annotation")(
+      "cap-add", po::value<strings>()->composing(), "Add capabilities")(
+      "cap-drop", po::value<strings>()->composing(), "Drop capabilities")(
+      "cidfile", po::value<std::string>(), "Write the container ID to the file")(
+      "detach-keys", po::value<std::string>(), "Key sequence for detaching a container")(
+      "entrypoint", po::value<std::string>(), "Overwrite the default ENTRYPOINT of the image")(
+      "env,e", po::value<strings>()->composing(), "Set environment variables in container")(
+      "env-file", po::value<strings>()->composing(), "Read in a file of environment variables")(
+      "env-host", po::bool_switch(), "Use all current host environment variables in container")(
+      "hostname", po::value<std::string>(), "Set container hostname")(
+      "init", po::bool_switch(), "Run an init binary inside the container")(
+      "init-path", po::value<std::string>(), "Path to the container-init binary")(
+      "interactive,i", po::bool_switch(), "Keep STDIN open even if not attached")(
+      "label,l", po::value<strings>()->composing(), "Set metadata on container")(
+      "log-driver", po::value<std::string>(), "Logging driver for the container")(
+      "log-opt", po::value<strings>()->composing(), "Logging driver options")(
+      "name", po::value<std::string>(), "Assign a name to the container")(
+      "network,net", po::value<std::string>(), "Connect a container to a network (none, host)")(
+      "oom-score-adj", po::value<int>(), "Tune the host's OOM preferences (-1000 to 1000)")(
+      "privileged", po::bool_switch(), "Give extended privileges to container")(
+      "pull", po::value<std::string>()->default_value("missing"),
+      "Pull image policy (missing, never)")("read-only", po::bool_switch(),
+                                            "Make containers root filesystem read-only")(
+      "replace", po::bool_switch(), "Replace a container with the same name")(
+      "rm", po::bool_switch(), "Remove container (and pod if created) after exit")(
+      "runtime", po::value<std::string>(), "Path or name of the OCI runtime (native, runc)")(
+      "security-opt", po::value<strings>()->composing(), "Security options")(
+      "stop-signal", po::value<std::string>(), "Signal to stop a container")(
+      "stop-timeout", po::value<uint32_t>(), "Timeout (in seconds) to stop a container")(
+      "sysctl", po::value<strings>()->composing(), "Sysctl options")(
+      "tty,t", po::bool_switch(), "Allocate a pseudo-TTY for container")(
+      "ulimit", po::value<strings>()->composing(), "Ulimit options")(
+      "user,u", po::value<std::string>(), "Username or UID (format: <name|uid>[:<group|gid>])")(
+      "workdir,w", po::value<std::string>(), "Working directory inside the container");
 }
 
 Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) {
@@ -144,8 +146,9 @@ Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) 
   }
   if (pull == "always" || pull == "newer") {
     return fail(Errc::NotSupported,
-                "--pull " + pull + ": pulling images is not supported yet; use missing or never "
-                                   "with a local image");
+                "--pull " + pull +
+                    ": pulling images is not supported yet; use missing or never "
+                    "with a local image");
   }
   o.name = ctx.str("name");
   if (ctx.has("entrypoint")) {
@@ -364,23 +367,22 @@ std::optional<uint32_t> timeout_flag(Context& ctx) {
 
 Result<int> run_stop(Context& ctx) {
   auto t = timeout_flag(ctx);
-  return for_each(ctx, ctx.flag("all"), [&](engine::Engine& e, const std::string& n) {
-    return bc::stop(e, n, t);
-  }, true);
+  return for_each(
+      ctx, ctx.flag("all"),
+      [&](engine::Engine& e, const std::string& n) { return bc::stop(e, n, t); }, true);
 }
 
 Result<int> run_restart(Context& ctx) {
   auto t = timeout_flag(ctx);
-  return for_each(ctx, ctx.flag("all"), [&](engine::Engine& e, const std::string& n) {
-    return bc::restart(e, n, t);
-  });
+  return for_each(ctx, ctx.flag("all"),
+                  [&](engine::Engine& e, const std::string& n) { return bc::restart(e, n, t); });
 }
 
 Result<int> run_kill(Context& ctx) {
   BERTH_TRY(int sig, parse_signal(ctx.has("signal") ? ctx.str("signal") : "KILL"));
-  return for_each(ctx, ctx.flag("all"), [&](engine::Engine& e, const std::string& n) {
-    return bc::kill(e, n, sig);
-  }, true);
+  return for_each(
+      ctx, ctx.flag("all"),
+      [&](engine::Engine& e, const std::string& n) { return bc::kill(e, n, sig); }, true);
 }
 
 Result<int> run_rm(Context& ctx) {
@@ -585,11 +587,10 @@ Result<int> run_ps(Context& ctx) {
     }
   }
   format::ListSpec spec;
-  spec.default_format = o.size
-                            ? "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t"
-                              "{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
-                            : "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t"
-                              "{{.Status}}\t{{.Ports}}\t{{.Names}}";
+  spec.default_format = o.size ? "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t"
+                                 "{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+                               : "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t"
+                                 "{{.Status}}\t{{.Ports}}\t{{.Names}}";
   spec.headers = {{"ID", "CONTAINER ID"}, {"CreatedHuman", "CREATED"}, {"RunningFor", "CREATED"}};
   spec.quiet_field = "ID";
   if (ctx.flag("quiet") && !ctx.has("format")) {
@@ -623,6 +624,52 @@ Result<int> run_inspect(Context& ctx) {
       BERTH_TRY(auto j, bc::inspect(*eng, rows[0]["Id"].get<std::string>(), ctx.flag("size")));
       arr.push_back(std::move(j));
     }
+  }
+  if (arr.empty() && rc != 0) {
+    return rc;
+  }
+  BERTH_TRY(int prc, print_objects(ctx, arr));
+  return rc != 0 ? rc : prc;
+}
+
+// `berth inspect`: containers first, then images (Podman's order), or the --type given.
+Result<int> run_inspect_any(Context& ctx) {
+  BERTH_TRY(auto* eng, ctx.engine());
+  const std::string type = ctx.has("type") ? ctx.str("type") : "all";
+  if (type != "all" && type != "container" && type != "image") {
+    return fail(Errc::InvalidArgument,
+                "invalid --type \"" + type + "\" (supported: all, container, image)");
+  }
+  std::unique_ptr<store::Store> images;
+  json arr = json::array();
+  int rc = 0;
+  for (const auto& n : ctx.args) {
+    if (type != "image") {
+      auto r = bc::inspect(*eng, n, ctx.flag("size"));
+      if (r) {
+        arr.push_back(std::move(*r));
+        continue;
+      }
+      if (r.error().code() != Errc::NotFound || type == "container") {
+        ctx.err << "Error: " << r.error().message() << "\n";
+        rc = 125;
+        continue;
+      }
+    }
+    if (!images) {
+      BERTH_TRY(auto* driver, eng->storage());
+      store::StoreOptions so;
+      so.graph_root = eng->graphroot();
+      so.run_root = eng->runroot();
+      BERTH_TRY(images, store::Store::open(so, *driver));
+    }
+    auto r = image::inspect_image(*images, n);
+    if (!r) {
+      ctx.err << "Error: no such object: \"" << n << "\"\n";
+      rc = 125;
+      continue;
+    }
+    arr.push_back(std::move(*r));
   }
   if (arr.empty() && rc != 0) {
     return rc;
@@ -723,175 +770,197 @@ const Registrar reg([] {
   group.summary = "Manage containers";
   register_command("", std::move(group));
 
-  Command run = make("run", "Run a command in a new container", "[options] IMAGE [COMMAND [ARG...]]",
-                     1, SIZE_MAX,
-                     [](po::options_description& d) {
-                       create_flags(d);
-                       d.add_options()("detach,d", po::bool_switch(),
-                                       "Run container in background and print container ID")(
-                           "sig-proxy", po::value<bool>(),
-                           "Proxy received signals to the process (default true)");
-                     },
-                     run_run);
+  Command run = make(
+      "run", "Run a command in a new container", "[options] IMAGE [COMMAND [ARG...]]", 1, SIZE_MAX,
+      [](po::options_description& d) {
+        create_flags(d);
+        d.add_options()("detach,d", po::bool_switch(),
+                        "Run container in background and print container ID")(
+            "sig-proxy", po::value<bool>(), "Proxy received signals to the process (default true)");
+      },
+      run_run);
   run.interspersed = false;
   run.examples = "berth run -it --rm localhost/busybox sh";
   register_command("container", std::move(run));
 
-  Command create = make("create", "Create but do not start a container",
-                        "[options] IMAGE [COMMAND [ARG...]]", 1, SIZE_MAX, create_flags, run_create);
+  Command create =
+      make("create", "Create but do not start a container", "[options] IMAGE [COMMAND [ARG...]]", 1,
+           SIZE_MAX, create_flags, run_create);
   create.interspersed = false;
   register_command("container", std::move(create));
 
+  register_command(
+      "container",
+      make(
+          "start", "Start one or more containers", "[options] CONTAINER [...]", 1, SIZE_MAX,
+          [](po::options_description& d) {
+            d.add_options()("attach,a", po::bool_switch(), "Attach container's STDOUT and STDERR")(
+                "interactive,i", po::bool_switch(), "Attach container's STDIN")(
+                "detach-keys", po::value<std::string>(), "Key sequence for detaching a container")(
+                "sig-proxy", po::value<bool>(), "Proxy received signals");
+          },
+          run_start));
+  register_command(
+      "container",
+      make(
+          "stop", "Stop one or more containers", "[options] CONTAINER [...]", 0, SIZE_MAX,
+          [](po::options_description& d) {
+            d.add_options()("all,a", po::bool_switch(), "Stop all running containers")(
+                "ignore,i", po::bool_switch(), "Ignore missing containers");
+            time_flag(d, "Seconds to wait for stop before killing the container");
+          },
+          run_stop));
+  register_command(
+      "container",
+      make(
+          "restart", "Restart one or more containers", "[options] CONTAINER [...]", 0, SIZE_MAX,
+          [](po::options_description& d) {
+            d.add_options()("all,a", po::bool_switch(), "Restart all containers");
+            time_flag(d, "Seconds to wait for stop before killing the container");
+          },
+          run_restart));
   register_command("container",
-                   make("start", "Start one or more containers", "[options] CONTAINER [...]", 1,
-                        SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("attach,a", po::bool_switch(),
-                                          "Attach container's STDOUT and STDERR")(
-                              "interactive,i", po::bool_switch(), "Attach container's STDIN")(
-                              "detach-keys", po::value<std::string>(),
-                              "Key sequence for detaching a container")(
-                              "sig-proxy", po::value<bool>(), "Proxy received signals");
-                        },
-                        run_start));
-  register_command("container",
-                   make("stop", "Stop one or more containers", "[options] CONTAINER [...]", 0,
-                        SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("all,a", po::bool_switch(), "Stop all running containers")(
-                              "ignore,i", po::bool_switch(), "Ignore missing containers");
-                          time_flag(d, "Seconds to wait for stop before killing the container");
-                        },
-                        run_stop));
-  register_command("container",
-                   make("restart", "Restart one or more containers", "[options] CONTAINER [...]",
-                        0, SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("all,a", po::bool_switch(), "Restart all containers");
-                          time_flag(d, "Seconds to wait for stop before killing the container");
-                        },
-                        run_restart));
-  register_command("container",
-                   make("kill", "Kill one or more running containers with a specific signal",
-                        "[options] CONTAINER [...]", 0, SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("all,a", po::bool_switch(), "Signal all running containers")(
-                              "signal,s", po::value<std::string>(),
-                              "Signal to send to the container (default KILL)");
-                        },
-                        run_kill));
-  Command rm = make("rm", "Remove one or more containers", "[options] CONTAINER [...]", 0,
-                    SIZE_MAX,
-                    [](po::options_description& d) {
-                      d.add_options()("all,a", po::bool_switch(), "Remove all containers")(
-                          "force,f", po::bool_switch(),
-                          "Force removal of a running or unusable container")(
-                          "volumes,v", po::bool_switch(), "Remove anonymous volumes")(
-                          "depend", po::bool_switch(), "Remove container and all dependencies")(
-                          "ignore,i", po::bool_switch(), "Ignore errors when a container is missing");
-                      time_flag(d, "Seconds to wait for stop before killing the container");
-                    },
-                    run_rm);
+                   make(
+                       "kill", "Kill one or more running containers with a specific signal",
+                       "[options] CONTAINER [...]", 0, SIZE_MAX,
+                       [](po::options_description& d) {
+                         d.add_options()("all,a", po::bool_switch(),
+                                         "Signal all running containers")(
+                             "signal,s", po::value<std::string>(),
+                             "Signal to send to the container (default KILL)");
+                       },
+                       run_kill));
+  Command rm = make(
+      "rm", "Remove one or more containers", "[options] CONTAINER [...]", 0, SIZE_MAX,
+      [](po::options_description& d) {
+        d.add_options()("all,a", po::bool_switch(), "Remove all containers")(
+            "force,f", po::bool_switch(), "Force removal of a running or unusable container")(
+            "volumes,v", po::bool_switch(), "Remove anonymous volumes")(
+            "depend", po::bool_switch(), "Remove container and all dependencies")(
+            "ignore,i", po::bool_switch(), "Ignore errors when a container is missing");
+        time_flag(d, "Seconds to wait for stop before killing the container");
+      },
+      run_rm);
   rm.aliases = {"remove"};
   register_command("container", std::move(rm));
+  register_command(
+      "container",
+      make(
+          "wait", "Block on one or more containers", "[options] CONTAINER [...]", 1, SIZE_MAX,
+          [](po::options_description& d) {
+            d.add_options()("condition", po::value<strings>()->composing(),
+                            "Condition to wait on (stopped, running, ...)")(
+                "interval,i", po::value<std::string>(), "Polling interval");
+          },
+          run_wait));
   register_command("container",
-                   make("wait", "Block on one or more containers", "[options] CONTAINER [...]", 1,
-                        SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("condition", po::value<strings>()->composing(),
-                                          "Condition to wait on (stopped, running, ...)")(
-                              "interval,i", po::value<std::string>(), "Polling interval");
-                        },
-                        run_wait));
-  register_command("container",
-                   make("attach", "Attach to a running container", "[options] CONTAINER", 1, 1,
-                        [](po::options_description& d) {
-                          d.add_options()("detach-keys", po::value<std::string>(),
-                                          "Key sequence for detaching a container")(
-                              "no-stdin", po::bool_switch(), "Do not attach STDIN")(
-                              "sig-proxy", po::value<bool>(), "Proxy received signals");
-                        },
-                        run_attach));
-  Command exec = make("exec", "Run a process in a running container",
-                      "[options] CONTAINER COMMAND [ARG...]", 2, SIZE_MAX,
-                      [](po::options_description& d) {
-                        d.add_options()("detach,d", po::bool_switch(), "Run the exec session in "
-                                                                       "detached mode")(
-                            "detach-keys", po::value<std::string>(), "Key sequence for detaching")(
-                            "env,e", po::value<strings>()->composing(), "Set environment variables")(
-                            "env-file", po::value<strings>()->composing(),
-                            "Read in a file of environment variables")(
-                            "interactive,i", po::bool_switch(), "Keep STDIN open")(
-                            "privileged", po::bool_switch(), "Give extended privileges")(
-                            "tty,t", po::bool_switch(), "Allocate a pseudo-TTY")(
-                            "user,u", po::value<std::string>(), "Sets the user (uid[:gid])")(
-                            "workdir,w", po::value<std::string>(), "Working directory");
-                      },
-                      run_exec);
+                   make(
+                       "attach", "Attach to a running container", "[options] CONTAINER", 1, 1,
+                       [](po::options_description& d) {
+                         d.add_options()("detach-keys", po::value<std::string>(),
+                                         "Key sequence for detaching a container")(
+                             "no-stdin", po::bool_switch(), "Do not attach STDIN")(
+                             "sig-proxy", po::value<bool>(), "Proxy received signals");
+                       },
+                       run_attach));
+  Command exec = make(
+      "exec", "Run a process in a running container", "[options] CONTAINER COMMAND [ARG...]", 2,
+      SIZE_MAX,
+      [](po::options_description& d) {
+        d.add_options()("detach,d", po::bool_switch(),
+                        "Run the exec session in "
+                        "detached mode")("detach-keys", po::value<std::string>(),
+                                         "Key sequence for detaching")(
+            "env,e", po::value<strings>()->composing(), "Set environment variables")(
+            "env-file", po::value<strings>()->composing(),
+            "Read in a file of environment variables")(
+            "interactive,i", po::bool_switch(), "Keep STDIN open")("privileged", po::bool_switch(),
+                                                                   "Give extended privileges")(
+            "tty,t", po::bool_switch(), "Allocate a pseudo-TTY")("user,u", po::value<std::string>(),
+                                                                 "Sets the user (uid[:gid])")(
+            "workdir,w", po::value<std::string>(), "Working directory");
+      },
+      run_exec);
   exec.interspersed = false;
   register_command("container", std::move(exec));
   register_command("container",
-                   make("logs", "Fetch the logs of one or more containers",
-                        "[options] CONTAINER [...]", 0, SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("follow,f", po::bool_switch(), "Follow log output")(
-                              "latest,l", po::bool_switch(), "Act on the latest container")(
-                              "names,n", po::bool_switch(), "Output the container name in the log")(
-                              "since", po::value<std::string>(), "Show logs since TIMESTAMP")(
-                              "until", po::value<std::string>(), "Show logs until TIMESTAMP")(
-                              "tail", po::value<int64_t>(), "Output the specified number of LINES")(
-                              "timestamps,t", po::bool_switch(), "Output the timestamps");
-                        },
-                        run_logs));
-  Command ps = make("ps", "List containers", "[options]", 0, 0,
-                    [](po::options_description& d) {
-                      add_format_options(d, true, false);
-                      d.add_options()("noheading", po::bool_switch(), "Do not print headers")(
-                          "all,a", po::bool_switch(), "Show all the containers")(
-                          "latest,l", po::bool_switch(), "Act on the latest container")(
-                          "last,n", po::value<int>(), "Print the n last created containers")(
-                          "size,s", po::bool_switch(), "Display the total file sizes")(
-                          "no-trunc", po::bool_switch(), "Display the extended information")(
-                          "filter,f", po::value<strings>()->composing(), "Filter output")(
-                          "sort", po::value<std::string>(), "Sort output by: command, created, id, "
-                                                            "image, names, runningfor, status");
-                    },
-                    run_ps);
+                   make(
+                       "logs", "Fetch the logs of one or more containers",
+                       "[options] CONTAINER [...]", 0, SIZE_MAX,
+                       [](po::options_description& d) {
+                         d.add_options()("follow,f", po::bool_switch(), "Follow log output")(
+                             "latest,l", po::bool_switch(), "Act on the latest container")(
+                             "names,n", po::bool_switch(), "Output the container name in the log")(
+                             "since", po::value<std::string>(), "Show logs since TIMESTAMP")(
+                             "until", po::value<std::string>(), "Show logs until TIMESTAMP")(
+                             "tail", po::value<int64_t>(), "Output the specified number of LINES")(
+                             "timestamps,t", po::bool_switch(), "Output the timestamps");
+                       },
+                       run_logs));
+  Command ps = make(
+      "ps", "List containers", "[options]", 0, 0,
+      [](po::options_description& d) {
+        add_format_options(d, true, false);
+        d.add_options()("noheading", po::bool_switch(), "Do not print headers")(
+            "all,a", po::bool_switch(), "Show all the containers")("latest,l", po::bool_switch(),
+                                                                   "Act on the latest container")(
+            "last,n", po::value<int>(), "Print the n last created containers")(
+            "size,s", po::bool_switch(), "Display the total file sizes")(
+            "no-trunc", po::bool_switch(), "Display the extended information")(
+            "filter,f", po::value<strings>()->composing(), "Filter output")(
+            "sort", po::value<std::string>(),
+            "Sort output by: command, created, id, "
+            "image, names, runningfor, status");
+      },
+      run_ps);
   ps.aliases = {"ls", "list"};
   register_command("container", std::move(ps));
   register_command("container",
-                   make("inspect", "Display the configuration of a container",
-                        "[options] CONTAINER [...]", 0, SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("format,f", po::value<std::string>(),
-                                          "Format the output using a Go template or json")(
-                              "latest,l", po::bool_switch(), "Act on the latest container")(
-                              "size,s", po::bool_switch(), "Display total file size");
-                        },
-                        run_inspect));
+                   make(
+                       "inspect", "Display the configuration of a container",
+                       "[options] CONTAINER [...]", 0, SIZE_MAX,
+                       [](po::options_description& d) {
+                         d.add_options()("format,f", po::value<std::string>(),
+                                         "Format the output using a Go template or json")(
+                             "latest,l", po::bool_switch(), "Act on the latest container")(
+                             "size,s", po::bool_switch(), "Display total file size");
+                       },
+                       run_inspect));
   register_command("container", make("exists", "Check if a container exists in local storage",
                                      "CONTAINER", 1, 1, nullptr, run_exists));
-  register_command("container",
-                   make("prune", "Remove all non running containers", "[options]", 0, 0,
-                        [](po::options_description& d) {
-                          d.add_options()("force,f", po::bool_switch(),
-                                          "Do not prompt for confirmation");
-                        },
-                        run_prune));
+  register_command("container", make(
+                                    "prune", "Remove all non running containers", "[options]", 0, 0,
+                                    [](po::options_description& d) {
+                                      d.add_options()("force,f", po::bool_switch(),
+                                                      "Do not prompt for confirmation");
+                                    },
+                                    run_prune));
   register_command("container", make("top", "Display the running processes of a container",
                                      "CONTAINER", 1, 1, nullptr, run_top));
-  register_command("container", make("rename", "Rename an existing container",
-                                     "CONTAINER NAME", 2, 2, nullptr, run_rename));
+  register_command("container", make("rename", "Rename an existing container", "CONTAINER NAME", 2,
+                                     2, nullptr, run_rename));
   register_command("container",
-                   make("cleanup", "Clean up network and mountpoints of one or more containers",
-                        "[options] CONTAINER [...]", 1, SIZE_MAX,
-                        [](po::options_description& d) {
-                          d.add_options()("rm", po::bool_switch(),
-                                          "After cleanup, remove the container entirely");
-                        },
-                        run_cleanup));
-  for (const char* s : {"run", "create", "start", "stop", "restart", "kill", "rm", "wait",
-                        "attach", "exec", "logs", "ps", "top", "rename"}) {
+                   make(
+                       "cleanup", "Clean up network and mountpoints of one or more containers",
+                       "[options] CONTAINER [...]", 1, SIZE_MAX,
+                       [](po::options_description& d) {
+                         d.add_options()("rm", po::bool_switch(),
+                                         "After cleanup, remove the container entirely");
+                       },
+                       run_cleanup));
+  register_command("", make(
+                           "inspect", "Display the configuration of object denoted by ID",
+                           "[options] {CONTAINER|IMAGE} [...]", 1, SIZE_MAX,
+                           [](po::options_description& d) {
+                             d.add_options()("format,f", po::value<std::string>(),
+                                             "Format the output using a Go template or json")(
+                                 "size,s", po::bool_switch(), "Display total file size")(
+                                 "type,t", po::value<std::string>(),
+                                 "Specify inspect-object type (all, container, image)");
+                           },
+                           run_inspect_any));
+  for (const char* s : {"run", "create", "start", "stop", "restart", "kill", "rm", "wait", "attach",
+                        "exec", "logs", "ps", "top", "rename"}) {
     register_shortcut(s, std::string("container ") + s);
   }
 });

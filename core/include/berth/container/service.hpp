@@ -1,0 +1,147 @@
+#pragma once
+// The container commands as library functions. The CLI and the API server call these. Each takes
+// the Engine (config, store, plugins); failures whose cause is the container's executable carry
+// an exit code through exit_code_for().
+#include <sys/types.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "berth/container/container.hpp"
+#include "berth/sdk/result.hpp"
+
+namespace berth::engine {
+class Engine;
+}
+
+namespace berth::container {
+
+// Podman's exit code for an error: 127 command not found, 126 cannot invoke, else 125.
+int exit_code_for(const Error& e);
+
+struct CreateResult {
+  std::string id;
+  std::vector<std::string> warnings;
+};
+// Resolves the image (local only; `pull` is "missing" or "never"), makes the read-write layer,
+// writes the spec and the record, and starts the monitor, which creates the container in the
+// runtime and leaves it waiting for start.
+Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replace = false);
+
+// Starts a created container (the monitor is waiting); an exited one gets a new monitor first.
+Result<void> start(engine::Engine& eng, const std::string& name_or_id);
+
+// How an attached client behaves.
+struct AttachOptions {
+  bool stdin = false;       // forward our stdin
+  bool tty = false;         // the container has a terminal: raw mode and resizes
+  bool sig_proxy = true;    // forward signals to the container (no tty)
+  std::string detach_keys;  // "ctrl-p,ctrl-q"; "" disables
+  int in_fd = 0;
+  int out_fd = 1;
+  int err_fd = 2;
+  // Called once the attach socket is connected (run/start start the container here).
+  std::function<Result<void>()> on_attached;
+};
+// Result of an attach: the container's exit code, or detached.
+struct AttachResult {
+  bool detached = false;
+  int exit_code = 0;
+};
+Result<AttachResult> attach(engine::Engine& eng, const std::string& name_or_id,
+                            const AttachOptions& opts);
+
+// run = create + (attach) + start. Returns the exit code to pass through (0 for -d).
+struct RunOptions {
+  CreateOptions create;
+  bool detach = false;
+  bool replace = false;
+  bool sig_proxy = true;
+  std::string cidfile;
+  std::function<void(const std::string& id)> on_created;  // prints the id with -d
+};
+Result<int> run(engine::Engine& eng, RunOptions opts);
+
+// SIGTERM (or the stop signal), SIGKILL after `timeout` seconds (nullopt: the container's).
+Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
+                  std::optional<uint32_t> timeout);
+Result<void> restart(engine::Engine& eng, const std::string& name_or_id,
+                     std::optional<uint32_t> timeout);
+Result<void> kill(engine::Engine& eng, const std::string& name_or_id, int signal);
+struct RemoveOptions {
+  bool force = false;
+  bool volumes = false;
+  std::optional<uint32_t> timeout;
+};
+Result<void> remove(engine::Engine& eng, const std::string& name_or_id, const RemoveOptions& o);
+// Unmounts the rootfs and releases the runtime state of an exited container; with `rm`, removes
+// it. Called by berth-monitor when the container exits. A container gone already is fine.
+Result<void> cleanup(engine::Engine& eng, const std::string& name_or_id, bool rm);
+
+// Waits until the container reaches one of `conditions` ("stopped"/"exited", "running",
+// "created"); returns its exit code (-1 for non-exit conditions).
+Result<int> wait(engine::Engine& eng, const std::string& name_or_id,
+                 const std::vector<std::string>& conditions);
+
+// ps: `podman ps --format json`-shaped rows.
+struct ListOptions {
+  bool all = false;
+  bool size = false;
+  int last = -1;  // -n/-l
+  std::vector<std::string> filters;
+  std::string sort = "created";
+};
+Result<nlohmann::json> list(engine::Engine& eng, const ListOptions& opts);
+// A ps filter applied to one row (exposed for tests): "name=foo", "status=exited", ...
+Result<bool> filter_matches(
+    const nlohmann::json& row, const std::string& filter,
+    const std::function<std::optional<int64_t>(const std::string&)>& created_of);
+
+Result<nlohmann::json> inspect(engine::Engine& eng, const std::string& name_or_id, bool size);
+Result<bool> exists(engine::Engine& eng, const std::string& name_or_id);
+Result<std::vector<std::string>> prune(engine::Engine& eng);
+Result<void> rename(engine::Engine& eng, const std::string& name_or_id,
+                    const std::string& new_name);
+// `podman top`: USER PID PPID %CPU ELAPSED TTY TIME COMMAND rows.
+Result<std::vector<std::vector<std::string>>> top(engine::Engine& eng,
+                                                  const std::string& name_or_id);
+
+struct LogsOptions {
+  bool follow = false;
+  std::optional<int64_t> since;  // unix nanos
+  std::optional<int64_t> until;
+  int64_t tail = -1;
+  bool timestamps = false;
+  bool names = false;
+  int out_fd = 1;
+  int err_fd = 2;
+};
+Result<void> logs(engine::Engine& eng, const std::vector<std::string>& names_or_ids,
+                  const LogsOptions& opts);
+
+struct ExecOptions {
+  std::vector<std::string> command;
+  bool interactive = false;
+  bool tty = false;
+  bool detach = false;
+  bool privileged = false;
+  std::vector<std::string> env;
+  std::string user;
+  std::string workdir;
+  std::string detach_keys;
+};
+// Returns the process's exit code (0 with detach).
+Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecOptions& opts);
+
+// "ctrl-p,ctrl-q" -> the byte sequence; "" -> none.
+Result<std::string> parse_detach_keys(const std::string& keys);
+// --since/--until values: RFC 3339, unix seconds, or a duration before now ("10m", "1h").
+std::optional<int64_t> parse_log_time_arg(const std::string& v);
+
+// All records (for name resolution in the CLI and `rm -a`).
+Result<std::vector<ContainerRecord>> records(engine::Engine& eng);
+
+}  // namespace berth::container

@@ -1,0 +1,650 @@
+// ps, inspect, top, logs: reading containers.
+#include <dirent.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <sstream>
+#include <thread>
+
+#include "berth/container/log_format.hpp"
+#include "berth/container/service.hpp"
+#include "berth/util/fs.hpp"
+#include "internal.hpp"
+
+namespace berth::container {
+
+using nlohmann::json;
+using namespace detail;
+
+namespace {
+
+std::string join_command(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) {
+    if (!s.empty()) {
+      s += ' ';
+    }
+    s += a;
+  }
+  return s;
+}
+
+// Go's time.Time String(): "2026-11-28 00:12:03.123456789 +0000 UTC".
+std::string go_time(int64_t nanos) {
+  time_t secs = static_cast<time_t>(nanos / 1000000000);
+  struct tm tm {};
+  localtime_r(&secs, &tm);
+  char buf[96];
+  char zone[16];
+  std::strftime(zone, sizeof(zone), "%z %Z", &tm);
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d.%09lld %s", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(nanos % 1000000000), zone);
+  return buf;
+}
+
+int64_t dir_size(const std::string& path) {
+  int64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           path, std::filesystem::directory_options::skip_permission_denied, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) {
+      total += static_cast<int64_t>(it->file_size(ec));
+    }
+  }
+  return total;
+}
+
+json row_of(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st, int64_t now,
+            bool size) {
+  json r{{"AutoRemove", rec.options.remove},
+         {"Command", json(rec.path_args)},
+         {"CreatedAt", go_time(rec.created)},
+         {"CreatedHuman", human_duration(now - rec.created) + " ago"},
+         {"Created", rec.created / 1000000000},
+         {"Exited", st.status == Status::Exited},
+         {"ExitedAt", st.finished_at / 1000000000},
+         {"ExitCode", st.exit_code},
+         {"Id", rec.id},
+         {"ID", rec.id},
+         {"Image", rec.image_name},
+         {"ImageID", rec.image_id},
+         {"IsInfra", false},
+         {"Labels", rec.options.labels.empty() ? json(nullptr) : json(rec.options.labels)},
+         {"Mounts", json::array()},
+         {"Names", json::array({rec.name})},
+         {"Namespaces", json::object()},
+         {"Networks", json::array()},
+         {"Pid", st.status == Status::Running ? st.pid : 0},
+         {"Pod", ""},
+         {"PodName", ""},
+         {"Ports", nullptr},
+         {"Restarts", rec.restart_count},
+         {"StartedAt", st.started_at / 1000000000},
+         {"State", status_name(st.status)},
+         {"Status", status_string(st, now)}};
+  if (size) {
+    std::string path;
+    if (auto d = eng.storage(); d) {
+      auto lp = (*d)->layer_path(rec.layer_id);
+      if (lp) {
+        path = *lp;
+      }
+    }
+    int64_t rw = path.empty() ? 0 : dir_size(path);
+    r["Size"] = json{{"rwSize", rw}, {"rootFsSize", rw}};
+  }
+  return r;
+}
+
+std::optional<int64_t> parse_time_arg(const std::string& v) {
+  if (auto t = parse_rfc3339(v)) {
+    return t;
+  }
+  // A duration: "10m", "1h", "30s" before now.
+  if (!v.empty()) {
+    char unit = v.back();
+    std::string num = v.substr(0, v.size() - 1);
+    if (!num.empty() && num.find_first_not_of("0123456789") == std::string::npos) {
+      int64_t n = std::stoll(num);
+      int64_t mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 0;
+      if (mult > 0) {
+        return now_nanos() - n * mult * 1000000000;
+      }
+    }
+    if (v.find_first_not_of("0123456789") == std::string::npos) {
+      return std::stoll(v) * 1000000000;  // unix seconds
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<bool> filter_matches(
+    const json& row, const std::string& filter,
+    const std::function<std::optional<int64_t>(const std::string&)>& created_of) {
+  size_t eq = filter.find('=');
+  if (eq == std::string::npos) {
+    return fail(Errc::InvalidArgument, "invalid filter \"" + filter + "\": want KEY=VALUE");
+  }
+  std::string key = filter.substr(0, eq);
+  std::string val = filter.substr(eq + 1);
+  if (key == "id") {
+    return row.value("Id", "").rfind(val, 0) == 0;
+  }
+  if (key == "name") {
+    std::string name = row["Names"].empty() ? "" : row["Names"][0].get<std::string>();
+    // Podman matches names as a regular expression; a substring covers the usual use.
+    return name.find(val) != std::string::npos;
+  }
+  if (key == "label") {
+    const json& labels = row["Labels"];
+    size_t e2 = val.find('=');
+    std::string lk = val.substr(0, e2);
+    if (!labels.is_object() || !labels.contains(lk)) {
+      return false;
+    }
+    return e2 == std::string::npos || labels[lk].get<std::string>() == val.substr(e2 + 1);
+  }
+  if (key == "status") {
+    static const std::vector<std::string> known = {"created",  "running", "paused",  "exited",
+                                                   "stopping", "unknown", "removing"};
+    if (std::find(known.begin(), known.end(), val) == known.end()) {
+      return fail(Errc::InvalidArgument, "invalid status filter \"" + val + "\"");
+    }
+    return row.value("State", "") == val;
+  }
+  if (key == "ancestor") {
+    std::string img = row.value("Image", "");
+    return img == val || row.value("ImageID", "").rfind(val, 0) == 0 ||
+           img.find("/" + val) != std::string::npos || img.rfind(val + ":", 0) == 0;
+  }
+  if (key == "exited") {
+    return row.value("Exited", false) && std::to_string(row.value("ExitCode", 0)) == val;
+  }
+  if (key == "before" || key == "since") {
+    auto ref = created_of(val);
+    if (!ref) {
+      return fail(Errc::NotFound, "no container with name or ID \"" + val + "\" found");
+    }
+    int64_t c = row.value("Created", int64_t{0});
+    return key == "before" ? c < *ref / 1000000000 || (c == *ref / 1000000000 && false)
+                           : c > *ref / 1000000000 || (c == *ref / 1000000000 && false);
+  }
+  return fail(Errc::InvalidArgument,
+              "invalid filter \"" + key +
+                  "\" (supported: id, name, label, status, ancestor, exited, before, since)");
+}
+
+Result<json> list(engine::Engine& eng, const ListOptions& opts) {
+  BERTH_TRY(auto db, open_db(eng, true));
+  BERTH_TRY(auto all, db->all());
+  int64_t now = now_nanos();
+  auto created_of = [&](const std::string& key) -> std::optional<int64_t> {
+    for (const auto& r : all) {
+      if (r.name == key || r.id.rfind(key, 0) == 0) {
+        return r.created;
+      }
+    }
+    return std::nullopt;
+  };
+  std::vector<std::pair<const ContainerRecord*, json>> rows;
+  bool show_all = opts.all || opts.last >= 0;
+  for (const auto& rec : all) {
+    ContainerState st = read_state(eng.runroot(), rec);
+    json row = row_of(eng, rec, st, now, opts.size);
+    if (!show_all && st.status != Status::Running && st.status != Status::Paused) {
+      bool status_filter = std::any_of(opts.filters.begin(), opts.filters.end(), [](auto& f) {
+        return f.rfind("status=", 0) == 0 || f.rfind("exited=", 0) == 0;
+      });
+      if (!status_filter) {
+        continue;
+      }
+    }
+    bool keep = true;
+    for (const auto& f : opts.filters) {
+      BERTH_TRY(bool m, filter_matches(row, f, created_of));
+      keep = keep && m;
+    }
+    if (keep) {
+      rows.emplace_back(&rec, std::move(row));
+    }
+  }
+  if (opts.last >= 0) {
+    std::sort(rows.begin(), rows.end(),
+              [](auto& a, auto& b) { return a.first->created > b.first->created; });
+    if (rows.size() > static_cast<size_t>(opts.last)) {
+      rows.resize(static_cast<size_t>(opts.last));
+    }
+  }
+  const std::string& s = opts.sort;
+  std::stable_sort(rows.begin(), rows.end(), [&](auto& a, auto& b) {
+    if (s == "id") {
+      return a.first->id < b.first->id;
+    }
+    if (s == "names") {
+      return a.first->name < b.first->name;
+    }
+    if (s == "image") {
+      return a.first->image_name < b.first->image_name;
+    }
+    if (s == "status") {
+      return a.second["Status"].template get<std::string>() <
+             b.second["Status"].template get<std::string>();
+    }
+    if (s == "command") {
+      return join_command(a.first->path_args) < join_command(b.first->path_args);
+    }
+    if (s == "runningfor") {
+      return a.first->created > b.first->created;
+    }
+    return a.first->created > b.first->created;  // "created": newest first, as Podman
+  });
+  json out = json::array();
+  for (auto& [rec, row] : rows) {
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool size) {
+  BERTH_TRY(auto db, open_db(eng, true));
+  BERTH_TRY(auto rec, db->lookup(name_or_id));
+  ContainerState st = read_state(eng.runroot(), rec);
+  json spec = json::object();
+  if (auto t = util::read_file(rec.bundle + "/config.json"); t) {
+    try {
+      spec = json::parse(*t);
+    } catch (const json::exception&) {
+    }
+  }
+  const json proc = spec.value("process", json::object());
+  std::vector<std::string> eff, bnd;
+  if (proc.contains("capabilities")) {
+    eff = proc["capabilities"].value("effective", std::vector<std::string>{});
+    bnd = proc["capabilities"].value("bounding", std::vector<std::string>{});
+  }
+  const auto& o = rec.options;
+  const std::string dir = run_dir(eng.runroot(), rec.id);
+  std::string rootfs;
+  std::string driver_name = eng.storage_choice() ? eng.storage_choice()->name : "";
+  if (auto d = eng.storage(); d) {
+    driver_name = (*d)->name();
+    if (auto lp = (*d)->layer_path(rec.layer_id); lp) {
+      rootfs = *lp;
+    }
+  }
+  json mounts = json::array();
+  for (const auto& m : spec.value("mounts", json::array())) {
+    if (m.value("type", "") == "bind" && m.value("destination", "").rfind("/etc/", 0) != 0) {
+      mounts.push_back({{"Type", "bind"},
+                        {"Source", m.value("source", "")},
+                        {"Destination", m.value("destination", "")},
+                        {"Options", m.value("options", json::array())}});
+    }
+  }
+  std::vector<std::string> path_args = rec.path_args;
+  json j{
+      {"Id", rec.id},
+      {"Created", rfc3339_nano(rec.created)},
+      {"Path", path_args.empty() ? "" : path_args[0]},
+      {"Args", path_args.empty()
+                   ? json::array()
+                   : json(std::vector<std::string>(path_args.begin() + 1, path_args.end()))},
+      {"State",
+       {{"OciVersion", spec.value("ociVersion", "1.0.2")},
+        {"Status", status_name(st.status)},
+        {"Running", st.status == Status::Running},
+        {"Paused", st.status == Status::Paused},
+        {"Restarting", false},
+        {"OOMKilled", st.oom_killed},
+        {"Dead", false},
+        {"Pid", st.status == Status::Running ? st.pid : 0},
+        {"ConmonPid",
+         st.status == Status::Running || st.status == Status::Created ? st.monitor_pid : 0},
+        {"ExitCode", st.exit_code},
+        {"Error", st.error},
+        {"StartedAt", rfc3339_nano(st.started_at)},
+        {"FinishedAt", rfc3339_nano(st.finished_at)},
+        {"CheckpointedAt", "0001-01-01T00:00:00Z"},
+        {"RestoredAt", "0001-01-01T00:00:00Z"}}},
+      {"Image", rec.image_id},
+      {"ImageDigest", ""},
+      {"ImageName", rec.image_name},
+      {"Rootfs", ""},
+      {"Pod", ""},
+      {"ResolvConfPath", rec.bundle + "/resolv.conf"},
+      {"HostnamePath", rec.bundle + "/hostname"},
+      {"HostsPath", rec.bundle + "/hosts"},
+      {"StaticDir", eng.graphroot() + "/containers/" + rec.id + "/userdata"},
+      {"OCIConfigPath", rec.bundle + "/config.json"},
+      {"OCIRuntime", st.runtime.empty() ? resolve_runtime_name(eng, o.runtime) : st.runtime},
+      {"ConmonPidFile", dir + "/monitor.pid"},
+      {"PidFile", dir + "/pidfile"},
+      {"Name", rec.name},
+      {"RestartCount", rec.restart_count},
+      {"Driver", driver_name},
+      {"MountLabel", ""},
+      {"ProcessLabel", ""},
+      {"AppArmorProfile", ""},
+      {"EffectiveCaps", eff},
+      {"BoundingCaps", bnd},
+      {"ExecIDs", json::array()},
+      {"GraphDriver",
+       {{"Name", driver_name}, {"Data", {{"UpperDir", rootfs}, {"MergedDir", rootfs}}}}},
+      {"Mounts", mounts},
+      {"Dependencies", json::array()},
+      {"NetworkSettings",
+       {{"EndpointID", ""},
+        {"Gateway", ""},
+        {"IPAddress", ""},
+        {"IPPrefixLen", 0},
+        {"MacAddress", ""},
+        {"Bridge", ""},
+        {"SandboxID", ""},
+        {"Ports", json::object()},
+        {"SandboxKey", ""},
+        {"Note", o.network == "host"
+                     ? "host network"
+                     : "network none: no network driver is available yet, the container has "
+                       "only a loopback interface"}}},
+      {"Namespace", ""},
+      {"IsInfra", false},
+      {"IsService", false},
+      {"Config",
+       {{"Hostname", o.hostname},
+        {"Domainname", ""},
+        {"User", o.user},
+        {"AttachStdin", o.interactive},
+        {"AttachStdout", true},
+        {"AttachStderr", true},
+        {"Tty", o.tty},
+        {"OpenStdin", o.interactive},
+        {"StdinOnce", o.interactive},
+        {"Env", proc.value("env", json::array())},
+        {"Cmd", o.command.empty() ? json(nullptr) : json(o.command)},
+        {"Image", rec.image_name},
+        {"Volumes", nullptr},
+        {"WorkingDir", proc.value("cwd", "/")},
+        {"Entrypoint", o.entrypoint ? json(*o.entrypoint) : json(nullptr)},
+        {"OnBuild", nullptr},
+        {"Labels", o.labels.empty() ? json(nullptr) : json(o.labels)},
+        {"Annotations", spec.value("annotations", json::object())},
+        {"StopSignal", o.stop_signal},
+        {"CreateCommand", o.create_command},
+        {"Umask", "0022"},
+        {"Timeout", 0},
+        {"StopTimeout", o.stop_timeout}}},
+      {"HostConfig",
+       {{"AutoRemove", o.remove},
+        {"Binds", json::array()},
+        {"CapAdd", o.cap_add},
+        {"CapDrop", o.cap_drop},
+        {"LogConfig",
+         {{"Type", o.log_driver},
+          {"Config", o.log_opts.empty() ? json(nullptr) : json(o.log_opts)},
+          {"Path", o.log_driver == "k8s-file" || o.log_driver == "json-file"
+                       ? rec.bundle + "/ctr.log"
+                       : ""},
+          {"Size", o.log_opts.count("max-size") ? o.log_opts.at("max-size") : "0B"}}},
+        {"NetworkMode", o.network},
+        {"Privileged", o.privileged},
+        {"ReadonlyRootfs", o.read_only},
+        {"RestartPolicy",
+         {{"Name", o.restart_policy.empty() ? "no" : o.restart_policy}, {"MaximumRetryCount", 0}}},
+        {"SecurityOpt", o.no_new_privileges ? json::array({"no-new-privileges"}) : json::array()},
+        {"Sysctls", o.sysctls},
+        {"Ulimits", o.ulimits},
+        {"OomScoreAdj", o.oom_score_adj.value_or(0)},
+        {"Init", o.init},
+        {"Runtime", "oci"}}},
+  };
+  if (size) {
+    int64_t rw = rootfs.empty() ? 0 : dir_size(rootfs);
+    j["SizeRw"] = rw;
+    j["SizeRootFs"] = rw;
+  }
+  return j;
+}
+
+Result<std::vector<std::vector<std::string>>> top(engine::Engine& eng,
+                                                  const std::string& name_or_id) {
+  BERTH_TRY(auto db, open_db(eng, true));
+  BERTH_TRY(auto rec, db->lookup(name_or_id));
+  ContainerState st = read_state(eng.runroot(), rec);
+  if (st.status != Status::Running) {
+    return fail(Errc::Conflict, "top can only be used on running containers: container " +
+                                    rec.name + " is " + status_name(st.status));
+  }
+  std::error_code ec;
+  auto ns = std::filesystem::read_symlink("/proc/" + std::to_string(st.pid) + "/ns/pid", ec);
+  if (ec) {
+    return fail(Errc::NotFound, "container " + rec.name + ": its process is gone");
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"USER", "PID", "PPID", "%CPU", "ELAPSED", "TTY", "TIME", "COMMAND"});
+  long ticks = ::sysconf(_SC_CLK_TCK);
+  double uptime = 0;
+  if (auto u = util::read_file("/proc/uptime"); u) {
+    uptime = std::atof(u->c_str());
+  }
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string pid = e.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::error_code ec2;
+    if (std::filesystem::read_symlink(e.path() / "ns/pid", ec2) != ns || ec2) {
+      continue;
+    }
+    auto stat = util::read_file(e.path() / "stat");
+    auto status = util::read_file(e.path() / "status");
+    if (!stat || !status) {
+      continue;
+    }
+    size_t rp = stat->rfind(')');
+    std::vector<std::string> f;
+    size_t pos = rp + 2;
+    while (pos < stat->size()) {
+      size_t sp = stat->find(' ', pos);
+      f.push_back(stat->substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
+      if (sp == std::string::npos) {
+        break;
+      }
+      pos = sp + 1;
+    }
+    if (f.size() < 20) {
+      continue;
+    }
+    // In the container's pid namespace: NSpid's last value.
+    auto nspid = [&](const std::string& key) {
+      size_t k = status->find(key);
+      if (k == std::string::npos) {
+        return std::string("?");
+      }
+      std::string line = status->substr(k + 1, status->find('\n', k + 1) - k - 1);
+      return line.substr(line.rfind('\t') + 1);
+    };
+    std::string uid = nspid("\nUid:");
+    std::string u = uid;
+    {
+      std::istringstream is(status->substr(status->find("\nUid:") + 5));
+      is >> u;
+    }
+    std::string user = u;
+    if (auto pw = util::read_file("/proc/" + pid + "/root/etc/passwd"); pw) {
+      std::istringstream is(*pw);
+      std::string line;
+      while (std::getline(is, line)) {
+        auto c1 = line.find(':');
+        auto c2 = line.find(':', c1 + 1);
+        auto c3 = line.find(':', c2 + 1);
+        if (c1 != std::string::npos && c3 != std::string::npos &&
+            line.substr(c2 + 1, c3 - c2 - 1) == u) {
+          user = line.substr(0, c1);
+          break;
+        }
+      }
+    }
+    std::string cpid = nspid("\nNSpid:");
+    // PPID inside: the parent's NSpid.
+    std::string ppid = "0";
+    if (auto ps = util::read_file("/proc/" + f[1] + "/status"); ps && f[1] != "0") {
+      size_t k = ps->find("\nNSpid:");
+      if (k != std::string::npos) {
+        std::string line = ps->substr(k + 1, ps->find('\n', k + 1) - k - 1);
+        std::istringstream is(line.substr(6));
+        std::vector<std::string> v;
+        std::string x;
+        while (is >> x) {
+          v.push_back(x);
+        }
+        size_t mine = 0;
+        { std::istringstream is2(cpid); }
+        // Same depth as the process's own NSpid list.
+        size_t k2 = status->find("\nNSpid:");
+        std::string l2 = status->substr(k2 + 1, status->find('\n', k2 + 1) - k2 - 1);
+        std::istringstream is3(l2.substr(6));
+        while (is3 >> x) {
+          ++mine;
+        }
+        ppid = v.size() >= mine ? v[v.size() - 1] : "0";
+        if (v.size() < mine) {
+          ppid = "0";
+        }
+      }
+    }
+    double utime = std::atof(f[11].c_str()), stime = std::atof(f[12].c_str());
+    double start = std::atof(f[19].c_str()) / static_cast<double>(ticks);
+    double elapsed = uptime - start;
+    double cpu_secs = (utime + stime) / static_cast<double>(ticks);
+    char pcpu[32];
+    std::snprintf(pcpu, sizeof(pcpu), "%.3f", elapsed > 0 ? 100.0 * cpu_secs / elapsed : 0.0);
+    auto dur = [](double s) {
+      int64_t t = static_cast<int64_t>(s);
+      char b[32];
+      if (t >= 3600) {
+        std::snprintf(b, sizeof(b), "%lldh%lldm%llds", static_cast<long long>(t / 3600),
+                      static_cast<long long>(t % 3600 / 60), static_cast<long long>(t % 60));
+      } else if (t >= 60) {
+        std::snprintf(b, sizeof(b), "%lldm%llds", static_cast<long long>(t / 60),
+                      static_cast<long long>(t % 60));
+      } else {
+        std::snprintf(b, sizeof(b), "%.9fs", s);
+      }
+      return std::string(b);
+    };
+    std::string cmd;
+    if (auto cl = util::read_file(e.path() / "cmdline"); cl) {
+      for (char c : *cl) {
+        cmd += c == '\0' ? ' ' : c;
+      }
+      while (!cmd.empty() && cmd.back() == ' ') {
+        cmd.pop_back();
+      }
+    }
+    std::string tty = f[4] == "0" ? "?" : "pts/" + std::to_string(std::atoi(f[4].c_str()) & 0xff);
+    rows.push_back({user, cpid, ppid, pcpu, dur(elapsed), tty, dur(cpu_secs), cmd});
+  }
+  std::sort(rows.begin() + 1, rows.end(),
+            [](auto& a, auto& b) { return std::atoi(a[1].c_str()) < std::atoi(b[1].c_str()); });
+  return rows;
+}
+
+Result<void> logs(engine::Engine& eng, const std::vector<std::string>& names,
+                  const LogsOptions& opts) {
+  BERTH_TRY(auto db, open_db(eng, true));
+  std::vector<ContainerRecord> recs;
+  for (const auto& n : names) {
+    BERTH_TRY(auto r, db->lookup(n));
+    if (r.options.log_driver != "k8s-file" && r.options.log_driver != "json-file") {
+      return fail(Errc::NotSupported, "container " + r.name + " uses the log driver \"" +
+                                          r.options.log_driver + "\", which keeps no logs to read");
+    }
+    recs.push_back(std::move(r));
+  }
+  const bool prefix = opts.names || recs.size() > 1;
+  auto emit = [&](const ContainerRecord& rec, const LogLine& l) {
+    if ((opts.since && l.time < *opts.since) || (opts.until && l.time > *opts.until)) {
+      return;
+    }
+    std::string out;
+    if (prefix) {
+      out += (opts.names ? rec.name : rec.id.substr(0, 12)) + " ";
+    }
+    if (opts.timestamps) {
+      out += format_log_time(l.time) + " ";
+    }
+    out += l.text;
+    if (l.complete) {
+      out += '\n';
+    }
+    (void)util::write_all(l.stream == LogStream::Stderr ? opts.err_fd : opts.out_fd, out, "logs");
+  };
+  std::vector<size_t> offsets(recs.size(), 0);
+  for (size_t i = 0; i < recs.size(); ++i) {
+    const std::string path = recs[i].bundle + "/ctr.log";
+    std::string content;
+    if (auto old = util::read_file(rotated_path(path)); old) {
+      content = *old;
+    }
+    auto cur = util::read_file(path);
+    if (cur) {
+      content += *cur;
+      offsets[i] = cur->size();
+    }
+    auto lines = parse_log(content);
+    size_t from = 0;
+    if (opts.tail >= 0 && lines.size() > static_cast<size_t>(opts.tail)) {
+      from = lines.size() - static_cast<size_t>(opts.tail);
+    }
+    for (size_t k = from; k < lines.size(); ++k) {
+      emit(recs[i], lines[k]);
+    }
+  }
+  if (!opts.follow) {
+    return {};
+  }
+  for (;;) {
+    bool any_running = false;
+    for (size_t i = 0; i < recs.size(); ++i) {
+      ContainerState st = read_state(eng.runroot(), recs[i]);
+      bool running = st.status == Status::Running || st.status == Status::Created ||
+                     st.status == Status::Paused;
+      any_running = any_running || running;
+      auto cur = util::read_file(recs[i].bundle + "/ctr.log");
+      if (!cur) {
+        continue;
+      }
+      if (cur->size() < offsets[i]) {
+        offsets[i] = 0;  // rotated
+      }
+      size_t end = cur->rfind('\n');
+      if (end == std::string::npos || end + 1 <= offsets[i]) {
+        continue;
+      }
+      auto lines = parse_log(std::string_view(*cur).substr(offsets[i], end + 1 - offsets[i]));
+      offsets[i] = end + 1;
+      for (const auto& l : lines) {
+        emit(recs[i], l);
+      }
+    }
+    if (!any_running) {
+      return {};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+std::optional<int64_t> parse_log_time_arg(const std::string& v) {
+  return parse_time_arg(v);
+}
+
+}  // namespace berth::container
