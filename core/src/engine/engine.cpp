@@ -126,7 +126,9 @@ Result<store::Store*> Engine::store(bool read_only) {
   store::StoreOptions opts;
   opts.graph_root = graphroot();
   opts.run_root = runroot();
-  opts.read_only = read_only;
+  // A store never written has no database yet: the first command creates it.
+  std::error_code ec;
+  opts.read_only = read_only && fs::exists(fs::path(graphroot()) / "berth.db", ec);
   BERTH_TRY(auto st, store::Store::open(opts, *driver));
   store_ = std::move(st);
   return store_.get();

@@ -1,5 +1,8 @@
 #include "berth/store/store.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -333,6 +336,28 @@ struct Store::Impl {
           stale.push_back(std::move(l));
         }
       }
+    }
+    // Children before parents: a driver may refuse to remove a layer another one stands on.
+    {
+      std::vector<LayerRecord> ordered;
+      while (!stale.empty()) {
+        size_t before = stale.size();
+        for (auto it = stale.begin(); it != stale.end();) {
+          bool is_parent = std::any_of(stale.begin(), stale.end(),
+                                       [&](const LayerRecord& o) { return o.parent == it->id; });
+          if (is_parent) {
+            ++it;
+            continue;
+          }
+          ordered.push_back(std::move(*it));
+          it = stale.erase(it);
+        }
+        if (stale.size() == before) {  // a cycle cannot happen; keep whatever order is left
+          std::move(stale.begin(), stale.end(), std::back_inserter(ordered));
+          stale.clear();
+        }
+      }
+      stale = std::move(ordered);
     }
     std::vector<std::string> removed;
     for (auto& l : stale) {
