@@ -1,0 +1,42 @@
+#pragma once
+// The client side of the API service, for `berth --url/--remote/--connection`: resolves which
+// service to talk to and runs requests against it (libpod routes answer with the same JSON the
+// library returns, so the CLI's printing code is reused as is).
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "berth/config/config.hpp"
+#include "berth/sdk/result.hpp"
+
+namespace berth::api {
+
+// The service URI for the global flags: --url; else --connection NAME from containers.conf
+// [engine.service_destinations]; else with --remote the active_service destination,
+// $CONTAINER_HOST, or default_uri(). "" when the CLI should run locally.
+Result<std::string> resolve_service_uri(const config::Config& cfg, const std::string& url,
+                                        const std::string& connection, bool remote);
+
+struct ClientResponse {
+  int status = 0;
+  std::string body;
+};
+
+class Client {
+ public:
+  // "unix:///path" or "tcp://host:port" (ssh:// is not supported yet).
+  static Result<Client> connect_to(const std::string& uri);
+  // One request on a fresh connection. 4xx/5xx are returned, not turned into errors.
+  Result<ClientResponse> request(std::string_view method, std::string_view target,
+                                 std::string_view body = {}) const;
+  // GET, expecting 2xx JSON; an error answer becomes an Error carrying the service's message
+  // with the code matching its status.
+  Result<nlohmann::json> get_json(std::string_view target) const;
+
+ private:
+  std::string uri_;
+};
+
+}  // namespace berth::api

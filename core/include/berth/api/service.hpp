@@ -1,0 +1,58 @@
+#pragma once
+// `berth system service`: the library behind a Docker-compatible REST API (and libpod-style routes
+// for what Docker lacks). One I/O thread accepts and parses with Boost.Beast; engine work runs on a
+// small worker pool so a slow request never stalls the accept loop; streams and hijacked
+// connections (logs -f, attach, exec, save) run on threads of their own.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "berth/api/router.hpp"
+#include "berth/config/config.hpp"
+#include "berth/sdk/result.hpp"
+
+namespace berth::engine {
+class Engine;
+}
+
+namespace berth::api {
+
+struct ServiceOptions {
+  // "unix:///path" or "tcp://127.0.0.1:PORT" (loopback only); "" = default_uri(). Ignored when
+  // systemd passes a socket (LISTEN_FDS/LISTEN_PID, fd 3).
+  std::string uri;
+  // Seconds without any connection before the service exits; 0 = never (Podman's --time).
+  uint32_t idle_timeout = 5;
+  std::string group;                  // group owning the unix socket ("" = the user's)
+  config::GlobalOverrides overrides;  // every request opens its engine with these
+  unsigned workers = 4;
+  size_t header_limit = 64 * 1024;        // larger headers: 431 and close
+  size_t body_limit = 16 * 1024 * 1024;   // JSON bodies; uploads are spooled to disk, unlimited
+  std::chrono::seconds read_timeout{30};  // to read one request's headers
+  std::string berth_binary;               // the berth CLI, for exec (default /proc/self/exe)
+  std::string spool_dir;                  // for uploads ("" = <runroot>/api-spool)
+};
+
+// unix:///run/berth/berth.sock as root, unix://$XDG_RUNTIME_DIR/berth/berth.sock rootless.
+std::string default_uri();
+
+// Everything a handler needs: how to open an engine over the service's store.
+class ServiceContext {
+ public:
+  explicit ServiceContext(ServiceOptions opts) : opts_(std::move(opts)) {}
+  const ServiceOptions& options() const { return opts_; }
+  // A fresh engine for one request (engines are not shared between threads).
+  Result<std::unique_ptr<engine::Engine>> open_engine() const;
+
+ private:
+  ServiceOptions opts_;
+};
+
+// The Docker Engine API routes (and /libpod/ equivalents) over the library.
+void add_docker_routes(Router& router, std::shared_ptr<ServiceContext> ctx);
+
+// Listens and serves until the idle timeout passes or SIGINT/SIGTERM arrives.
+Result<void> serve(const ServiceOptions& opts);
+
+}  // namespace berth::api

@@ -1,0 +1,1149 @@
+// Container endpoints over berth::container: list, create, inspect, start, stop, restart, kill,
+// wait, rename, top, logs (multiplexed stream), attach and exec (hijacked connections served by
+// the berth CLI in a child process, so signals and the runtime stay out of the service's
+// threads), prune, remove.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "berth/container/service.hpp"
+#include "berth/engine/engine.hpp"
+#include "berth/sdk/unique_fd.hpp"
+#include "berth/util/digest.hpp"
+#include "berth/util/fs.hpp"
+#include "berth/util/log.hpp"
+#include "routes.hpp"
+
+extern char** environ;
+
+namespace berth::api {
+namespace {
+
+using nlohmann::json;
+
+#define API_ENGINE(eng)                     \
+  auto eng##_r = ctx->open_engine();        \
+  if (!eng##_r) {                           \
+    return error_response(eng##_r.error()); \
+  }                                         \
+  engine::Engine& eng = **eng##_r
+
+Response no_such_container(const std::string& id) {
+  return error_response(404, "No such container: " + id);
+}
+
+Response container_error(const Error& e, const std::string& id) {
+  if (e.code() == Errc::NotFound) {
+    return no_such_container(id);
+  }
+  return error_response(e);
+}
+
+Response no_content() {
+  Response r;
+  r.status = 204;
+  r.content_type.clear();
+  return r;
+}
+
+Response not_modified() {
+  Response r;
+  r.status = 304;
+  r.content_type.clear();
+  return r;
+}
+
+// Docker's state words from Podman's.
+std::string docker_state(const std::string& s) {
+  if (s == "configured") {
+    return "created";
+  }
+  if (s == "stopping") {
+    return "running";
+  }
+  if (s == "stopped") {
+    return "exited";
+  }
+  return s;
+}
+
+std::optional<int> parse_signal(std::string s) {
+  if (s.empty()) {
+    return std::nullopt;
+  }
+  if (std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::atoi(s.c_str());
+  }
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (s.rfind("SIG", 0) == 0) {
+    s = s.substr(3);
+  }
+  static const std::map<std::string, int> kSignals = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2},   {"TERM", SIGTERM}, {"STOP", SIGSTOP},
+      {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
+  auto it = kSignals.find(s);
+  if (it == kSignals.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::string signal_name(int sig) {
+  static const std::map<int, std::string> kNames = {
+      {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},     {SIGQUIT, "SIGQUIT"}, {SIGKILL, "SIGKILL"},
+      {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"},   {SIGTERM, "SIGTERM"}, {SIGSTOP, "SIGSTOP"},
+      {SIGCONT, "SIGCONT"}, {SIGWINCH, "SIGWINCH"}, {SIGALRM, "SIGALRM"}, {SIGPIPE, "SIGPIPE"}};
+  auto it = kNames.find(sig);
+  return it == kNames.end() ? std::to_string(sig) : it->second;
+}
+
+std::vector<std::string> string_list(const json& v) {
+  std::vector<std::string> out;
+  if (v.is_string()) {
+    out.push_back(v.get<std::string>());
+  } else if (v.is_array()) {
+    for (const auto& e : v) {
+      if (e.is_string()) {
+        out.push_back(e.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+// Docker's create body -> CreateOptions. Fields berth's container module cannot honour yet are
+// refused (501) rather than dropped.
+Result<container::CreateOptions> create_options(const json& b, const std::string& name) {
+  container::CreateOptions o;
+  if (!b.is_object()) {
+    return fail(Errc::InvalidArgument, "the container config must be a JSON object");
+  }
+  o.image = b.value("Image", std::string());
+  if (o.image.empty()) {
+    return fail(Errc::InvalidArgument, "config.Image is required");
+  }
+  o.name = name;
+  if (b.contains("Cmd")) {
+    o.command = string_list(b["Cmd"]);
+  }
+  if (b.contains("Entrypoint") && !b["Entrypoint"].is_null()) {
+    o.entrypoint = string_list(b["Entrypoint"]);
+    if (o.entrypoint->size() == 1 && o.entrypoint->front().empty()) {
+      o.entrypoint->clear();
+    }
+  }
+  if (b.contains("Env")) {
+    o.env = string_list(b["Env"]);
+  }
+  o.workdir = b.value("WorkingDir", std::string());
+  o.user = b.value("User", std::string());
+  o.hostname = b.value("Hostname", std::string());
+  o.tty = b.value("Tty", false);
+  o.interactive = b.value("OpenStdin", false);
+  if (b.contains("Labels") && b["Labels"].is_object()) {
+    for (auto& [k, v] : b["Labels"].items()) {
+      if (v.is_string()) {
+        o.labels[k] = v.get<std::string>();
+      }
+    }
+  }
+  if (b.contains("StopSignal") && b["StopSignal"].is_string() &&
+      !b["StopSignal"].get<std::string>().empty()) {
+    auto s = parse_signal(b["StopSignal"].get<std::string>());
+    if (!s) {
+      return fail(Errc::InvalidArgument, "invalid StopSignal " + b["StopSignal"].dump());
+    }
+    o.stop_signal = *s;
+  }
+  if (b.contains("StopTimeout") && b["StopTimeout"].is_number_integer() &&
+      b["StopTimeout"].get<int64_t>() >= 0) {
+    o.stop_timeout = static_cast<uint32_t>(b["StopTimeout"].get<int64_t>());
+  }
+  o.create_command = {"docker-api", "create"};
+  json hc = b.value("HostConfig", json::object());
+  if (!hc.is_object()) {
+    hc = json::object();
+  }
+  o.remove = hc.value("AutoRemove", false);
+  o.privileged = hc.value("Privileged", false);
+  o.read_only = hc.value("ReadonlyRootfs", false);
+  if (hc.contains("Init") && hc["Init"].is_boolean()) {
+    o.init = hc["Init"].get<bool>();
+  }
+  if (hc.contains("CapAdd")) {
+    o.cap_add = string_list(hc["CapAdd"]);
+  }
+  if (hc.contains("CapDrop")) {
+    o.cap_drop = string_list(hc["CapDrop"]);
+  }
+  for (const auto& s : string_list(hc.value("SecurityOpt", json::array()))) {
+    if (s == "no-new-privileges" || s == "no-new-privileges:true" ||
+        s == "no-new-privileges=true") {
+      o.no_new_privileges = true;
+    }
+  }
+  if (hc.contains("Sysctls") && hc["Sysctls"].is_object()) {
+    for (auto& [k, v] : hc["Sysctls"].items()) {
+      if (v.is_string()) {
+        o.sysctls[k] = v.get<std::string>();
+      }
+    }
+  }
+  if (hc.contains("Ulimits") && hc["Ulimits"].is_array()) {
+    for (const auto& u : hc["Ulimits"]) {
+      o.ulimits.push_back(u.value("Name", std::string()) + "=" +
+                          std::to_string(u.value("Soft", int64_t{0})) + ":" +
+                          std::to_string(u.value("Hard", int64_t{0})));
+    }
+  }
+  if (hc.contains("OomScoreAdj") && hc["OomScoreAdj"].is_number_integer() &&
+      hc["OomScoreAdj"].get<int>() != 0) {
+    o.oom_score_adj = hc["OomScoreAdj"].get<int>();
+  }
+  if (hc.contains("RestartPolicy") && hc["RestartPolicy"].is_object()) {
+    std::string n = hc["RestartPolicy"].value("Name", std::string());
+    if (!n.empty() && n != "no") {
+      int max = hc["RestartPolicy"].value("MaximumRetryCount", 0);
+      o.restart_policy = n + (max > 0 ? ":" + std::to_string(max) : "");
+    }
+  }
+  if (hc.contains("LogConfig") && hc["LogConfig"].is_object()) {
+    std::string t = hc["LogConfig"].value("Type", std::string());
+    if (!t.empty() && t != "json-file" && t != "local") {
+      o.log_driver = t;
+    }
+    if (hc["LogConfig"].contains("Config") && hc["LogConfig"]["Config"].is_object()) {
+      for (auto& [k, v] : hc["LogConfig"]["Config"].items()) {
+        if (v.is_string()) {
+          o.log_opts[k] = v.get<std::string>();
+        }
+      }
+    }
+  }
+  std::string net = hc.value("NetworkMode", std::string());
+  if (net == "host" || net == "none") {
+    o.network = net;
+  } else if (!net.empty() && net != "default" && net != "bridge") {
+    return fail(Errc::NotSupported, "NetworkMode " + net +
+                                        " is not supported through the API yet (host, none, "
+                                        "default)");
+  }
+  if (!string_list(hc.value("Binds", json::array())).empty() ||
+      (hc.contains("Mounts") && hc["Mounts"].is_array() && !hc["Mounts"].empty())) {
+    return fail(Errc::NotSupported,
+                "bind mounts and volumes are not supported through the API yet");
+  }
+  if (hc.contains("PortBindings") && hc["PortBindings"].is_object() &&
+      !hc["PortBindings"].empty()) {
+    return fail(Errc::NotSupported, "port bindings are not supported through the API yet");
+  }
+  for (const char* k : {"Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "PidsLimit"}) {
+    if (hc.contains(k) && hc[k].is_number() && hc[k].get<int64_t>() > 0) {
+      return fail(Errc::NotSupported, std::string("resource limit HostConfig.") + k +
+                                          " is not supported through the API yet");
+    }
+  }
+  return o;
+}
+
+// Docker's /containers/{id}/json from `podman inspect`-shaped data.
+json docker_inspect(const json& p) {
+  json state = p.value("State", json::object());
+  json ds = {{"Status", docker_state(state.value("Status", ""))},
+             {"Running", state.value("Running", false)},
+             {"Paused", state.value("Paused", false)},
+             {"Restarting", false},
+             {"OOMKilled", state.value("OOMKilled", false)},
+             {"Dead", false},
+             {"Pid", state.value("Pid", 0)},
+             {"ExitCode", state.value("ExitCode", 0)},
+             {"Error", state.value("Error", "")},
+             {"StartedAt", state.value("StartedAt", "")},
+             {"FinishedAt", state.value("FinishedAt", "")}};
+  json cfg = p.value("Config", json::object());
+  json hc = p.value("HostConfig", json::object());
+  // Docker's types where Podman's differ: StopSignal is a name, Ulimits are objects.
+  if (cfg.contains("StopSignal") && cfg["StopSignal"].is_number_integer()) {
+    cfg["StopSignal"] = signal_name(cfg["StopSignal"].get<int>());
+  }
+  for (const char* k : {"Annotations", "CreateCommand", "Umask", "Timeout"}) {
+    cfg.erase(k);
+  }
+  if (hc.contains("Ulimits") && hc["Ulimits"].is_array()) {
+    json ul = json::array();
+    for (const auto& u : hc["Ulimits"]) {
+      if (!u.is_string()) {
+        continue;
+      }
+      std::string s = u.get<std::string>();
+      auto eq = s.find('=');
+      auto colon = s.find(':', eq == std::string::npos ? 0 : eq);
+      std::string soft =
+          s.substr(eq + 1, colon == std::string::npos ? std::string::npos : colon - eq - 1);
+      std::string hard = colon == std::string::npos ? soft : s.substr(colon + 1);
+      ul.push_back({{"Name", s.substr(0, eq)},
+                    {"Soft", std::atoll(soft.c_str())},
+                    {"Hard", std::atoll(hard.c_str())}});
+    }
+    hc["Ulimits"] = ul;
+  }
+  if (hc.contains("LogConfig") && hc["LogConfig"].is_object()) {
+    // k8s-file is berth's (and Podman's) json-file: clients (docker-py) read logs only then.
+    if (hc["LogConfig"].value("Type", "") == "k8s-file") {
+      hc["LogConfig"]["Type"] = "json-file";
+    }
+    hc["LogConfig"].erase("Path");
+    hc["LogConfig"].erase("Size");
+  }
+  if (hc.contains("NetworkMode") && hc["NetworkMode"] == "none" && !hc.contains("Runtime")) {
+    hc["NetworkMode"] = "none";
+  }
+  json out = {{"Id", p.value("Id", "")},
+              {"Created", p.value("Created", "")},
+              {"Path", p.value("Path", "")},
+              {"Args", p.value("Args", json::array())},
+              {"State", ds},
+              {"Image", sha256_id(p.value("Image", ""))},
+              {"ResolvConfPath", p.value("ResolvConfPath", "")},
+              {"HostnamePath", p.value("HostnamePath", "")},
+              {"HostsPath", p.value("HostsPath", "")},
+              {"LogPath", ""},
+              {"Name", "/" + p.value("Name", "")},
+              {"RestartCount", p.value("RestartCount", 0)},
+              {"Driver", p.value("Driver", "")},
+              {"Platform", "linux"},
+              {"MountLabel", ""},
+              {"ProcessLabel", ""},
+              {"AppArmorProfile", ""},
+              {"ExecIDs", nullptr},
+              {"HostConfig", hc},
+              {"GraphDriver", p.value("GraphDriver", json::object())},
+              {"Mounts", p.value("Mounts", json::array())},
+              {"Config", cfg},
+              {"NetworkSettings", p.value("NetworkSettings", json::object())}};
+  if (out["Config"].is_object() && !out["Config"].contains("Image")) {
+    out["Config"]["Image"] = p.value("ImageName", "");
+  }
+  if (out["NetworkSettings"].is_object() && !out["NetworkSettings"].contains("Networks")) {
+    out["NetworkSettings"]["Networks"] = json::object();
+  }
+  return out;
+}
+
+json docker_row(const json& p) {
+  std::string cmd;
+  for (const auto& a : p.value("Command", json::array())) {
+    if (a.is_string()) {
+      cmd += (cmd.empty() ? "" : " ") + a.get<std::string>();
+    }
+  }
+  json names = json::array();
+  for (const auto& n : p.value("Names", json::array())) {
+    names.push_back("/" + n.get<std::string>());
+  }
+  json labels = p.contains("Labels") && p["Labels"].is_object() ? p["Labels"] : json::object();
+  return {{"Id", p.value("Id", "")},
+          {"Names", names},
+          {"Image", p.value("Image", "")},
+          {"ImageID", sha256_id(p.value("ImageID", ""))},
+          {"Command", cmd},
+          {"Created", p.value("Created", int64_t{0})},
+          {"Ports", json::array()},
+          {"Labels", labels},
+          {"State", docker_state(p.value("State", ""))},
+          {"Status", p.value("Status", "")},
+          {"HostConfig", {{"NetworkMode", "default"}}},
+          {"NetworkSettings", {{"Networks", json::object()}}},
+          {"Mounts", json::array()}};
+}
+
+// A child berth process whose stdio serves a hijacked connection.
+struct Child {
+  pid_t pid = -1;
+  UniqueFd out;  // read ends when piped
+  UniqueFd err;
+};
+
+// Spawns argv with stdin from in_fd (-1: /dev/null); stdout/stderr to `direct` (the socket, for
+// a tty) or to pipes.
+Result<Child> spawn_child(const std::vector<std::string>& argv, int in_fd, int direct) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  Child c;
+  UniqueFd out_w;
+  UniqueFd err_w;
+  if (in_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  }
+  if (direct >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, direct, 1);
+    posix_spawn_file_actions_adddup2(&fa, direct, 2);
+  } else {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      posix_spawn_file_actions_destroy(&fa);
+      return fail_errno("pipe", "exec stdout");
+    }
+    c.out.reset(p[0]);
+    out_w.reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      posix_spawn_file_actions_destroy(&fa);
+      return fail_errno("pipe", "exec stderr");
+    }
+    c.err.reset(p[0]);
+    err_w.reset(p[1]);
+    posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
+    posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
+  }
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  std::vector<char*> args;
+  for (const auto& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  int rc = ::posix_spawn(&c.pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    errno = rc;
+    return fail_errno("spawn", argv[0]);
+  }
+  return c;
+}
+
+// Copies the child's output to the connection (framed unless raw) until it exits; returns its
+// exit code. A client that goes away ends the child.
+int pump_child(Child& c, int sock, bool multiplex) {
+  std::array<int, 2> fds{c.out.get(), c.err.get()};
+  char buf[32768];
+  bool client_gone = false;
+  while (fds[0] >= 0 || fds[1] >= 0) {
+    pollfd p[2];
+    int n = 0;
+    int which[2];
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i] >= 0) {
+        p[n] = {fds[i], POLLIN, 0};
+        which[n++] = i;
+      }
+    }
+    if (::poll(p, static_cast<nfds_t>(n), -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      break;
+    }
+    for (int k = 0; k < n; ++k) {
+      if ((p[k].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+        continue;
+      }
+      ssize_t r = ::read(p[k].fd, buf, sizeof(buf));
+      if (r < 0 && errno == EINTR) {
+        continue;
+      }
+      if (r <= 0) {
+        fds[which[k]] = -1;
+        continue;
+      }
+      std::string_view data(buf, static_cast<size_t>(r));
+      bool ok = multiplex ? write_frame(sock, static_cast<uint8_t>(which[k] + 1), data)
+                          : send_all(sock, data);
+      if (!ok && !client_gone) {
+        client_gone = true;
+        ::kill(c.pid, SIGKILL);
+      }
+    }
+  }
+  return -1;
+}
+
+int wait_child(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) {
+      return -1;
+    }
+  }
+  if (WIFEXITED(st)) {
+    return WEXITSTATUS(st);
+  }
+  if (WIFSIGNALED(st)) {
+    return 128 + WTERMSIG(st);
+  }
+  return -1;
+}
+
+// Whether process `pid` holds a connected unix SOCK_SEQPACKET socket: `berth attach` has reached
+// the monitor. Read from /proc because the CLI child has no other way to say so.
+bool child_attached(pid_t pid) {
+  std::set<std::string> inodes;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    auto target = std::filesystem::read_symlink(e.path(), ec);
+    std::string t = ec ? std::string() : target.string();
+    if (t.rfind("socket:[", 0) == 0) {
+      inodes.insert(t.substr(8, t.size() - 9));
+    }
+  }
+  if (inodes.empty()) {
+    return false;
+  }
+  auto table = util::read_file("/proc/net/unix");
+  if (!table) {
+    return false;
+  }
+  std::istringstream in(*table);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    // Num RefCount Protocol Flags Type St Inode [Path]
+    std::istringstream f(line);
+    std::string num, ref, proto, flags, type, st, inode;
+    f >> num >> ref >> proto >> flags >> type >> st >> inode;
+    if (inodes.count(inode) != 0 && type == "0005" && st == "03") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Runs a berth CLI child on a hijacked connection; returns its exit code. With `before_answer`,
+// the answer's headers are sent only once `ready(pid)` holds (or the child ended), so a client
+// that starts the container right after the answer misses no output.
+int serve_child(const std::vector<std::string>& argv, RawConnection& conn, bool with_stdin,
+                bool tty) {
+  if (!conn.leftover.empty()) {
+    spdlog::debug("API: {} bytes sent before the hijack are dropped", conn.leftover.size());
+  }
+  auto child = spawn_child(argv, with_stdin ? conn.fd : -1, tty ? conn.fd : -1);
+  if (!child) {
+    std::string msg = "Error: " + child.error().message() + "\n";
+    if (tty) {
+      send_all(conn.fd, msg);
+    } else {
+      write_frame(conn.fd, 2, msg);
+    }
+    return 126;
+  }
+  if (conn.send_head) {
+    // Attach: answer once the child is attached (bounded: a child that fails exits first).
+    for (int i = 0; i < 1000 && conn.wait_attached; ++i) {
+      if (child_attached(child->pid)) {
+        break;
+      }
+      int st = 0;
+      if (::waitpid(child->pid, &st, WNOHANG) == child->pid) {
+        // Ended already (an error): answer, relay what it printed, report its code.
+        conn.send_head();
+        if (!tty) {
+          pump_child(*child, conn.fd, true);
+        }
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      ::usleep(5000);
+    }
+    conn.send_head();
+  }
+  if (!tty) {
+    pump_child(*child, conn.fd, true);
+  }
+  return wait_child(child->pid);
+}
+
+struct ExecSession {
+  std::string id;
+  std::string container_id;
+  std::vector<std::string> cmd;
+  bool tty = false;
+  bool attach_stdin = false;
+  bool attach_stdout = true;
+  bool attach_stderr = true;
+  bool privileged = false;
+  std::string user;
+  std::string workdir;
+  std::vector<std::string> env;
+  bool running = false;
+  bool started = false;
+  std::optional<int> exit_code;
+  pid_t pid = 0;
+};
+
+class ExecTable {
+ public:
+  std::shared_ptr<ExecSession> add(ExecSession s) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto p = std::make_shared<ExecSession>(std::move(s));
+    sessions_[p->id] = p;
+    return p;
+  }
+  std::shared_ptr<ExecSession> get(const std::string& id) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = sessions_.find(id);
+    return it == sessions_.end() ? nullptr : it->second;
+  }
+  std::mutex& mu() { return mu_; }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<ExecSession>> sessions_;
+};
+
+std::vector<std::string> exec_argv(const ServiceContext& ctx, const ExecSession& s, bool detach) {
+  auto argv = berth_argv(ctx);
+  argv.insert(argv.end(), {"container", "exec"});
+  if (s.attach_stdin) {
+    argv.push_back("-i");
+  }
+  if (s.tty) {
+    argv.push_back("-t");
+  }
+  if (detach) {
+    argv.push_back("-d");
+  }
+  if (s.privileged) {
+    argv.push_back("--privileged");
+  }
+  for (const auto& e : s.env) {
+    argv.push_back("--env=" + e);
+  }
+  if (!s.user.empty()) {
+    argv.push_back("--user=" + s.user);
+  }
+  if (!s.workdir.empty()) {
+    argv.push_back("--workdir=" + s.workdir);
+  }
+  argv.push_back(s.container_id);
+  argv.insert(argv.end(), s.cmd.begin(), s.cmd.end());
+  return argv;
+}
+
+}  // namespace
+
+void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
+  auto list = [ctx](Request& req, bool libpod) -> Response {
+    auto filters = docker_filters(req);
+    if (!filters) {
+      return error_response(filters.error());
+    }
+    API_ENGINE(eng);
+    container::ListOptions lo;
+    lo.all = req.q_bool("all");
+    lo.size = req.q_bool("size");
+    if (auto l = req.q("limit"); l && !l->empty()) {
+      lo.last = std::atoi(l->c_str());
+      if (lo.last > 0) {
+        lo.all = true;
+      }
+    }
+    lo.filters = *filters;
+    auto rows = container::list(eng, lo);
+    if (!rows) {
+      return error_response(rows.error());
+    }
+    if (libpod) {
+      return json_response(200, *rows);
+    }
+    json out = json::array();
+    for (const auto& p : *rows) {
+      out.push_back(docker_row(p));
+    }
+    return json_response(200, out);
+  };
+  r.add("GET", "/containers/json", [list](Request& req) { return list(req, false); });
+  r.add("GET", "/libpod/containers/json", [list](Request& req) { return list(req, true); });
+
+  r.add("POST", "/containers/create", [ctx](Request& req) -> Response {
+    auto body = req.json_body();
+    if (!body) {
+      return error_response(body.error());
+    }
+    auto opts = create_options(*body, req.q_or("name", ""));
+    if (!opts) {
+      return error_response(opts.error());
+    }
+    API_ENGINE(eng);
+    std::string image = opts->image;
+    auto res = container::create(eng, std::move(*opts));
+    if (!res) {
+      if (res.error().code() == Errc::NotFound &&
+          res.error().message().find("image") != std::string::npos) {
+        return error_response(404, "No such image: " + image);
+      }
+      return error_response(res.error());
+    }
+    return json_response(201, {{"Id", res->id}, {"Warnings", res->warnings}});
+  });
+
+  auto inspect = [ctx](Request& req, bool libpod) -> Response {
+    API_ENGINE(eng);
+    auto j = container::inspect(eng, req.params["id"], req.q_bool("size"));
+    if (!j) {
+      return container_error(j.error(), req.params["id"]);
+    }
+    return json_response(200, libpod ? *j : docker_inspect(*j));
+  };
+  r.add("GET", "/containers/{id}/json", [inspect](Request& req) { return inspect(req, false); });
+  r.add("GET", "/libpod/containers/{id}/json",
+        [inspect](Request& req) { return inspect(req, true); });
+
+  // The container's Docker state word, or the error to answer.
+  auto state_of = [](engine::Engine& eng, const std::string& id) -> Result<std::string> {
+    BERTH_TRY(auto j, container::inspect(eng, id, false));
+    return docker_state(j["State"].value("Status", ""));
+  };
+
+  r.add("POST", "/containers/{id}/start", [ctx, state_of](Request& req) -> Response {
+    API_ENGINE(eng);
+    const auto& id = req.params["id"];
+    auto s = state_of(eng, id);
+    if (!s) {
+      return container_error(s.error(), id);
+    }
+    if (*s == "running") {
+      return not_modified();
+    }
+    if (auto res = container::start(eng, id); !res) {
+      return container_error(res.error(), id);
+    }
+    return no_content();
+  });
+  r.add("POST", "/containers/{id}/stop", [ctx, state_of](Request& req) -> Response {
+    API_ENGINE(eng);
+    const auto& id = req.params["id"];
+    auto s = state_of(eng, id);
+    if (!s) {
+      return container_error(s.error(), id);
+    }
+    if (*s != "running" && *s != "paused") {
+      return not_modified();
+    }
+    std::optional<uint32_t> t;
+    if (auto v = req.q("t"); v && !v->empty()) {
+      t = static_cast<uint32_t>(std::max(0, std::atoi(v->c_str())));
+    }
+    if (auto res = container::stop(eng, id, t); !res) {
+      return container_error(res.error(), id);
+    }
+    return no_content();
+  });
+  r.add("POST", "/containers/{id}/restart", [ctx](Request& req) -> Response {
+    API_ENGINE(eng);
+    std::optional<uint32_t> t;
+    if (auto v = req.q("t"); v && !v->empty()) {
+      t = static_cast<uint32_t>(std::max(0, std::atoi(v->c_str())));
+    }
+    if (auto res = container::restart(eng, req.params["id"], t); !res) {
+      return container_error(res.error(), req.params["id"]);
+    }
+    return no_content();
+  });
+  r.add("POST", "/containers/{id}/kill", [ctx, state_of](Request& req) -> Response {
+    auto sig = parse_signal(req.q_or("signal", "SIGKILL"));
+    if (!sig) {
+      return error_response(400, "invalid signal: " + req.q_or("signal", ""));
+    }
+    API_ENGINE(eng);
+    const auto& id = req.params["id"];
+    auto s = state_of(eng, id);
+    if (!s) {
+      return container_error(s.error(), id);
+    }
+    if (*s != "running" && *s != "paused") {
+      return error_response(
+          409, "Cannot kill container: " + id + ": container " + id + " is not running");
+    }
+    if (auto res = container::kill(eng, id, *sig); !res) {
+      return container_error(res.error(), id);
+    }
+    return no_content();
+  });
+  r.add("POST", "/containers/{id}/rename", [ctx](Request& req) -> Response {
+    auto name = req.q_or("name", "");
+    if (name.empty()) {
+      return error_response(400, "the new name must be given: name=NEW");
+    }
+    API_ENGINE(eng);
+    if (auto res = container::rename(eng, req.params["id"], name); !res) {
+      return container_error(res.error(), req.params["id"]);
+    }
+    return no_content();
+  });
+  r.add("GET", "/containers/{id}/top", [ctx](Request& req) -> Response {
+    API_ENGINE(eng);
+    auto rows = container::top(eng, req.params["id"]);
+    if (!rows) {
+      return container_error(rows.error(), req.params["id"]);
+    }
+    json titles = json::array();
+    json procs = json::array();
+    for (size_t i = 0; i < rows->size(); ++i) {
+      if (i == 0) {
+        titles = (*rows)[0];
+      } else {
+        procs.push_back((*rows)[i]);
+      }
+    }
+    return json_response(200, {{"Titles", titles}, {"Processes", procs}});
+  });
+  r.add("DELETE", "/containers/{id}", [ctx](Request& req) -> Response {
+    API_ENGINE(eng);
+    container::RemoveOptions ro;
+    ro.force = req.q_bool("force");
+    ro.volumes = req.q_bool("v");
+    if (auto res = container::remove(eng, req.params["id"], ro); !res) {
+      return container_error(res.error(), req.params["id"]);
+    }
+    return no_content();
+  });
+  r.add("POST", "/containers/prune", [ctx](Request&) -> Response {
+    API_ENGINE(eng);
+    auto ids = container::prune(eng);
+    if (!ids) {
+      return error_response(ids.error());
+    }
+    return json_response(200, {{"ContainersDeleted", ids->empty() ? json(nullptr) : json(*ids)},
+                               {"SpaceReclaimed", 0}});
+  });
+
+  // wait answers when the container gets there, on a thread of its own: it may take hours.
+  r.add("POST", "/containers/{id}/wait", [ctx](Request& req) -> Response {
+    std::string id;
+    {
+      API_ENGINE(eng);
+      auto j = container::inspect(eng, req.params["id"], false);
+      if (!j) {
+        return container_error(j.error(), req.params["id"]);
+      }
+      id = j->value("Id", req.params["id"]);
+    }
+    std::string cond = req.q_or("condition", "not-running");
+    if (cond != "not-running" && cond != "next-exit" && cond != "removed") {
+      return error_response(
+          400, "invalid condition: \"" + cond + "\" (not-running, next-exit, removed)");
+    }
+    Response resp;
+    resp.stream = [ctx, id, cond](RawConnection& conn) {
+      auto eng = ctx->open_engine();
+      json out;
+      if (!eng) {
+        out = {{"StatusCode", -1}, {"Error", {{"Message", eng.error().message()}}}};
+      } else {
+        auto code = container::wait(**eng, id, {"stopped"});
+        // read_state() reports a container whose pid is gone as exited with code -1 until the
+        // monitor has written the exit file; give the monitor a moment to do so.
+        for (int i = 0; code && *code < 0 && i < 100; ++i) {
+          ::usleep(20 * 1000);
+          auto j = container::inspect(**eng, id, false);
+          if (!j) {
+            break;
+          }
+          code = (*j)["State"].value("ExitCode", -1);
+        }
+        if (!code) {
+          // A container removed while we waited (--rm) has ended.
+          out = {{"StatusCode", code.error().code() == Errc::NotFound ? 0 : -1},
+                 {"Error", code.error().code() == Errc::NotFound
+                               ? json(nullptr)
+                               : json{{"Message", code.error().message()}}}};
+        } else {
+          out = {{"StatusCode", *code}, {"Error", nullptr}};
+        }
+        if (cond == "removed" && code) {
+          // The monitor's cleanup removes an AutoRemove container shortly after it exits.
+          for (int i = 0; i < 600; ++i) {
+            auto e = container::exists(**eng, id);
+            if (!e || !*e) {
+              break;
+            }
+            ::usleep(50 * 1000);
+          }
+        }
+      }
+      send_all(conn.fd, out.dump() + "\n");
+    };
+    return resp;
+  });
+
+  r.add("GET", "/containers/{id}/logs", [ctx](Request& req) -> Response {
+    std::string id;
+    bool tty = false;
+    {
+      API_ENGINE(eng);
+      auto j = container::inspect(eng, req.params["id"], false);
+      if (!j) {
+        return container_error(j.error(), req.params["id"]);
+      }
+      id = j->value("Id", req.params["id"]);
+      tty = j->contains("Config") && (*j)["Config"].value("Tty", false);
+    }
+    const bool want_out = req.q_bool("stdout");
+    const bool want_err = req.q_bool("stderr");
+    if (!want_out && !want_err) {
+      return error_response(400, "you must choose at least one stream (stdout=1, stderr=1)");
+    }
+    container::LogsOptions lo;
+    lo.follow = req.q_bool("follow");
+    lo.timestamps = req.q_bool("timestamps");
+    if (auto t = req.q("tail"); t && *t != "all" && !t->empty()) {
+      lo.tail = std::atoll(t->c_str());
+    }
+    if (auto s = req.q("since"); s && !s->empty() && *s != "0") {
+      lo.since = container::parse_log_time_arg(*s);
+    }
+    if (auto u = req.q("until"); u && !u->empty() && *u != "0") {
+      lo.until = container::parse_log_time_arg(*u);
+    }
+    Response resp;
+    resp.content_type =
+        tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+    resp.stream = [ctx, id, lo, tty, want_out, want_err](RawConnection& conn) mutable {
+      int po[2];
+      int pe[2];
+      if (::pipe2(po, O_CLOEXEC) != 0) {
+        return;
+      }
+      if (::pipe2(pe, O_CLOEXEC) != 0) {
+        ::close(po[0]);
+        ::close(po[1]);
+        return;
+      }
+      Child c;
+      c.out.reset(po[0]);
+      c.err.reset(pe[0]);
+      lo.out_fd = po[1];
+      lo.err_fd = pe[1];
+      std::thread producer([ctx, id, lo]() {
+        if (auto eng = ctx->open_engine()) {
+          (void)container::logs(**eng, {id}, lo);
+        }
+        ::close(lo.out_fd);
+        ::close(lo.err_fd);
+      });
+      // Frames as Docker: stdout 1, stderr 2; raw for a tty. Unwanted streams are read and
+      // dropped so the producer never blocks on them.
+      std::array<int, 2> fds{c.out.get(), c.err.get()};
+      char buf[32768];
+      bool gone = false;
+      while (fds[0] >= 0 || fds[1] >= 0) {
+        pollfd p[2];
+        int n = 0;
+        int which[2];
+        for (int i = 0; i < 2; ++i) {
+          if (fds[i] >= 0) {
+            p[n] = {fds[i], POLLIN, 0};
+            which[n++] = i;
+          }
+        }
+        if (::poll(p, static_cast<nfds_t>(n), -1) < 0) {
+          if (errno == EINTR) {
+            continue;
+          }
+          break;
+        }
+        for (int k = 0; k < n; ++k) {
+          if ((p[k].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+            continue;
+          }
+          ssize_t rd = ::read(p[k].fd, buf, sizeof(buf));
+          if (rd < 0 && errno == EINTR) {
+            continue;
+          }
+          if (rd <= 0) {
+            fds[which[k]] = -1;
+            continue;
+          }
+          bool want = which[k] == 0 ? want_out : want_err;
+          if (!want || gone) {
+            continue;
+          }
+          std::string_view d(buf, static_cast<size_t>(rd));
+          bool ok = tty ? send_all(conn.fd, d)
+                        : write_frame(conn.fd, static_cast<uint8_t>(which[k] + 1), d);
+          if (!ok) {
+            // The client left: closing our ends makes the producer's writes fail (EPIPE).
+            gone = true;
+            c.out.reset();
+            c.err.reset();
+            fds = {-1, -1};
+            break;
+          }
+        }
+      }
+      c.out.reset();
+      c.err.reset();
+      producer.join();
+    };
+    return resp;
+  });
+
+  r.add("POST", "/containers/{id}/attach", [ctx](Request& req) -> Response {
+    std::string id;
+    bool tty = false;
+    {
+      API_ENGINE(eng);
+      auto j = container::inspect(eng, req.params["id"], false);
+      if (!j) {
+        return container_error(j.error(), req.params["id"]);
+      }
+      id = j->value("Id", req.params["id"]);
+      tty = j->contains("Config") && (*j)["Config"].value("Tty", false);
+    }
+    if (!req.q_bool("stream", true) && req.q_bool("logs")) {
+      return error_response(501,
+                            "attach with logs=1 and stream=0 is not implemented by berth's "
+                            "API service yet: use GET /containers/{id}/logs");
+    }
+    const bool with_stdin = req.q_bool("stdin");
+    Response resp;
+    resp.hijack = true;
+    resp.defer_head = true;
+    resp.content_type =
+        tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+    resp.stream = [ctx, id, tty, with_stdin](RawConnection& conn) {
+      auto argv = berth_argv(*ctx);
+      argv.insert(argv.end(), {"container", "attach", "--sig-proxy=false", "--detach-keys", ""});
+      if (!with_stdin) {
+        argv.push_back("--no-stdin");
+      }
+      argv.push_back(id);
+      conn.wait_attached = true;
+      serve_child(argv, conn, with_stdin, tty);
+    };
+    return resp;
+  });
+
+  auto execs = std::make_shared<ExecTable>();
+  r.add("POST", "/containers/{id}/exec", [ctx, execs](Request& req) -> Response {
+    auto body = req.json_body();
+    if (!body) {
+      return error_response(body.error());
+    }
+    if (!body->is_object()) {
+      return error_response(400, "the exec config must be a JSON object");
+    }
+    ExecSession s;
+    s.cmd = string_list(body->value("Cmd", json::array()));
+    if (s.cmd.empty()) {
+      return error_response(400, "No exec command specified");
+    }
+    API_ENGINE(eng);
+    auto j = container::inspect(eng, req.params["id"], false);
+    if (!j) {
+      return container_error(j.error(), req.params["id"]);
+    }
+    if (docker_state((*j)["State"].value("Status", "")) != "running") {
+      return error_response(409, "Container " + req.params["id"] + " is not running");
+    }
+    s.id = util::random_id();
+    s.container_id = j->value("Id", req.params["id"]);
+    s.tty = body->value("Tty", false);
+    s.attach_stdin = body->value("AttachStdin", false);
+    s.attach_stdout = body->value("AttachStdout", true);
+    s.attach_stderr = body->value("AttachStderr", true);
+    s.privileged = body->value("Privileged", false);
+    s.user = body->value("User", std::string());
+    s.workdir = body->value("WorkingDir", std::string());
+    s.env = string_list(body->value("Env", json::array()));
+    auto p = execs->add(std::move(s));
+    return json_response(201, {{"Id", p->id}});
+  });
+  r.add("POST", "/exec/{id}/start", [ctx, execs](Request& req) -> Response {
+    auto s = execs->get(req.params["id"]);
+    if (!s) {
+      return error_response(404, "No such exec instance: " + req.params["id"]);
+    }
+    auto body = req.json_body();
+    if (!body) {
+      return error_response(body.error());
+    }
+    {
+      std::lock_guard<std::mutex> l(execs->mu());
+      if (s->started) {
+        return error_response(409, "exec session " + s->id + " has already been started");
+      }
+      s->started = true;
+      s->running = true;
+    }
+    const bool detach = body->is_object() && body->value("Detach", false);
+    if (detach) {
+      auto child = spawn_child(exec_argv(*ctx, *s, true), -1, -1);
+      if (!child) {
+        return error_response(child.error());
+      }
+      child->out.reset();
+      child->err.reset();
+      int code = wait_child(child->pid);
+      std::lock_guard<std::mutex> l(execs->mu());
+      s->running = false;
+      if (code != 0) {
+        s->exit_code = code;
+        return error_response(500, "exec session " + s->id + " failed to start (exit code " +
+                                       std::to_string(code) + ")");
+      }
+      return json_response(200, json::object());
+    }
+    Response resp;
+    resp.hijack = true;
+    resp.content_type =
+        s->tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+    resp.stream = [ctx, execs, s](RawConnection& conn) {
+      int code = serve_child(exec_argv(*ctx, *s, false), conn, s->attach_stdin, s->tty);
+      std::lock_guard<std::mutex> l(execs->mu());
+      s->running = false;
+      s->exit_code = code;
+    };
+    return resp;
+  });
+  r.add("GET", "/exec/{id}/json", [execs](Request& req) -> Response {
+    auto s = execs->get(req.params["id"]);
+    if (!s) {
+      return error_response(404, "No such exec instance: " + req.params["id"]);
+    }
+    std::lock_guard<std::mutex> l(execs->mu());
+    json args(std::vector<std::string>(s->cmd.begin() + 1, s->cmd.end()));
+    return json_response(200, {{"ID", s->id},
+                               {"ContainerID", s->container_id},
+                               {"Running", s->running},
+                               {"ExitCode", s->exit_code ? json(*s->exit_code) : json(nullptr)},
+                               {"OpenStdin", s->attach_stdin},
+                               {"OpenStdout", s->attach_stdout},
+                               {"OpenStderr", s->attach_stderr},
+                               {"CanRemove", !s->running && s->started},
+                               {"DetachKeys", ""},
+                               {"Pid", s->pid},
+                               {"ProcessConfig",
+                                {{"tty", s->tty},
+                                 {"entrypoint", s->cmd.front()},
+                                 {"arguments", args},
+                                 {"privileged", s->privileged},
+                                 {"user", s->user}}}});
+  });
+
+  // No library function yet for these.
+  for (const char* p :
+       {"/containers/{id}/pause", "/containers/{id}/unpause", "/containers/{id}/resize",
+        "/containers/{id}/update", "/exec/{id}/resize", "/containers/{id}/export"}) {
+    r.add("POST", p, not_implemented);
+  }
+  r.add("GET", "/containers/{id}/stats", not_implemented);
+  r.add("GET", "/containers/{id}/changes", not_implemented);
+  r.add("GET", "/containers/{id}/export", not_implemented);
+  r.add("GET", "/containers/{id}/archive", not_implemented);
+  r.add("HEAD", "/containers/{id}/archive", not_implemented);
+  r.add("PUT", "/containers/{id}/archive", not_implemented);
+}
+
+}  // namespace berth::api

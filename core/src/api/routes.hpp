@@ -1,0 +1,45 @@
+#pragma once
+// Internal to the API module: the route groups and the helpers they share.
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "berth/api/router.hpp"
+#include "berth/api/service.hpp"
+
+namespace berth::engine {
+class Engine;
+}
+
+namespace berth::api {
+
+void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+// POST /images/create?fromImage=: a pull with streamed JSON progress.
+Response pull_image(const std::shared_ptr<ServiceContext>& ctx, Request& req);
+
+// Docker's answer for an endpoint whose library function berth does not have yet.
+Response not_implemented(const Request& req);
+
+// Docker's `filters` query parameter ({"label":{"a=b":true}} or {"label":["a=b"]}) as Podman's
+// "key=value" strings. InvalidArgument when malformed.
+Result<std::vector<std::string>> docker_filters(const Request& req);
+
+// "sha256:<hex>" unless already prefixed.
+std::string sha256_id(const std::string& id);
+// Unix seconds <- RFC 3339 ("" or malformed -> 0).
+int64_t unix_from_rfc3339(const std::string& s);
+// Docker's GOARCH name of this machine: amd64, arm64, ...
+std::string go_arch();
+
+// The berth CLI command line for a sub-process over the service's store (exec, attach).
+std::vector<std::string> berth_argv(const ServiceContext& ctx);
+
+// Writes Docker's multiplexed stream frame: [stream, 0, 0, 0, size (big endian)] + data.
+bool write_frame(int fd, uint8_t stream, std::string_view data);
+bool send_all(int fd, std::string_view data);
+
+}  // namespace berth::api
