@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "berth/sdk/layer_archive.hpp"
+#include "berth/sdk/staging_dir.hpp"
 
 namespace berth::storage_overlay {
 
@@ -169,61 +170,24 @@ std::string join(const std::vector<std::string>& v, char sep) {
   return out;
 }
 
-// A staging directory: flock-ed while its maker lives (so a later start can tell leftovers of
-// killed processes from work in progress) and removed on scope exit unless released.
-class StagingDir {
- public:
-  StagingDir(fs::path p, UniqueFd lock) : path_(std::move(p)), lock_(std::move(lock)) {}
-  StagingDir(const StagingDir&) = delete;
-  StagingDir& operator=(const StagingDir&) = delete;
-  ~StagingDir() {
-    if (!path_.empty()) {
-      std::error_code ec;
-      fs::remove_all(path_, ec);
-    }
-  }
-  const fs::path& path() const { return path_; }
-  void release() { path_.clear(); }
-
- private:
-  fs::path path_;
-  UniqueFd lock_;
-};
-
-Result<std::unique_ptr<StagingDir>> make_staging(const fs::path& home, const std::string& what) {
-  std::string tmpl = (home / kStagingDir / (what + "-XXXXXX")).string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    return fail_errno("overlay: create staging directory", tmpl);
-  }
-  UniqueFd lock(::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!lock || ::flock(lock.get(), LOCK_EX) != 0) {
-    const int err = errno;
-    ::rmdir(tmpl.c_str());
-    return fail_errno("overlay: lock staging directory", tmpl, err);
-  }
-  return std::make_unique<StagingDir>(tmpl, std::move(lock));
+// Staging directories come from the SDK (berth/sdk/staging_dir.hpp).
+Result<std::unique_ptr<sdk::StagingDir>> make_staging(const fs::path& home,
+                                                      const std::string& what) {
+  return sdk::make_staging(home / kStagingDir, what, "overlay");
 }
 
-// Removes staging directories that no live process holds: layers half-made or half-removed and
-// probes of killed processes. A probe or layer mount left there is detached first, so that the
-// removal never reaches through a mount. Best effort; a failure leaves them for the next start.
+// Removes staging directories of killed processes. A probe or layer mount left there is detached
+// first, so that the removal never reaches through a mount.
 void clean_staging(const fs::path& home) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(home / kStagingDir, ec)) {
-    UniqueFd fd(::open(entry.path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (fd && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
-      bool mounted = false;
-      for (const fs::path& m : {entry.path() / "merged", entry.path() / "layer" / "merged"}) {
-        if (is_mount_point(m) && !unmount_overlay(m)) {
-          mounted = true;
-        }
-      }
-      if (!mounted) {
-        std::error_code rm;
-        fs::remove_all(entry.path(), rm);
+  sdk::clean_staging(home / kStagingDir, [](const fs::path& entry) {
+    bool mounted = false;
+    for (const fs::path& m : {entry / "merged", entry / "layer" / "merged"}) {
+      if (is_mount_point(m) && !unmount_overlay(m)) {
+        mounted = true;
       }
     }
-  }
+    return !mounted;
+  });
 }
 
 Result<bool> parse_bool(const std::string& key, const std::string& v) {

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "berth/sdk/layer_archive.hpp"
+#include "berth/sdk/staging_dir.hpp"
 
 namespace berth::storage_vfs {
 
@@ -89,53 +90,13 @@ Result<void> write_atomic(const fs::path& p, const std::string& content) {
   return w;
 }
 
-// A staging directory: flock-ed while its maker lives (so a later start can tell leftovers of
-// killed processes from work in progress) and removed on scope exit unless released.
-class StagingDir {
- public:
-  StagingDir(fs::path p, UniqueFd lock) : path_(std::move(p)), lock_(std::move(lock)) {}
-  StagingDir(const StagingDir&) = delete;
-  StagingDir& operator=(const StagingDir&) = delete;
-  ~StagingDir() {
-    if (!path_.empty()) {
-      std::error_code ec;
-      fs::remove_all(path_, ec);
-    }
-  }
-  const fs::path& path() const { return path_; }
-  void release() { path_.clear(); }
-
- private:
-  fs::path path_;
-  UniqueFd lock_;
-};
-
-Result<std::unique_ptr<StagingDir>> make_staging(const fs::path& home, const std::string& what) {
-  std::string tmpl = (home / "staging" / (what + "-XXXXXX")).string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    return fail_errno("vfs: create staging directory", tmpl);
-  }
-  UniqueFd lock(::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!lock || ::flock(lock.get(), LOCK_EX) != 0) {
-    const int err = errno;
-    ::rmdir(tmpl.c_str());
-    return fail_errno("vfs: lock staging directory", tmpl, err);
-  }
-  return std::make_unique<StagingDir>(tmpl, std::move(lock));
+// Staging directories come from the SDK (berth/sdk/staging_dir.hpp).
+Result<std::unique_ptr<sdk::StagingDir>> make_staging(const fs::path& home,
+                                                      const std::string& what) {
+  return sdk::make_staging(home / "staging", what, "vfs");
 }
 
-// Removes staging directories that no live process holds: layers half-made or half-removed by a
-// killed process. Best effort; a failure leaves them for the next start.
-void clean_staging(const fs::path& home) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(home / "staging", ec)) {
-    UniqueFd fd(::open(entry.path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (fd && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
-      std::error_code rm;
-      fs::remove_all(entry.path(), rm);
-    }
-  }
-}
+void clean_staging(const fs::path& home) { sdk::clean_staging(home / "staging"); }
 
 struct Entry {
   struct stat st {};

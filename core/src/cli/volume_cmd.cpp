@@ -13,8 +13,9 @@
 namespace berth::cli {
 namespace {
 
-// Which containers use a volume. Containers do not record their volumes yet, so nothing uses
-// one; the container module replaces this with a lookup of its records (as image_usage.cpp).
+// Which containers use a volume. `run -v`/`--mount` do not exist yet (issue 6), so no container
+// can hold a volume and the answer is truthfully none; when they land, look the container records
+// up here as image_usage.cpp does.
 volume::UsedBy volume_used_by(Context&) {
   return [](const std::string&) -> Result<std::vector<std::string>> {
     return std::vector<std::string>{};
