@@ -73,7 +73,12 @@ class BerthTestCase(unittest.TestCase):
 
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SHARED_IMAGES = os.path.join(REPO, "..", "shared", "images")
+# The fixed benchmark images (../shared/images beside the checkout, as CI lays it out).
+SHARED_IMAGES = next((p for p in (os.environ.get("BERTH_SHARED_IMAGES", ""),
+                                  os.path.join(REPO, "..", "shared", "images"),
+                                  "/work/shared/images")
+                      if p and os.path.isdir(os.path.join(p, "bb"))),
+                     os.path.join(REPO, "..", "shared", "images"))
 
 
 def busybox_rootfs_tar(dest_dir):

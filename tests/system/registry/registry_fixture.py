@@ -9,7 +9,7 @@ import time
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures",
                         "registry")
-IMAGES = "/work/shared/images"
+from berth_test import SHARED_IMAGES as IMAGES  # noqa: E402
 
 
 def free_port():

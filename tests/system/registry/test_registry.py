@@ -10,7 +10,7 @@ import time
 import unittest
 
 from berth_test import BERTH, BerthTestCase
-from registry.registry_fixture import FakeRegistry, Registry
+from registry.registry_fixture import IMAGES, FakeRegistry, Registry
 
 
 class RegistryCase(BerthTestCase):
@@ -302,7 +302,7 @@ class AuthTest(RegistryCase):
         self.assertEqual(self.ok("login", "--get-login", self.reg.host).out, "alice\n")
         # Push with the stored credentials, then pull it into a second store.
         subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds",
-                        "alice:s3cret", "oci:/work/shared/images/bb:latest",
+                        "alice:s3cret", "oci:" + IMAGES + "/bb:latest",
                         "docker://%s/bb:latest" % self.reg.host], check=True)
         self.ok("pull", "-q", self.reg.host + "/bb:latest")
         self.ok("push", "-q", self.reg.host + "/bb:latest", self.reg.host + "/bb:copy")
@@ -339,7 +339,7 @@ class TlsAndTokenTest(RegistryCase):
         os.makedirs(certs, exist_ok=True)
         shutil.copy(os.path.join(reg.ca, "ca.crt"), certs)
         subprocess.run(["skopeo", "copy", "-q", "--dest-cert-dir", certs,
-                        "oci:/work/shared/images/bb:latest", "docker://%s/bb:latest" % reg.host],
+                        "oci:" + IMAGES + "/bb:latest", "docker://%s/bb:latest" % reg.host],
                        check=True)
         self.write_conf("")
         r = self.berth("pull", reg.host + "/bb:latest")
@@ -359,7 +359,7 @@ class TlsAndTokenTest(RegistryCase):
             self.assertEqual(r.rc, 125)
             self.ok("login", "-u", "user", "-p", "pass", reg.host)
             subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds",
-                            "user:pass", "oci:/work/shared/images/bb:latest",
+                            "user:pass", "oci:" + IMAGES + "/bb:latest",
                             "docker://%s/private/bb:latest" % reg.host], check=True)
             self.ok("pull", "-q", reg.host + "/private/bb:latest")
             self.ok("push", "-q", reg.host + "/private/bb:latest", reg.host + "/public/bb:1")
