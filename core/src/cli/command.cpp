@@ -263,6 +263,20 @@ void register_shortcut(std::string_view name, std::string_view target) {
   tree().shortcuts[std::string(name)] = std::string(target);
 }
 
+Command make_command(std::string name, std::string summary, std::string usage, size_t min_args,
+                     size_t max_args, std::function<void(po::options_description&)> opts,
+                     std::function<Result<int>(Context&)> run) {
+  Command c;
+  c.name = std::move(name);
+  c.summary = std::move(summary);
+  c.usage = std::move(usage);
+  c.min_args = min_args;
+  c.max_args = max_args;
+  c.options = std::move(opts);
+  c.run = std::move(run);
+  return c;
+}
+
 void add_format_options(po::options_description& d, bool quiet, bool noheading) {
   d.add_options()("format", po::value<std::string>(),
                   "Change the output format to JSON or a Go template");

@@ -100,6 +100,11 @@ struct Registrar {
   explicit Registrar(const std::function<void()>& f) { f(); }
 };
 
+// A leaf command in one call.
+Command make_command(std::string name, std::string summary, std::string usage, size_t min_args,
+                     size_t max_args, std::function<void(po::options_description&)> opts,
+                     std::function<Result<int>(Context&)> run);
+
 // The usual output flags of list commands.
 void add_format_options(po::options_description& d, bool quiet = true, bool noheading = true);
 

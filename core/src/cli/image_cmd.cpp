@@ -415,27 +415,13 @@ void list_options(po::options_description& d) {
       "Sort by created, id, repository, size or tag");
 }
 
-Command make(std::string name, std::string summary, std::string usage, size_t min_args,
-             size_t max_args, std::function<void(po::options_description&)> opts,
-             std::function<Result<int>(Context&)> run) {
-  Command c;
-  c.name = std::move(name);
-  c.summary = std::move(summary);
-  c.usage = std::move(usage);
-  c.min_args = min_args;
-  c.max_args = max_args;
-  c.options = std::move(opts);
-  c.run = std::move(run);
-  return c;
-}
-
 const Registrar reg([] {
   Command group;
   group.name = "image";
   group.summary = "Manage images";
   register_command("", std::move(group));
 
-  auto ls = make("list", "List images in local storage", "[options] [IMAGE]", 0, 1, list_options,
+  auto ls = make_command("list", "List images in local storage", "[options] [IMAGE]", 0, 1, list_options,
                  run_images);
   ls.aliases = {"ls"};
   register_command("image", std::move(ls));
@@ -445,7 +431,7 @@ const Registrar reg([] {
     d.add_options()("format,f", po::value<std::string>(),
                     "Change the output format to JSON or a Go template");
   };
-  register_command("image", make("inspect", "Display the configuration of an image",
+  register_command("image", make_command("inspect", "Display the configuration of an image",
                                  "[options] IMAGE [IMAGE...]", 1, SIZE_MAX, inspect_opts,
                                  run_image_inspect));
 
@@ -453,7 +439,7 @@ const Registrar reg([] {
     d.add_options()("input,i", po::value<std::string>(), "Read from specified archive file")(
         "quiet,q", po::bool_switch(), "Suppress the output");
   };
-  register_command("image", make("load", "Load image(s) from a tar archive", "[options]", 0, 0,
+  register_command("image", make_command("load", "Load image(s) from a tar archive", "[options]", 0, 0,
                                  load_opts, run_load));
   register_shortcut("load", "image load");
 
@@ -464,7 +450,7 @@ const Registrar reg([] {
         "quiet,q", po::bool_switch(), "Suppress the output")(
         "multi-image-archive,m", po::bool_switch(), "Interpret additional arguments as images");
   };
-  register_command("image", make("save", "Save image(s) to an archive", "[options] IMAGE [IMAGE...]",
+  register_command("image", make_command("save", "Save image(s) to an archive", "[options] IMAGE [IMAGE...]",
                                  1, SIZE_MAX, save_opts, run_save));
   register_shortcut("save", "image save");
 
@@ -477,19 +463,19 @@ const Registrar reg([] {
         "arch", po::value<std::string>(), "Set the architecture of the imported image")(
         "quiet,q", po::bool_switch(), "Suppress output");
   };
-  register_command("image", make("import", "Import a tarball to create a filesystem image",
+  register_command("image", make_command("import", "Import a tarball to create a filesystem image",
                                  "[options] PATH [REFERENCE]", 1, 2, import_opts, run_import));
   register_shortcut("import", "image import");
 
-  register_command("image", make("tag", "Add an additional name to a local image",
+  register_command("image", make_command("tag", "Add an additional name to a local image",
                                  "IMAGE TARGET_NAME [TARGET_NAME...]", 2, SIZE_MAX, nullptr,
                                  run_tag));
   register_shortcut("tag", "image tag");
-  register_command("image", make("untag", "Remove a name from a local image",
+  register_command("image", make_command("untag", "Remove a name from a local image",
                                  "IMAGE [IMAGE...]", 1, SIZE_MAX, nullptr, run_untag));
   register_shortcut("untag", "image untag");
 
-  auto rm = make("rm", "Remove one or more images from local storage", "[options] IMAGE [IMAGE...]",
+  auto rm = make_command("rm", "Remove one or more images from local storage", "[options] IMAGE [IMAGE...]",
                  0, SIZE_MAX,
                  [](po::options_description& d) {
                    d.add_options()("all,a", po::bool_switch(), "Remove all images")(
@@ -501,7 +487,7 @@ const Registrar reg([] {
   register_command("image", std::move(rm));
   register_shortcut("rmi", "image rm");
 
-  register_command("image", make("history", "Show history of a specified image", "[options] IMAGE",
+  register_command("image", make_command("history", "Show history of a specified image", "[options] IMAGE",
                                  1, 1,
                                  [](po::options_description& d) {
                                    add_format_options(d);
@@ -513,27 +499,27 @@ const Registrar reg([] {
                                  run_history));
   register_shortcut("history", "image history");
 
-  register_command("image", make("prune", "Remove unused images", "[options]", 0, 0,
+  register_command("image", make_command("prune", "Remove unused images", "[options]", 0, 0,
                                  [](po::options_description& d) {
                                    d.add_options()("all,a", po::bool_switch(),
                                                    "Remove all images not in use by containers")(
                                        "force,f", po::bool_switch(), "Do not prompt for confirmation");
                                  },
                                  run_image_prune));
-  register_command("image", make("exists", "Check if an image exists in local storage", "IMAGE", 1,
+  register_command("image", make_command("exists", "Check if an image exists in local storage", "IMAGE", 1,
                                  1, nullptr, run_image_exists));
-  register_command("image", make("mount", "Mount an image's root filesystem", "IMAGE [IMAGE...]",
+  register_command("image", make_command("mount", "Mount an image's root filesystem", "IMAGE [IMAGE...]",
                                  1, SIZE_MAX, nullptr, run_image_mount));
-  register_command("image", make("unmount", "Unmount an image's root filesystem",
+  register_command("image", make_command("unmount", "Unmount an image's root filesystem",
                                  "IMAGE [IMAGE...]", 1, SIZE_MAX, nullptr, run_image_unmount));
 
-  register_command("system", make("check", "Check the store for consistency", "[options]", 0, 0,
+  register_command("system", make_command("check", "Check the store for consistency", "[options]", 0, 0,
                                   [](po::options_description& d) {
                                     d.add_options()("repair,r", po::bool_switch(),
                                                     "Remove inconsistent images and layers");
                                   },
                                   run_check));
-  register_command("system", make("reset", "Reset berth storage", "[options]", 0, 0,
+  register_command("system", make_command("reset", "Reset berth storage", "[options]", 0, 0,
                                   [](po::options_description& d) {
                                     d.add_options()("force,f", po::bool_switch(),
                                                     "Do not prompt for confirmation");

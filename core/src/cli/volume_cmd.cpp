@@ -235,20 +235,6 @@ Result<int> run_unmount(Context& ctx) {
   return 0;
 }
 
-Command make(std::string name, std::string summary, std::string usage, size_t min_args,
-             size_t max_args, std::function<void(po::options_description&)> opts,
-             std::function<Result<int>(Context&)> run) {
-  Command c;
-  c.name = std::move(name);
-  c.summary = std::move(summary);
-  c.usage = std::move(usage);
-  c.min_args = min_args;
-  c.max_args = max_args;
-  c.options = std::move(opts);
-  c.run = std::move(run);
-  return c;
-}
-
 const Registrar reg([] {
   Command group;
   group.name = "volume";
@@ -257,7 +243,7 @@ const Registrar reg([] {
 
   register_command(
       "volume",
-      make(
+      make_command(
           "create", "Create a new volume", "[options] [NAME]", 0, 1,
           [](po::options_description& d) {
             d.add_options()("driver,d", po::value<std::string>()->default_value("local"),
@@ -270,7 +256,7 @@ const Registrar reg([] {
           },
           run_create));
 
-  auto ls = make(
+  auto ls = make_command(
       "ls", "List volumes", "[options]", 0, 0,
       [](po::options_description& d) {
         add_format_options(d);
@@ -282,7 +268,7 @@ const Registrar reg([] {
   ls.aliases = {"list"};
   register_command("volume", std::move(ls));
 
-  register_command("volume", make(
+  register_command("volume", make_command(
                                  "inspect", "Display detailed information on one or more volumes",
                                  "[options] VOLUME [VOLUME...]", 0, SIZE_MAX,
                                  [](po::options_description& d) {
@@ -293,7 +279,7 @@ const Registrar reg([] {
                                  },
                                  run_inspect));
 
-  auto rm = make(
+  auto rm = make_command(
       "rm", "Remove one or more volumes", "[options] VOLUME [VOLUME...]", 0, SIZE_MAX,
       [](po::options_description& d) {
         d.add_options()("all,a", po::bool_switch(), "Remove all volumes")(
@@ -306,7 +292,7 @@ const Registrar reg([] {
   rm.aliases = {"remove"};
   register_command("volume", std::move(rm));
 
-  register_command("volume", make(
+  register_command("volume", make_command(
                                  "prune", "Remove all unused volumes", "[options]", 0, 0,
                                  [](po::options_description& d) {
                                    d.add_options()("force,f", po::bool_switch(),
@@ -315,20 +301,20 @@ const Registrar reg([] {
                                        "Provide filter values (e.g. 'label=<key>=<value>')");
                                  },
                                  run_prune));
-  register_command("volume", make("exists", "Volume exists in local storage", "VOLUME", 1, 1,
+  register_command("volume", make_command("exists", "Volume exists in local storage", "VOLUME", 1, 1,
                                   nullptr, run_exists));
-  register_command("volume", make(
+  register_command("volume", make_command(
                                  "export", "Export volumes", "[options] VOLUME", 1, 1,
                                  [](po::options_description& d) {
                                    d.add_options()("output,o", po::value<std::string>(),
                                                    "Write to a specified file (default: stdout)");
                                  },
                                  run_export));
-  register_command("volume", make("import", "Import a tarball contents into a volume",
+  register_command("volume", make_command("import", "Import a tarball contents into a volume",
                                   "VOLUME [SOURCE]", 2, 2, nullptr, run_import));
-  register_command("volume", make("mount", "Mount volume", "VOLUME [VOLUME...]", 1, SIZE_MAX,
+  register_command("volume", make_command("mount", "Mount volume", "VOLUME [VOLUME...]", 1, SIZE_MAX,
                                   nullptr, run_mount));
-  register_command("volume", make("unmount", "Unmount volume", "VOLUME [VOLUME...]", 1, SIZE_MAX,
+  register_command("volume", make_command("unmount", "Unmount volume", "VOLUME [VOLUME...]", 1, SIZE_MAX,
                                   nullptr, run_unmount));
 });
 

@@ -14,6 +14,7 @@
 #include "berth/container/container.hpp"
 #include "berth/container/log_format.hpp"
 #include "berth/util/fs.hpp"
+#include "berth/util/human.hpp"
 
 namespace berth::container {
 
@@ -217,43 +218,7 @@ Result<void> write_state(const std::string& run_root, const std::string& id,
   return util::write_file_atomic(dir + "/state.json", j.dump());
 }
 
-std::string human_duration(int64_t nanos) {
-  // github.com/docker/go-units HumanDuration.
-  int64_t seconds = nanos / 1000000000;
-  if (seconds < 1) {
-    return "Less than a second";
-  }
-  if (seconds == 1) {
-    return "1 second";
-  }
-  if (seconds < 60) {
-    return std::to_string(seconds) + " seconds";
-  }
-  int64_t minutes = seconds / 60;
-  if (minutes == 1) {
-    return "About a minute";
-  }
-  if (minutes < 60) {
-    return std::to_string(minutes) + " minutes";
-  }
-  int64_t hours = (seconds + 1800) / 3600;  // math.Round(d.Hours())
-  if (hours == 1) {
-    return "About an hour";
-  }
-  if (hours < 48) {
-    return std::to_string(hours) + " hours";
-  }
-  if (hours < 24 * 7 * 2) {
-    return std::to_string(hours / 24) + " days";
-  }
-  if (hours < 24 * 30 * 2) {
-    return std::to_string(hours / 24 / 7) + " weeks";
-  }
-  if (hours < 24 * 365 * 2) {
-    return std::to_string(hours / 24 / 30) + " months";
-  }
-  return std::to_string(hours / 24 / 365) + " years";
-}
+std::string human_duration(int64_t nanos) { return util::human_duration(nanos / 1000000000); }
 
 std::string status_string(const ContainerState& st, int64_t now) {
   switch (st.status) {
