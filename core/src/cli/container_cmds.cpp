@@ -133,6 +133,24 @@ void create_flags(po::options_description& d) {
       "workdir,w", po::value<std::string>(), "Working directory inside the container");
 }
 
+// --env-file files, then -e/--env (a bare NAME takes the host's value, as Podman).
+Result<void> append_env_flags(Context& ctx, std::vector<std::string>& env) {
+  for (const auto& f : ctx.strs("env-file")) {
+    BERTH_TRY(auto v, read_env_file(f));
+    env.insert(env.end(), v.begin(), v.end());
+  }
+  for (const auto& e : ctx.strs("env")) {
+    if (e.find('=') == std::string::npos) {
+      if (auto v = host_env(e)) {
+        env.push_back(e + "=" + *v);
+      }
+      continue;
+    }
+    env.push_back(e);
+  }
+  return {};
+}
+
 Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) {
   bc::CreateOptions o;
   if (ctx.args.empty()) {
@@ -170,19 +188,7 @@ Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) 
       o.env.push_back(*e);
     }
   }
-  for (const auto& f : ctx.strs("env-file")) {
-    BERTH_TRY(auto v, read_env_file(f));
-    o.env.insert(o.env.end(), v.begin(), v.end());
-  }
-  for (const auto& e : ctx.strs("env")) {
-    if (e.find('=') == std::string::npos) {
-      if (auto v = host_env(e)) {
-        o.env.push_back(e + "=" + *v);
-      }
-      continue;
-    }
-    o.env.push_back(e);
-  }
+  BERTH_TRYV(append_env_flags(ctx, o.env));
   o.workdir = ctx.str("workdir");
   o.user = ctx.str("user");
   o.hostname = ctx.str("hostname");
@@ -466,19 +472,7 @@ Result<int> run_exec(Context& ctx) {
   o.tty = ctx.flag("tty");
   o.detach = ctx.flag("detach");
   o.privileged = ctx.flag("privileged");
-  for (const auto& f : ctx.strs("env-file")) {
-    BERTH_TRY(auto v, read_env_file(f));
-    o.env.insert(o.env.end(), v.begin(), v.end());
-  }
-  for (const auto& e : ctx.strs("env")) {
-    if (e.find('=') == std::string::npos) {
-      if (auto v = host_env(e)) {
-        o.env.push_back(e + "=" + *v);
-      }
-      continue;
-    }
-    o.env.push_back(e);
-  }
+  BERTH_TRYV(append_env_flags(ctx, o.env));
   o.user = ctx.str("user");
   o.workdir = ctx.str("workdir");
   o.detach_keys = ctx.str("detach-keys");

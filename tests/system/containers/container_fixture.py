@@ -66,4 +66,5 @@ class ContainerTestCase(BerthTestCase):
             if self.berth("container", "exists", name).rc == 0:
                 break
             time.sleep(0.05)
-        self.assertEqual(self.berth("wait", "--condition", "running", name).rc, 0)
+        r = self.berth("wait", "--condition", "running", name)
+        self.assertEqual(r.rc, 0, r)
