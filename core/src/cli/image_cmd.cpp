@@ -5,6 +5,7 @@
 #include <iostream>
 #include <set>
 
+#include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
 #include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
@@ -398,6 +399,16 @@ Result<int> run_reset(Context& ctx) {
   if (!ctx.flag("force") &&
       !confirm(ctx, "WARNING! This will remove all images and containers and the store.")) {
     return 0;
+  }
+  // Containers first, as Podman: their monitors are stopped and their layers released before
+  // the store under them goes.
+  BERTH_TRY(auto* engine, ctx.engine());
+  BERTH_TRY(auto recs, container::records(*engine));
+  container::RemoveOptions ro;
+  ro.force = true;
+  ro.timeout = 0;
+  for (const auto& r : recs) {
+    BERTH_TRYV(container::remove(*engine, r.id, ro));
   }
   BERTH_TRY(auto* st, open_store(ctx));
   BERTH_TRYV(image::reset(*st));
