@@ -9,6 +9,8 @@
 #include "berth/engine/engine.hpp"
 #include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
+#include "berth/sdk/layer_archive.hpp"
+#include "berth/volume/volume.hpp"
 #include "berth/util/human.hpp"
 #include "berth/util/log.hpp"
 #include "command.hpp"
@@ -397,7 +399,7 @@ Result<int> run_check(Context& ctx) {
 
 Result<int> run_reset(Context& ctx) {
   if (!ctx.flag("force") &&
-      !confirm(ctx, "WARNING! This will remove all images and containers and the store.")) {
+      !confirm(ctx, "WARNING! This will remove all containers, volumes and images, and the store.")) {
     return 0;
   }
   // Containers first, as Podman: their monitors are stopped and their layers released before
@@ -409,6 +411,13 @@ Result<int> run_reset(Context& ctx) {
   ro.timeout = 0;
   for (const auto& r : recs) {
     BERTH_TRYV(container::remove(*engine, r.id, ro));
+  }
+  BERTH_TRY(auto vs, volume::VolumeStore::open(engine->config(), nullptr));
+  BERTH_TRY(auto vols, vs->list({}, {}));
+  volume::RemoveOptions vo;
+  vo.force = true;
+  for (const auto& v : vols) {
+    BERTH_TRYV(vs->remove(v.name, vo));
   }
   BERTH_TRY(auto* st, open_store(ctx));
   BERTH_TRYV(image::reset(*st));
@@ -536,6 +545,83 @@ const Registrar reg([] {
                                                     "Do not prompt for confirmation");
                                   },
                                   run_reset));
+});
+
+}  // namespace
+}  // namespace berth::cli
+
+// berth system df: disk usage of images, containers and volumes, as `podman system df`.
+
+namespace berth::cli {
+namespace {
+
+std::string reclaimable(int64_t bytes, int64_t total) {
+  int pct = total > 0 ? static_cast<int>(100.0 * static_cast<double>(bytes) /
+                                         static_cast<double>(total) + 0.5)
+                      : 0;
+  return util::human_size(static_cast<double>(bytes)) + " (" + std::to_string(pct) + "%)";
+}
+
+Result<int> run_df(Context& ctx) {
+  BERTH_TRY(auto* engine, ctx.engine());
+  BERTH_TRY(auto* st, open_store(ctx, true));
+  BERTH_TRY(auto img, image::images_disk_usage(*st, image_container_count(ctx)));
+  BERTH_TRY(auto recs, container::records(*engine));
+  int64_t ctr_size = 0, ctr_reclaim = 0, running = 0;
+  for (const auto& r : recs) {
+    auto state = container::read_state(engine->runroot(), r);
+    auto usage = st->driver().usage(r.layer_id);
+    int64_t bytes = usage ? static_cast<int64_t>(usage->bytes) : 0;
+    ctr_size += bytes;
+    if (state.status == container::Status::Running || state.status == container::Status::Paused) {
+      ++running;
+    } else {
+      ctr_reclaim += bytes;
+    }
+  }
+  BERTH_TRY(auto vs, volume::VolumeStore::open(engine->config(), nullptr));
+  BERTH_TRY(auto vols, vs->list({}, [](const std::string&) -> Result<std::vector<std::string>> {
+    return std::vector<std::string>{};  // no container mounts volumes yet (see volume_cmd.cpp)
+  }));
+  int64_t vol_size = 0;
+  for (const auto& v : vols) {
+    auto usage = sdk::tree_usage(v.mountpoint);
+    vol_size += usage ? static_cast<int64_t>(usage->bytes) : 0;
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  rows.push_back({{"Type", "Images"},
+                  {"Total", img.total},
+                  {"Active", img.active},
+                  {"RawSize", img.size},
+                  {"RawReclaimable", img.reclaimable},
+                  {"Size", util::human_size(static_cast<double>(img.size))},
+                  {"Reclaimable", reclaimable(img.reclaimable, img.size)}});
+  rows.push_back({{"Type", "Containers"},
+                  {"Total", recs.size()},
+                  {"Active", running},
+                  {"RawSize", ctr_size},
+                  {"RawReclaimable", ctr_reclaim},
+                  {"Size", util::human_size(static_cast<double>(ctr_size))},
+                  {"Reclaimable", reclaimable(ctr_reclaim, ctr_size)}});
+  rows.push_back({{"Type", "Local Volumes"},
+                  {"Total", vols.size()},
+                  {"Active", 0},
+                  {"RawSize", vol_size},
+                  {"RawReclaimable", vol_size},
+                  {"Size", util::human_size(static_cast<double>(vol_size))},
+                  {"Reclaimable", reclaimable(vol_size, vol_size)}});
+  format::ListSpec spec;
+  spec.default_format = "table {{.Type}}\t{{.Total}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+  return print_list(ctx, rows, spec);
+}
+
+const Registrar df_reg([] {
+  register_command("system", make_command("df", "Show berth disk usage", "[options]", 0, 0,
+                                          [](po::options_description& d) {
+                                            d.add_options()("format", po::value<std::string>(),
+                                                            "Pretty-print with a Go template");
+                                          },
+                                          run_df));
 });
 
 }  // namespace
