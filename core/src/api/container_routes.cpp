@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -423,12 +425,11 @@ Result<Child> spawn_child(const std::vector<std::string>& argv, int in_fd, int d
   return c;
 }
 
-// Copies the child's output to the connection (framed unless raw) until it exits; returns its
-// exit code. A client that goes away ends the child.
-int pump_child(Child& c, int sock, bool multiplex) {
-  std::array<int, 2> fds{c.out.get(), c.err.get()};
+// Reads `out` (stream 0) and `err` (stream 1) until both reach EOF, handing each chunk to
+// `sink`; stops early when `sink` returns false.
+void pump_pair(int out, int err, const std::function<bool(int, std::string_view)>& sink) {
+  std::array<int, 2> fds{out, err};
   char buf[32768];
-  bool client_gone = false;
   while (fds[0] >= 0 || fds[1] >= 0) {
     pollfd p[2];
     int n = 0;
@@ -443,7 +444,7 @@ int pump_child(Child& c, int sock, bool multiplex) {
       if (errno == EINTR) {
         continue;
       }
-      break;
+      return;
     }
     for (int k = 0; k < n; ++k) {
       if ((p[k].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
@@ -457,15 +458,29 @@ int pump_child(Child& c, int sock, bool multiplex) {
         fds[which[k]] = -1;
         continue;
       }
-      std::string_view data(buf, static_cast<size_t>(r));
-      bool ok = multiplex ? write_frame(sock, static_cast<uint8_t>(which[k] + 1), data)
-                          : send_all(sock, data);
-      if (!ok && !client_gone) {
-        client_gone = true;
-        ::kill(c.pid, SIGKILL);
+      if (!sink(which[k], std::string_view(buf, static_cast<size_t>(r)))) {
+        return;
       }
     }
   }
+}
+
+// Copies the child's output to the connection (framed unless raw) until it exits. A client that
+// goes away ends the child; its output is still drained.
+int pump_child(Child& c, int sock, bool multiplex) {
+  bool client_gone = false;
+  pump_pair(c.out.get(), c.err.get(), [&](int stream, std::string_view data) {
+    if (client_gone) {
+      return true;
+    }
+    bool ok = multiplex ? write_frame(sock, static_cast<uint8_t>(stream + 1), data)
+                        : send_all(sock, data);
+    if (!ok) {
+      client_gone = true;
+      ::kill(c.pid, SIGKILL);
+    }
+    return true;
+  });
   return -1;
 }
 
@@ -934,54 +949,14 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
       });
       // Frames as Docker: stdout 1, stderr 2; raw for a tty. Unwanted streams are read and
       // dropped so the producer never blocks on them.
-      std::array<int, 2> fds{c.out.get(), c.err.get()};
-      char buf[32768];
-      bool gone = false;
-      while (fds[0] >= 0 || fds[1] >= 0) {
-        pollfd p[2];
-        int n = 0;
-        int which[2];
-        for (int i = 0; i < 2; ++i) {
-          if (fds[i] >= 0) {
-            p[n] = {fds[i], POLLIN, 0};
-            which[n++] = i;
-          }
+      pump_pair(c.out.get(), c.err.get(), [&](int stream, std::string_view d) {
+        if (!(stream == 0 ? want_out : want_err)) {
+          return true;
         }
-        if (::poll(p, static_cast<nfds_t>(n), -1) < 0) {
-          if (errno == EINTR) {
-            continue;
-          }
-          break;
-        }
-        for (int k = 0; k < n; ++k) {
-          if ((p[k].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
-            continue;
-          }
-          ssize_t rd = ::read(p[k].fd, buf, sizeof(buf));
-          if (rd < 0 && errno == EINTR) {
-            continue;
-          }
-          if (rd <= 0) {
-            fds[which[k]] = -1;
-            continue;
-          }
-          bool want = which[k] == 0 ? want_out : want_err;
-          if (!want || gone) {
-            continue;
-          }
-          std::string_view d(buf, static_cast<size_t>(rd));
-          bool ok = tty ? send_all(conn.fd, d)
-                        : write_frame(conn.fd, static_cast<uint8_t>(which[k] + 1), d);
-          if (!ok) {
-            // The client left: closing our ends makes the producer's writes fail (EPIPE).
-            gone = true;
-            c.out.reset();
-            c.err.reset();
-            fds = {-1, -1};
-            break;
-          }
-        }
-      }
+        // The client left: closing our ends (below) makes the producer's writes fail (EPIPE).
+        return tty ? send_all(conn.fd, d)
+                   : write_frame(conn.fd, static_cast<uint8_t>(stream + 1), d);
+      });
       c.out.reset();
       c.err.reset();
       producer.join();
