@@ -1,4 +1,5 @@
 #include "archive.hpp"
+#include "tar_split.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,25 +15,6 @@
 namespace berth::image {
 
 namespace {
-
-uint64_t parse_numeric(const char* f, size_t n) {
-  if (static_cast<unsigned char>(f[0]) & 0x80) {
-    uint64_t v = static_cast<unsigned char>(f[0]) & 0x7f;
-    for (size_t i = 1; i < n; ++i) {
-      v = (v << 8) | static_cast<unsigned char>(f[i]);
-    }
-    return v;
-  }
-  uint64_t v = 0;
-  size_t i = 0;
-  while (i < n && (f[i] == ' ' || f[i] == '\0')) {
-    ++i;
-  }
-  for (; i < n && f[i] >= '0' && f[i] <= '7'; ++i) {
-    v = v * 8 + static_cast<uint64_t>(f[i] - '0');
-  }
-  return v;
-}
 
 Result<void> pread_all(int fd, char* buf, size_t n, uint64_t off, const std::string& what) {
   while (n > 0) {

@@ -8,14 +8,6 @@
 
 namespace berth::image {
 
-namespace {
-
-void put_u32(std::string& out, uint32_t v) {
-  for (int k = 3; k >= 0; --k) {
-    out.push_back(static_cast<char>((v >> (8 * k)) & 0xff));
-  }
-}
-
 uint64_t parse_numeric(const char* f, size_t n) {
   if (static_cast<unsigned char>(f[0]) & 0x80) {  // base-256
     uint64_t v = static_cast<unsigned char>(f[0]) & 0x7f;
@@ -33,6 +25,15 @@ uint64_t parse_numeric(const char* f, size_t n) {
     v = v * 8 + static_cast<uint64_t>(f[i] - '0');
   }
   return v;
+}
+
+
+namespace {
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int k = 3; k >= 0; --k) {
+    out.push_back(static_cast<char>((v >> (8 * k)) & 0xff));
+  }
 }
 
 std::string field(const char* f, size_t n) {

@@ -10,6 +10,9 @@
 
 namespace berth::image {
 
+// A numeric tar header field: octal text or GNU base-256.
+uint64_t parse_numeric(const char* field, size_t size);
+
 class TarSplitter {
  public:
   void feed(const char* p, size_t n);
