@@ -12,6 +12,7 @@
 #include "berth/image/image_service.hpp"
 #include "berth/store/store.hpp"
 #include "command.hpp"
+#include "create_flags.hpp"
 #include "output.hpp"
 
 extern char** environ;
@@ -114,7 +115,6 @@ void create_flags(po::options_description& d) {
       "log-driver", po::value<std::string>(), "Logging driver for the container")(
       "log-opt", po::value<strings>()->composing(), "Logging driver options")(
       "name", po::value<std::string>(), "Assign a name to the container")(
-      "network,net", po::value<std::string>(), "Connect a container to a network (none, host)")(
       "oom-score-adj", po::value<int>(), "Tune the host's OOM preferences (-1000 to 1000)")(
       "privileged", po::bool_switch(), "Give extended privileges to container")(
       "pull", po::value<std::string>()->default_value("missing"),
@@ -123,7 +123,6 @@ void create_flags(po::options_description& d) {
       "replace", po::bool_switch(), "Replace a container with the same name")(
       "rm", po::bool_switch(), "Remove container (and pod if created) after exit")(
       "runtime", po::value<std::string>(), "Path or name of the OCI runtime (native, runc)")(
-      "security-opt", po::value<strings>()->composing(), "Security options")(
       "stop-signal", po::value<std::string>(), "Signal to stop a container")(
       "stop-timeout", po::value<uint32_t>(), "Timeout (in seconds) to stop a container")(
       "sysctl", po::value<strings>()->composing(), "Sysctl options")(
@@ -131,6 +130,9 @@ void create_flags(po::options_description& d) {
       "ulimit", po::value<strings>()->composing(), "Ulimit options")(
       "user,u", po::value<std::string>(), "Username or UID (format: <name|uid>[:<group|gid>])")(
       "workdir,w", po::value<std::string>(), "Working directory inside the container");
+  net_create_flags(d);
+  mount_create_flags(d);
+  resource_create_flags(d);
 }
 
 // --env-file files, then -e/--env (a bare NAME takes the host's value, as Podman).
@@ -211,20 +213,10 @@ Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) 
       return fail(Errc::InvalidArgument, "--log-opt max-size=" + it->second + ": not a size");
     }
   }
-  o.network = ctx.has("network") ? ctx.str("network") : "none";
   o.runtime = ctx.str("runtime");
   o.cap_add = ctx.strs("cap-add");
   o.cap_drop = ctx.strs("cap-drop");
   o.privileged = ctx.flag("privileged");
-  for (const auto& s : ctx.strs("security-opt")) {
-    if (s == "no-new-privileges" || s == "no-new-privileges=true" ||
-        s == "no-new-privileges:true") {
-      o.no_new_privileges = true;
-    } else {
-      return fail(Errc::NotSupported,
-                  "--security-opt " + s + ": not supported (supported: no-new-privileges)");
-    }
-  }
   o.read_only = ctx.flag("read-only");
   o.ulimits = ctx.strs("ulimit");
   BERTH_TRY(o.sysctls, parse_kv(ctx.strs("sysctl"), "sysctl"));
@@ -234,6 +226,9 @@ Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) 
   o.remove = ctx.flag("rm");
   o.detach_keys = ctx.has("detach-keys") ? ctx.str("detach-keys") : "ctrl-p,ctrl-q";
   o.create_command = {"berth", verb};
+  BERTH_TRYV(parse_net_flags(ctx, o));
+  BERTH_TRYV(parse_mount_flags(ctx, o));
+  BERTH_TRYV(parse_resource_flags(ctx, o));
   return o;
 }
 

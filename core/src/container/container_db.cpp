@@ -38,7 +38,11 @@ void to_json(json& j, const CreateOptions& o) {
            {"remove", o.remove},
            {"restart_policy", o.restart_policy},
            {"detach_keys", o.detach_keys},
-           {"create_command", o.create_command}};
+           {"create_command", o.create_command},
+           {"pull", o.pull},
+           {"net", o.net},
+           {"storage", o.storage},
+           {"resources", o.resources}};
   if (o.entrypoint) {
     j["entrypoint"] = *o.entrypoint;
   }
@@ -85,6 +89,10 @@ void from_json(const json& j, CreateOptions& o) {
   o.restart_policy = j.value("restart_policy", d.restart_policy);
   o.detach_keys = j.value("detach_keys", d.detach_keys);
   o.create_command = j.value("create_command", d.create_command);
+  o.pull = j.value("pull", d.pull);
+  o.net = j.value("net", d.net);
+  o.storage = j.value("storage", d.storage);
+  o.resources = j.value("resources", d.resources);
 }
 
 namespace {

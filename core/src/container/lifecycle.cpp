@@ -19,6 +19,7 @@
 #include "berth/spec/spec_builder.hpp"
 #include "berth/util/digest.hpp"
 #include "berth/util/fs.hpp"
+#include "features.hpp"
 #include "internal.hpp"
 
 namespace berth::container {
@@ -250,6 +251,7 @@ Result<void> init_container(engine::Engine& eng, ContainerRecord& rec) {
   if (auto old = make_runtime(eng, rt); old) {
     (void)(*old)->remove(rec.id, true);
   }
+  BERTH_TRYV(net_before_init(eng, rec));
   BERTH_TRY(auto rep, launch_monitor(eng, rec, rt));
   ContainerState st;
   st.status = Status::Created;
@@ -281,27 +283,6 @@ namespace {
 
 std::string container_dir(engine::Engine& eng, const std::string& id) {
   return eng.graphroot() + "/containers/" + id;
-}
-
-// /etc/resolv.conf of the host without 127.x nameservers (they would not answer in the
-// container's network namespace).
-std::string container_resolv_conf() {
-  auto text = util::read_file("/etc/resolv.conf");
-  std::string out;
-  if (!text) {
-    return out;
-  }
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? text->size() : nl + 1;
-    if (line.rfind("nameserver", 0) == 0 && line.find(" 127.") != std::string::npos) {
-      continue;
-    }
-    out += line + "\n";
-  }
-  return out;
 }
 
 std::string find_init(engine::Engine& eng, const std::string& requested) {
@@ -389,19 +370,6 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
                                            "\" (supported: k8s-file, json-file, none, "
                                            "passthrough)");
   }
-  if (opts.network.empty() || opts.network == "private" || opts.network == "bridge" ||
-      opts.network == "slirp4netns" || opts.network == "pasta") {
-    if (opts.network != "none" && !opts.network.empty()) {
-      res.warnings.push_back("network mode \"" + opts.network +
-                             "\" is not available yet; the container has no network (none)");
-    }
-    opts.network = "none";
-  }
-  if (opts.network != "none" && opts.network != "host") {
-    return fail(Errc::InvalidArgument,
-                "network \"" + opts.network + "\" not found (supported now: none, host)");
-  }
-
   BERTH_TRY(auto layers, open_layers(eng));
   auto img = image::lookup_image(*layers, opts.image);
   if (!img) {
@@ -496,19 +464,9 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
     }
     so.init_path = opts.init_path;
   }
-  if (opts.network == "host") {
-    so.network.kind = spec::NamespaceMode::Kind::Host;
-  }
-  BERTH_TRYV(util::write_file_atomic(rec.bundle + "/hostname", opts.hostname + "\n"));
-  BERTH_TRYV(util::write_file_atomic(rec.bundle + "/hosts",
-                                     "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost "
-                                     "localhost.localdomain\n127.0.1.1\t" +
-                                         opts.hostname + "\n"));
-  BERTH_TRYV(util::write_file_atomic(rec.bundle + "/resolv.conf", container_resolv_conf()));
-  for (const char* f : {"hostname", "hosts", "resolv.conf"}) {
-    so.mounts.push_back(spec::BindMount{
-        rec.bundle + "/" + f, std::string("/etc/") + f, {"rbind", "rprivate", "nosuid", "nodev"}});
-  }
+  BERTH_TRYV(net_prepare(eng, rec, opts, so, res.warnings));
+  BERTH_TRYV(mounts_prepare(eng, rec, opts, so, res.warnings));
+  BERTH_TRYV(resources_prepare(eng, rec, opts, so, res.warnings));
   auto spec_json = spec::build_spec(icfg, so);
   if (!spec_json) {
     return fail(std::move(spec_json).error().wrap("container " + rec.name));
@@ -659,6 +617,7 @@ Result<void> cleanup_locked(engine::Engine& eng, ContainerDb& db, ContainerRecor
   if (auto rt = make_runtime(eng, st.runtime.empty() ? "native" : st.runtime); rt) {
     (void)(*rt)->remove(rec.id, true);
   }
+  BERTH_TRYV(net_after_exit(eng, rec));
   if (st.mounted) {
     BERTH_TRY(auto* driver, eng.storage());
     auto um = driver->unmount(rec.layer_id);
@@ -711,6 +670,7 @@ Result<void> remove_locked(engine::Engine& eng, ContainerDb& db, ContainerRecord
   // Let the monitor finish: it exits right after the cleanup it runs (which waits for our lock,
   // then finds nothing to do).
   BERTH_TRYV(cleanup_locked(eng, db, rec, st));
+  BERTH_TRYV(mounts_on_remove(eng, rec, o.volumes));
   BERTH_TRY(auto layers, open_layers(eng));
   auto rl = layers->remove_layer(rec.layer_id);
   if (!rl && rl.error().code() != Errc::NotFound) {

@@ -14,6 +14,7 @@
 #include "berth/container/log_format.hpp"
 #include "berth/container/service.hpp"
 #include "berth/util/fs.hpp"
+#include "features.hpp"
 #include "internal.hpp"
 
 namespace berth::container {
@@ -341,20 +342,6 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
        {{"Name", driver_name}, {"Data", {{"UpperDir", rootfs}, {"MergedDir", rootfs}}}}},
       {"Mounts", mounts},
       {"Dependencies", json::array()},
-      {"NetworkSettings",
-       {{"EndpointID", ""},
-        {"Gateway", ""},
-        {"IPAddress", ""},
-        {"IPPrefixLen", 0},
-        {"MacAddress", ""},
-        {"Bridge", ""},
-        {"SandboxID", ""},
-        {"Ports", json::object()},
-        {"SandboxKey", ""},
-        {"Note", o.network == "host"
-                     ? "host network"
-                     : "network none: no network driver is available yet, the container has "
-                       "only a loopback interface"}}},
       {"Namespace", ""},
       {"IsInfra", false},
       {"IsService", false},
@@ -394,7 +381,6 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
                        ? rec.bundle + "/ctr.log"
                        : ""},
           {"Size", o.log_opts.count("max-size") ? o.log_opts.at("max-size") : "0B"}}},
-        {"NetworkMode", o.network},
         {"Privileged", o.privileged},
         {"ReadonlyRootfs", o.read_only},
         {"RestartPolicy",
@@ -406,6 +392,9 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
         {"Init", o.init},
         {"Runtime", "oci"}}},
   };
+  net_inspect(eng, rec, st, j);
+  mounts_inspect(eng, rec, st, j);
+  resources_inspect(eng, rec, st, j);
   if (size) {
     int64_t rw = rootfs.empty() ? 0 : dir_size(rootfs);
     j["SizeRw"] = rw;

@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "berth/container/mount_options.hpp"
+#include "berth/container/net_options.hpp"
+#include "berth/container/resource_options.hpp"
 #include "berth/sdk/result.hpp"
 
 namespace berth::container {
@@ -36,8 +39,8 @@ struct CreateOptions {
   uint32_t stop_timeout = 10;
   std::string log_driver = "k8s-file";
   std::map<std::string, std::string> log_opts;
-  std::string network = "none";  // none | host
-  std::string runtime;           // "native", "runc", "oci", a path
+  std::string network;  // "" (default: bridge rootful, slirp4netns rootless), none, host, NAME...
+  std::string runtime;  // "native", "runc", "oci", a path
   std::vector<std::string> cap_add;
   std::vector<std::string> cap_drop;
   bool privileged = false;
@@ -50,6 +53,10 @@ struct CreateOptions {
   std::string restart_policy;
   std::string detach_keys;
   std::vector<std::string> create_command;  // argv of the CLI, for inspect
+  std::string pull = "missing";             // missing, never, always, newer
+  NetOptions net;
+  MountOptions storage;
+  ResourceOptions resources;
 };
 void to_json(nlohmann::json& j, const CreateOptions& o);
 void from_json(const nlohmann::json& j, CreateOptions& o);

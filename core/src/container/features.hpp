@@ -1,0 +1,47 @@
+#pragma once
+// The container's feature areas, each in its own file, called at fixed points of the lifecycle
+// (lifecycle.cpp) and of inspect (query.cpp):
+//   net_glue.cpp       networks, published ports, /etc/hosts, /etc/resolv.conf, /etc/hostname
+//   mounts_glue.cpp    -v, --mount, --tmpfs, --volumes-from
+//   resources_glue.cpp cgroup limits, devices, security options, health checks
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "berth/container/container.hpp"
+#include "berth/spec/spec_builder.hpp"
+
+namespace berth::engine {
+class Engine;
+}
+
+namespace berth::container::detail {
+
+// create(): the rootfs is mounted at so.rootfs, `so` holds the base options and `opts` the
+// user's; each adds its mounts, namespaces, resources to `so`, may record what it made in `opts`
+// (stored with the record) and adds warnings. On failure create() undoes the container; a hook
+// that made something outside the container's directories undoes it itself.
+Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
+                         spec::SpecOptions& so, std::vector<std::string>& warnings);
+Result<void> mounts_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
+                            spec::SpecOptions& so, std::vector<std::string>& warnings);
+Result<void> resources_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
+                               spec::SpecOptions& so, std::vector<std::string>& warnings);
+
+// init_container(), lock held: before the monitor creates the container in the runtime (each
+// start of an exited container runs it again).
+Result<void> net_before_init(engine::Engine& eng, const ContainerRecord& rec);
+// cleanup_locked(), lock held: the container's processes are gone.
+Result<void> net_after_exit(engine::Engine& eng, const ContainerRecord& rec);
+// remove_locked(), lock held: the record and the rootfs are about to go (after net_after_exit).
+Result<void> mounts_on_remove(engine::Engine& eng, const ContainerRecord& rec, bool remove_volumes);
+
+// inspect(): each fills its part of Podman's object (NetworkSettings, Mounts, HostConfig...).
+void net_inspect(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st,
+                 nlohmann::json& out);
+void mounts_inspect(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st,
+                    nlohmann::json& out);
+void resources_inspect(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st,
+                       nlohmann::json& out);
+
+}  // namespace berth::container::detail
