@@ -44,4 +44,20 @@ void mounts_inspect(engine::Engine& eng, const ContainerRecord& rec, const Conta
 void resources_inspect(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st,
                        nlohmann::json& out);
 
+// ps: each fills its columns of a `podman ps --format json` row (Ports, Networks, Mounts...).
+void net_ps_row(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st,
+                nlohmann::json& row);
+void mounts_ps_row(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st,
+                   nlohmann::json& row);
+
+// A command berth-monitor runs while the container runs: first after `first_after_ms`, then
+// every `interval_ms` (never two at once), e.g. `berth healthcheck run ID`.
+struct PeriodicCommand {
+  int64_t interval_ms = 0;
+  int64_t first_after_ms = 0;
+  std::vector<std::string> argv;
+};
+// launch_monitor(): what the monitor of `rec` runs periodically (health checks).
+std::vector<PeriodicCommand> resources_periodic(engine::Engine& eng, const ContainerRecord& rec);
+
 }  // namespace berth::container::detail

@@ -46,5 +46,8 @@ Result<void> mounts_on_remove(engine::Engine& /*eng*/, const ContainerRecord& /*
 void mounts_inspect(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
                     const ContainerState& /*st*/, json& /*out*/) {}
 
+void mounts_ps_row(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
+                   const ContainerState& /*st*/, json& /*row*/) {}
+
 }  // namespace detail
 }  // namespace berth::container

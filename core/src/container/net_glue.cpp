@@ -115,5 +115,8 @@ void net_inspect(engine::Engine& /*eng*/, const ContainerRecord& rec, const Cont
   out["HostConfig"]["NetworkMode"] = rec.options.network;
 }
 
+void net_ps_row(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
+                const ContainerState& /*st*/, json& /*row*/) {}
+
 }  // namespace detail
 }  // namespace berth::container

@@ -90,6 +90,8 @@ json row_of(engine::Engine& eng, const ContainerRecord& rec, const ContainerStat
          {"StartedAt", st.started_at / 1000000000},
          {"State", status_name(st.status)},
          {"Status", status_string(st, now)}};
+  net_ps_row(eng, rec, st, r);
+  mounts_ps_row(eng, rec, st, r);
   if (size) {
     std::string path;
     if (auto d = eng.storage(); d) {

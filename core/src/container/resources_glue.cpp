@@ -81,5 +81,10 @@ Result<void> resources_prepare(engine::Engine& /*eng*/, const ContainerRecord& /
 void resources_inspect(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
                        const ContainerState& /*st*/, json& /*out*/) {}
 
+std::vector<PeriodicCommand> resources_periodic(engine::Engine& /*eng*/,
+                                                const ContainerRecord& /*rec*/) {
+  return {};
+}
+
 }  // namespace detail
 }  // namespace berth::container

@@ -218,7 +218,9 @@ Result<void> write_state(const std::string& run_root, const std::string& id,
   return util::write_file_atomic(dir + "/state.json", j.dump());
 }
 
-std::string human_duration(int64_t nanos) { return util::human_duration(nanos / 1000000000); }
+std::string human_duration(int64_t nanos) {
+  return util::human_duration(nanos / 1000000000);
+}
 
 std::string status_string(const ContainerState& st, int64_t now) {
   switch (st.status) {
