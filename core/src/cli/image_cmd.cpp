@@ -6,13 +6,15 @@
 #include <set>
 
 #include "berth/container/service.hpp"
+#include "berth/copy/auth.hpp"
+#include "berth/copy/copy.hpp"
 #include "berth/engine/engine.hpp"
 #include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
 #include "berth/sdk/layer_archive.hpp"
-#include "berth/volume/volume.hpp"
 #include "berth/util/human.hpp"
 #include "berth/util/log.hpp"
+#include "berth/volume/volume.hpp"
 #include "command.hpp"
 #include "image_usage.hpp"
 #include "output.hpp"
@@ -23,8 +25,7 @@ namespace {
 using nlohmann::json;
 
 // Logs an image event (Podman's libimage events); a failure to log never fails the command.
-void image_event(Context& ctx, const char* status, const std::string& id,
-                 const std::string& name) {
+void image_event(Context& ctx, const char* status, const std::string& id, const std::string& name) {
   auto engine = ctx.engine();
   if (!engine) {
     return;
@@ -80,8 +81,8 @@ json image_rows(const json& list, bool no_trunc) {
     std::string digest = img.value("Digest", "");
     for (const auto& n : names) {
       json r = img;
-      auto [repo, tag] = n.empty() ? std::pair<std::string, std::string>{"<none>", "<none>"}
-                                   : split_name(n);
+      auto [repo, tag] =
+          n.empty() ? std::pair<std::string, std::string>{"<none>", "<none>"} : split_name(n);
       r["Repository"] = repo;
       r["Tag"] = tag;
       r["ID"] = short_id(img["Id"].get<std::string>(), no_trunc);
@@ -123,15 +124,58 @@ Result<int> run_images(Context& ctx) {
     return 0;
   }
   format::ListSpec spec;
-  spec.default_format = ctx.flag("digests")
-                            ? "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
-                            : "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}";
+  spec.default_format =
+      ctx.flag("digests")
+          ? "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
+          : "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}";
   spec.headers = {{"ID", "IMAGE ID"}};
   spec.quiet_field = "ID";
   return print_list(ctx, image_rows(list, no_trunc), spec);
 }
 
+// `image inspect docker://REF`: the remote image as skopeo shows it; --raw: its manifest bytes.
+Result<int> inspect_remote_images(Context& ctx) {
+  copy::PullOptions o;
+  if (ctx.has("tls-verify")) {
+    o.access.tls_verify = ctx.get<bool>("tls-verify");
+  }
+  o.access.cert_dir = ctx.str("cert-dir");
+  o.access.authfile = ctx.str("authfile");
+  if (ctx.has("creds")) {
+    BERTH_TRY(auto c, copy::parse_creds(ctx.str("creds")));
+    o.access.credentials = c;
+  }
+  BERTH_TRY(auto* engine, ctx.engine());
+  json out = json::array();
+  for (const auto& name : ctx.args) {
+    if (name.rfind("docker://", 0) != 0) {
+      return fail(Errc::InvalidArgument,
+                  "\"" + name + "\": local and docker:// images cannot be mixed in one inspect");
+    }
+    BERTH_TRY(auto img, copy::inspect_remote(*engine, name.substr(9), o));
+    if (ctx.flag("raw")) {
+      ctx.out << img.raw;
+      if (!img.raw.empty() && img.raw.back() != '\n') {
+        ctx.out << "\n";
+      }
+      continue;
+    }
+    BERTH_TRY(auto j, copy::remote_inspect_json(img));
+    out.push_back(std::move(j));
+  }
+  if (ctx.flag("raw")) {
+    return 0;
+  }
+  return print_objects(ctx, out);
+}
+
 Result<int> run_image_inspect(Context& ctx) {
+  if (ctx.args.front().rfind("docker://", 0) == 0) {
+    return inspect_remote_images(ctx);
+  }
+  if (ctx.flag("raw")) {
+    return fail(Errc::InvalidArgument, "--raw applies to docker:// images");
+  }
   BERTH_TRY(auto* st, open_store(ctx, true));
   json out = json::array();
   for (const auto& name : ctx.args) {
@@ -141,7 +185,9 @@ Result<int> run_image_inspect(Context& ctx) {
   return print_objects(ctx, out);
 }
 
-bool stdin_is_tty() { return ::isatty(STDIN_FILENO) == 1; }
+bool stdin_is_tty() {
+  return ::isatty(STDIN_FILENO) == 1;
+}
 
 Result<int> run_load(Context& ctx) {
   image::LoadOptions o;
@@ -169,7 +215,7 @@ Result<int> run_load(Context& ctx) {
 Result<int> run_save(Context& ctx) {
   image::SaveOptions o;
   BERTH_TRY(o.format, image::parse_save_format(ctx.str("format").empty() ? "docker-archive"
-                                                                          : ctx.str("format")));
+                                                                         : ctx.str("format")));
   o.path = ctx.str("output");
   if (o.path.empty()) {
     if (o.format == image::SaveFormat::OciDir || o.format == image::SaveFormat::DockerDir) {
@@ -321,8 +367,7 @@ Result<int> run_history(Context& ctx) {
     table.push_back(std::move(t));
   }
   format::ListSpec spec;
-  spec.default_format =
-      "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+  spec.default_format = "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
   spec.quiet_field = "ID";
   return print_list(ctx, table, spec);
 }
@@ -399,7 +444,8 @@ Result<int> run_check(Context& ctx) {
 
 Result<int> run_reset(Context& ctx) {
   if (!ctx.flag("force") &&
-      !confirm(ctx, "WARNING! This will remove all containers, volumes and images, and the store.")) {
+      !confirm(ctx,
+               "WARNING! This will remove all containers, volumes and images, and the store.")) {
     return 0;
   }
   // Containers first, as Podman: their monitors are stopped and their layers released before
@@ -427,8 +473,8 @@ Result<int> run_reset(Context& ctx) {
 void list_options(po::options_description& d) {
   add_format_options(d);
   d.add_options()("all,a", po::bool_switch(), "Show all images (default hides intermediate)")(
-      "digests", po::bool_switch(), "Show digests")(
-      "no-trunc", po::bool_switch(), "Do not truncate output")(
+      "digests", po::bool_switch(), "Show digests")("no-trunc", po::bool_switch(),
+                                                    "Do not truncate output")(
       "filter,f", po::value<std::vector<std::string>>()->composing(),
       "Filter output based on conditions provided (reference, before, since, label, dangling)")(
       "sort", po::value<std::string>()->default_value("created"),
@@ -441,26 +487,32 @@ const Registrar reg([] {
   group.summary = "Manage images";
   register_command("", std::move(group));
 
-  auto ls = make_command("list", "List images in local storage", "[options] [IMAGE]", 0, 1, list_options,
-                 run_images);
+  auto ls = make_command("list", "List images in local storage", "[options] [IMAGE]", 0, 1,
+                         list_options, run_images);
   ls.aliases = {"ls"};
   register_command("image", std::move(ls));
   register_shortcut("images", "image list");
 
   auto inspect_opts = [](po::options_description& d) {
     d.add_options()("format,f", po::value<std::string>(),
-                    "Change the output format to JSON or a Go template");
+                    "Change the output format to JSON or a Go template")(
+        "raw", po::bool_switch(), "docker:// images: print the manifest as the registry serves it")(
+        "authfile", po::value<std::string>(), "Path of the authentication file")(
+        "cert-dir", po::value<std::string>(), "Certificates for the registry (docker://)")(
+        "creds", po::value<std::string>(), "USERNAME[:PASSWORD] for the registry (docker://)")(
+        "tls-verify", po::value<bool>()->implicit_value(true),
+        "Require HTTPS and verify certificates (docker://)");
   };
   register_command("image", make_command("inspect", "Display the configuration of an image",
-                                 "[options] IMAGE [IMAGE...]", 1, SIZE_MAX, inspect_opts,
-                                 run_image_inspect));
+                                         "[options] IMAGE [IMAGE...]", 1, SIZE_MAX, inspect_opts,
+                                         run_image_inspect));
 
   auto load_opts = [](po::options_description& d) {
     d.add_options()("input,i", po::value<std::string>(), "Read from specified archive file")(
         "quiet,q", po::bool_switch(), "Suppress the output");
   };
-  register_command("image", make_command("load", "Load image(s) from a tar archive", "[options]", 0, 0,
-                                 load_opts, run_load));
+  register_command("image", make_command("load", "Load image(s) from a tar archive", "[options]", 0,
+                                         0, load_opts, run_load));
   register_shortcut("load", "image load");
 
   auto save_opts = [](po::options_description& d) {
@@ -470,8 +522,9 @@ const Registrar reg([] {
         "quiet,q", po::bool_switch(), "Suppress the output")(
         "multi-image-archive,m", po::bool_switch(), "Interpret additional arguments as images");
   };
-  register_command("image", make_command("save", "Save image(s) to an archive", "[options] IMAGE [IMAGE...]",
-                                 1, SIZE_MAX, save_opts, run_save));
+  register_command(
+      "image", make_command("save", "Save image(s) to an archive", "[options] IMAGE [IMAGE...]", 1,
+                            SIZE_MAX, save_opts, run_save));
   register_shortcut("save", "image save");
 
   auto import_opts = [](po::options_description& d) {
@@ -483,68 +536,76 @@ const Registrar reg([] {
         "arch", po::value<std::string>(), "Set the architecture of the imported image")(
         "quiet,q", po::bool_switch(), "Suppress output");
   };
-  register_command("image", make_command("import", "Import a tarball to create a filesystem image",
-                                 "[options] PATH [REFERENCE]", 1, 2, import_opts, run_import));
+  register_command("image",
+                   make_command("import", "Import a tarball to create a filesystem image",
+                                "[options] PATH [REFERENCE]", 1, 2, import_opts, run_import));
   register_shortcut("import", "image import");
 
-  register_command("image", make_command("tag", "Add an additional name to a local image",
-                                 "IMAGE TARGET_NAME [TARGET_NAME...]", 2, SIZE_MAX, nullptr,
-                                 run_tag));
+  register_command(
+      "image", make_command("tag", "Add an additional name to a local image",
+                            "IMAGE TARGET_NAME [TARGET_NAME...]", 2, SIZE_MAX, nullptr, run_tag));
   register_shortcut("tag", "image tag");
   register_command("image", make_command("untag", "Remove a name from a local image",
-                                 "IMAGE [IMAGE...]", 1, SIZE_MAX, nullptr, run_untag));
+                                         "IMAGE [IMAGE...]", 1, SIZE_MAX, nullptr, run_untag));
   register_shortcut("untag", "image untag");
 
-  auto rm = make_command("rm", "Remove one or more images from local storage", "[options] IMAGE [IMAGE...]",
-                 0, SIZE_MAX,
-                 [](po::options_description& d) {
-                   d.add_options()("all,a", po::bool_switch(), "Remove all images")(
-                       "force,f", po::bool_switch(), "Force removal of the image")(
-                       "ignore,i", po::bool_switch(), "Ignore errors if a specified image does not exist");
-                 },
-                 run_rmi);
+  auto rm = make_command(
+      "rm", "Remove one or more images from local storage", "[options] IMAGE [IMAGE...]", 0,
+      SIZE_MAX,
+      [](po::options_description& d) {
+        d.add_options()("all,a", po::bool_switch(), "Remove all images")(
+            "force,f", po::bool_switch(), "Force removal of the image")(
+            "ignore,i", po::bool_switch(), "Ignore errors if a specified image does not exist");
+      },
+      run_rmi);
   rm.aliases = {"remove"};
   register_command("image", std::move(rm));
   register_shortcut("rmi", "image rm");
 
-  register_command("image", make_command("history", "Show history of a specified image", "[options] IMAGE",
-                                 1, 1,
-                                 [](po::options_description& d) {
-                                   add_format_options(d);
-                                   d.add_options()("no-trunc", po::bool_switch(),
-                                                   "Do not truncate the output")(
-                                       "human,H", po::value<bool>()->implicit_value(true),
-                                       "Display sizes and dates in human readable format");
-                                 },
-                                 run_history));
+  register_command(
+      "image", make_command(
+                   "history", "Show history of a specified image", "[options] IMAGE", 1, 1,
+                   [](po::options_description& d) {
+                     add_format_options(d);
+                     d.add_options()("no-trunc", po::bool_switch(), "Do not truncate the output")(
+                         "human,H", po::value<bool>()->implicit_value(true),
+                         "Display sizes and dates in human readable format");
+                   },
+                   run_history));
   register_shortcut("history", "image history");
 
-  register_command("image", make_command("prune", "Remove unused images", "[options]", 0, 0,
-                                 [](po::options_description& d) {
-                                   d.add_options()("all,a", po::bool_switch(),
-                                                   "Remove all images not in use by containers")(
-                                       "force,f", po::bool_switch(), "Do not prompt for confirmation");
-                                 },
-                                 run_image_prune));
-  register_command("image", make_command("exists", "Check if an image exists in local storage", "IMAGE", 1,
-                                 1, nullptr, run_image_exists));
-  register_command("image", make_command("mount", "Mount an image's root filesystem", "IMAGE [IMAGE...]",
-                                 1, SIZE_MAX, nullptr, run_image_mount));
-  register_command("image", make_command("unmount", "Unmount an image's root filesystem",
-                                 "IMAGE [IMAGE...]", 1, SIZE_MAX, nullptr, run_image_unmount));
+  register_command("image", make_command(
+                                "prune", "Remove unused images", "[options]", 0, 0,
+                                [](po::options_description& d) {
+                                  d.add_options()("all,a", po::bool_switch(),
+                                                  "Remove all images not in use by containers")(
+                                      "force,f", po::bool_switch(),
+                                      "Do not prompt for confirmation");
+                                },
+                                run_image_prune));
+  register_command("image", make_command("exists", "Check if an image exists in local storage",
+                                         "IMAGE", 1, 1, nullptr, run_image_exists));
+  register_command("image",
+                   make_command("mount", "Mount an image's root filesystem", "IMAGE [IMAGE...]", 1,
+                                SIZE_MAX, nullptr, run_image_mount));
+  register_command(
+      "image", make_command("unmount", "Unmount an image's root filesystem", "IMAGE [IMAGE...]", 1,
+                            SIZE_MAX, nullptr, run_image_unmount));
 
-  register_command("system", make_command("check", "Check the store for consistency", "[options]", 0, 0,
-                                  [](po::options_description& d) {
-                                    d.add_options()("repair,r", po::bool_switch(),
-                                                    "Remove inconsistent images and layers");
-                                  },
-                                  run_check));
-  register_command("system", make_command("reset", "Reset berth storage", "[options]", 0, 0,
-                                  [](po::options_description& d) {
-                                    d.add_options()("force,f", po::bool_switch(),
-                                                    "Do not prompt for confirmation");
-                                  },
-                                  run_reset));
+  register_command("system", make_command(
+                                 "check", "Check the store for consistency", "[options]", 0, 0,
+                                 [](po::options_description& d) {
+                                   d.add_options()("repair,r", po::bool_switch(),
+                                                   "Remove inconsistent images and layers");
+                                 },
+                                 run_check));
+  register_command("system", make_command(
+                                 "reset", "Reset berth storage", "[options]", 0, 0,
+                                 [](po::options_description& d) {
+                                   d.add_options()("force,f", po::bool_switch(),
+                                                   "Do not prompt for confirmation");
+                                 },
+                                 run_reset));
 });
 
 }  // namespace
@@ -556,9 +617,10 @@ namespace berth::cli {
 namespace {
 
 std::string reclaimable(int64_t bytes, int64_t total) {
-  int pct = total > 0 ? static_cast<int>(100.0 * static_cast<double>(bytes) /
-                                         static_cast<double>(total) + 0.5)
-                      : 0;
+  int pct =
+      total > 0
+          ? static_cast<int>(100.0 * static_cast<double>(bytes) / static_cast<double>(total) + 0.5)
+          : 0;
   return util::human_size(static_cast<double>(bytes)) + " (" + std::to_string(pct) + "%)";
 }
 
@@ -616,12 +678,13 @@ Result<int> run_df(Context& ctx) {
 }
 
 const Registrar df_reg([] {
-  register_command("system", make_command("df", "Show berth disk usage", "[options]", 0, 0,
-                                          [](po::options_description& d) {
-                                            d.add_options()("format", po::value<std::string>(),
-                                                            "Pretty-print with a Go template");
-                                          },
-                                          run_df));
+  register_command("system", make_command(
+                                 "df", "Show berth disk usage", "[options]", 0, 0,
+                                 [](po::options_description& d) {
+                                   d.add_options()("format", po::value<std::string>(),
+                                                   "Pretty-print with a Go template");
+                                 },
+                                 run_df));
 });
 
 }  // namespace

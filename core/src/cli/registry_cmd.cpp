@@ -1,8 +1,10 @@
 // Registry commands: pull, push, login, logout, search (over berth::copy).
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <iostream>
+#include <memory>
 
 #include "berth/copy/auth.hpp"
 #include "berth/copy/copy.hpp"
@@ -10,6 +12,7 @@
 #include "berth/util/fs.hpp"
 #include "command.hpp"
 #include "output.hpp"
+#include "progress_bars.hpp"
 
 namespace berth::cli {
 namespace {
@@ -91,7 +94,16 @@ Result<int> run_pull(Context& ctx) {
   o.can_prompt = is_tty(STDIN_FILENO) && is_tty(STDOUT_FILENO);
   o.prompt = prompt_choice;
   bool quiet = ctx.flag("quiet");
-  if (!quiet) {
+  std::unique_ptr<ProgressBars> bars;
+  if (!quiet && is_tty(STDERR_FILENO)) {
+    winsize ws{};
+    int width = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    bars = std::make_unique<ProgressBars>(ctx.err, width);
+    o.progress = [&](const std::string& line) { bars->line(line); };
+    o.blob_progress = [&](const std::string& digest, int64_t done, int64_t total) {
+      bars->bytes(digest, done, total);
+    };
+  } else if (!quiet) {
     o.progress = [&](const std::string& line) { ctx.err << line << "\n" << std::flush; };
   }
   BERTH_TRY(auto* engine, ctx.engine());

@@ -257,6 +257,11 @@ Result<PulledImage> pull_image(engine::Engine& engine, store::Store& st, sdk::Im
         });
         image::LayerInput in;
         in.blob = image::BlobRange{rd.get(), 0, -1};
+        if (opts.blob_progress) {
+          in.on_read = [&opts, &desc](uint64_t done) {
+            opts.blob_progress(desc.digest, static_cast<int64_t>(done), desc.size);
+          };
+        }
         in.expected_digest = desc.digest;
         in.expected_diff_id = cfg->diff_ids[i];
         in.what = lwhat;
@@ -423,6 +428,118 @@ Result<std::vector<PulledImage>> pull(engine::Engine& engine, const std::string&
     all += "\n  " + e;
   }
   return fail(Errc::NotFound, "unable to pull " + name + ": no candidate worked:" + all);
+}
+
+namespace {
+
+// The platform manifest of `top` (itself when it is not a list).
+Result<sdk::Manifest> platform_manifest(sdk::ImageSource& src, const sdk::Manifest& top,
+                                        const PullOptions& opts, const std::string& what) {
+  BERTH_TRY(auto kind, image::detect_manifest_kind(top.bytes, top.media_type));
+  if (kind != image::ManifestKind::OciIndex && kind != image::ManifestKind::DockerList) {
+    return top;
+  }
+  BERTH_TRY(auto idx, image::parse_index(top.bytes));
+  std::string os = opts.os.empty() ? "linux" : opts.os;
+  std::string arch = opts.arch.empty() ? host_arch_name() : opts.arch;
+  for (const auto& d : idx.manifests) {
+    if (platform_matches(d, os, arch, opts.variant)) {
+      auto m = src.manifest(d.digest);
+      if (!m) {
+        return fail(std::move(m).error().wrap(what));
+      }
+      return std::move(*m);
+    }
+  }
+  return fail(Errc::NotFound, what + ": no image in the manifest list for platform " + os + "/" +
+                                  arch + "; choose one with --os/--arch/--variant");
+}
+
+}  // namespace
+
+Result<RemoteImage> inspect_remote(engine::Engine& engine, const std::string& name,
+                                   const PullOptions& opts) {
+  const auto& reg = engine.config().registries;
+  BERTH_TRY(auto candidates, resolve_name(reg, name, opts.can_prompt, opts.prompt));
+  BERTH_TRY(sdk::Transport * t, docker_transport(engine));
+  std::vector<std::string> errors;
+  for (const auto& cand : candidates) {
+    const std::string what = "inspect docker://" + cand;
+    BERTH_TRY(image::Reference parsed, image::parse_reference(cand));
+    BERTH_TRY(auto sources, reg.pull_sources(cand));
+    for (const auto& s : sources) {
+      BERTH_TRY(auto topts, transport_options(reg, s.reference, opts.access, s.insecure));
+      auto src = t->open_source(s.reference, topts);
+      if (!src) {
+        errors.push_back(src.error().message());
+        continue;
+      }
+      auto top = (*src)->manifest("");
+      if (!top) {
+        errors.push_back(top.error().message());
+        continue;
+      }
+      RemoteImage out;
+      out.name = parsed.name();
+      out.digest = top->digest;
+      out.raw = top->bytes;
+      out.media_type = top->media_type;
+      BERTH_TRY(auto chosen, platform_manifest(**src, *top, opts, what));
+      out.manifest = chosen.bytes;
+      auto man = image::parse_manifest(chosen.bytes);
+      if (!man) {
+        return fail(std::move(man).error().wrap(what + ": manifest " + chosen.digest));
+      }
+      BERTH_TRY(out.config, fetch_small_blob(**src, man->config, 8 << 20, what + ": config"));
+      if (auto tags = (*src)->tags(); tags) {
+        out.tags = std::move(*tags);
+      }
+      return out;
+    }
+  }
+  std::string all;
+  for (const auto& e : errors) {
+    all += "\n  " + e;
+  }
+  return fail(Errc::NotFound, "unable to inspect " + name + ":" + all);
+}
+
+Result<nlohmann::json> remote_inspect_json(const RemoteImage& img) {
+  using nlohmann::json;
+  auto man = image::parse_manifest(img.manifest);
+  if (!man) {
+    return fail(std::move(man).error().wrap("manifest of " + img.name));
+  }
+  json cfg;
+  try {
+    cfg = json::parse(img.config);
+  } catch (const json::exception& e) {
+    return fail(Errc::Corrupt, "config of " + img.name + ": " + e.what());
+  }
+  json c = cfg.value("config", json::object());
+  if (!c.is_object()) {
+    c = json::object();
+  }
+  json layers = json::array();
+  json data = json::array();
+  for (const auto& l : man->layers) {
+    layers.push_back(l.digest);
+    data.push_back({{"MIMEType", l.media_type},
+                    {"Digest", l.digest},
+                    {"Size", l.size},
+                    {"Annotations", l.annotations.empty() ? json(nullptr) : json(l.annotations)}});
+  }
+  return json{{"Name", img.name},
+              {"Digest", img.digest},
+              {"RepoTags", img.tags},
+              {"Created", cfg.value("created", "")},
+              {"DockerVersion", cfg.value("docker_version", "")},
+              {"Labels", c.contains("Labels") ? c["Labels"] : json(nullptr)},
+              {"Architecture", cfg.value("architecture", "")},
+              {"Os", cfg.value("os", "")},
+              {"Layers", layers},
+              {"LayersData", data},
+              {"Env", c.contains("Env") ? c["Env"] : json(nullptr)}};
 }
 
 }  // namespace berth::copy

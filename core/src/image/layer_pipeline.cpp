@@ -26,7 +26,8 @@ constexpr size_t kBuf = 1 << 20;
 // Reads the blob range sequentially.
 class RangeReader {
  public:
-  explicit RangeReader(const BlobRange& r) : r_(r), pos_(r.offset) {}
+  explicit RangeReader(const BlobRange& r, std::function<void(uint64_t)> on_read = {})
+      : r_(r), pos_(r.offset), on_read_(std::move(on_read)) {}
   // 0 at the end.
   Result<size_t> read(char* buf, size_t n) {
     if (r_.length >= 0) {
@@ -49,6 +50,9 @@ class RangeReader {
         return fail(Errc::Corrupt, "layer blob is truncated");
       }
       pos_ += static_cast<uint64_t>(got);
+      if (on_read_) {
+        on_read_(pos_ - r_.offset);
+      }
       return static_cast<size_t>(got);
     }
   }
@@ -56,6 +60,7 @@ class RangeReader {
  private:
   BlobRange r_;
   uint64_t pos_;
+  std::function<void(uint64_t)> on_read_;
 };
 
 // Feeds the extractor; once it stops reading (done or failed) data is only hashed.
@@ -301,7 +306,7 @@ Result<store::LayerFill> apply_layer(const LayerInput& in, sdk::StorageDriver& d
                                      const std::string& layer_id,
                                      const std::string& tar_split_path) {
   auto ctx = [&](Error e) { return std::move(e).wrap(in.what); };
-  RangeReader reader(in.blob);
+  RangeReader reader(in.blob, in.on_read);
   util::Sha256 blob_hash;
   uint64_t blob_size = 0;
   std::vector<char> first(512);

@@ -3,6 +3,7 @@
 // zstd, or none) -> sha256 of the tar (diff ID) and tar-split record -> the driver's apply_diff
 // through a socket pair, extraction on its own thread.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "berth/image/manifest.hpp"
@@ -23,6 +24,8 @@ struct LayerInput {
   std::string expected_digest;   // of the blob as stored; "" to skip the check
   std::string expected_diff_id;  // from the config; always checked
   std::string what;              // "image docker.io/library/busybox:latest layer 2/3" for errors
+  // Called after each read of the blob with the bytes read so far (progress bars); may be empty.
+  std::function<void(uint64_t)> on_read;
 };
 
 // Applies the layer into driver layer `layer_id` (already created) and writes its tar-split

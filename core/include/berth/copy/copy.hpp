@@ -29,6 +29,9 @@ namespace berth::copy {
 
 // One line of progress ("Copying blob 3f4ca61aafcd done"); Podman writes these to stderr.
 using ProgressFn = std::function<void(const std::string& line)>;
+// Bytes of a blob received so far (`total` -1 when unknown), called from the fetching threads as
+// data arrives; for progress bars on a terminal.
+using BlobProgressFn = std::function<void(const std::string& digest, int64_t done, int64_t total)>;
 
 // How to reach registries; every field is optional and defaults as Podman does.
 struct RegistryAccess {
@@ -52,6 +55,7 @@ struct PullOptions {
   // Asks the user to choose among candidates; returns the chosen index.
   std::function<Result<size_t>(const std::vector<std::string>& candidates)> prompt;
   ProgressFn progress;
+  BlobProgressFn blob_progress;
 };
 
 struct PulledImage {
@@ -65,6 +69,25 @@ struct PulledImage {
 // prefix) into the engine's store. With all_tags, every tag of the repository.
 Result<std::vector<PulledImage>> pull(engine::Engine& engine, const std::string& name,
                                       const PullOptions& opts);
+
+// A remote image as `skopeo inspect` shows it. The manifest list (when the reference names one)
+// is resolved to this host's platform (or opts.os/arch/variant) for everything but `raw`.
+struct RemoteImage {
+  std::string name;               // "127.0.0.1:5000/bb" (no tag)
+  std::string digest;             // of the top manifest (the list's, when a list)
+  std::string raw;                // the top manifest's bytes, exactly as served
+  std::string media_type;         // of the top manifest
+  std::string manifest;           // the platform manifest's bytes
+  std::string config;             // its config blob
+  std::vector<std::string> tags;  // the repository's tags ([] when the registry refuses)
+};
+// `name`: "docker://HOST/REPO[:TAG|@DIGEST]" or a name resolved as `pull` does (first candidate
+// that answers). Nothing is stored.
+Result<RemoteImage> inspect_remote(engine::Engine& engine, const std::string& name,
+                                   const PullOptions& opts);
+// skopeo inspect's JSON object (Name, Digest, RepoTags, Created, DockerVersion, Labels,
+// Architecture, Os, Layers, LayersData, Env) of a remote image.
+Result<nlohmann::json> remote_inspect_json(const RemoteImage& img);
 
 // ---- short names
 

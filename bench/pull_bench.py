@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Pull benchmarks, berth and Podman side by side in one run, against Debian's docker-registry on
+127.0.0.1 (started here, plain HTTP, marked insecure for both engines):
+
+  cold-deb, cold-multi  pull into a new, empty store each run
+  warm-bb               pull of an image already in the store (one manifest request)
+  lower bound           gunzip + extraction of the same layers to the same disk (`tar -xzf`)
+
+  bench/pull_bench.py [--images DIR] [--runs N] [--only cold-deb,warm-bb] [--json OUT]
+
+Reports min and median wall time and Podman/berth (higher is better for berth). No assertion.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import bench  # noqa: E402  (Engine, make_engines, fresh, drop_store, summary, timed)
+
+RUN_REGISTRY = os.path.join(ROOT, "tests", "fixtures", "registry", "run-registry.sh")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "registry")
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.proc = subprocess.Popen([RUN_REGISTRY, self.dir, str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("docker-registry did not start")
+        self.host = f"127.0.0.1:{self.port}"
+
+    def push(self, layout, name):
+        bench.sh(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:latest",
+                  f"docker://{self.host}/{name}:latest"])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+def layer_blobs(layout):
+    with open(os.path.join(layout, "index.json")) as f:
+        mdigest = json.load(f)["manifests"][0]["digest"].split(":")[1]
+    with open(os.path.join(layout, "blobs", "sha256", mdigest)) as f:
+        manifest = json.load(f)
+    return [os.path.join(layout, "blobs", "sha256", l["digest"].split(":")[1])
+            for l in manifest["layers"]]
+
+
+def lower_bound(layout, runs, tmp):
+    dest = os.path.join(tmp, "tar-dest")
+    layers = layer_blobs(layout)
+
+    def untar():
+        for layer in layers:
+            bench.sh(["tar", "-xzf", layer, "-C", dest])
+
+    def clean():
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(dest)
+
+    times = bench.timed(untar, runs, clean)
+    shutil.rmtree(dest, ignore_errors=True)
+    return bench.summary(times)
+
+
+def case_cold(engines, reg, images, runs, tmp, which):
+    out = {}
+    for e in engines:
+        times = []
+        for i in range(runs):
+            f = bench.fresh(e, os.path.join(tmp, f"{e.name}-{which}-{i}"))
+            t0 = time.perf_counter()
+            f.run("pull", "-q", f"{reg.host}/{which}:latest")
+            times.append(time.perf_counter() - t0)
+            bench.drop_store(f)
+        out[e.name] = bench.summary(times)
+    out["tar -xzf"] = lower_bound(os.path.join(images, which), runs, tmp)
+    return out
+
+
+def case_warm(engines, reg, images, runs, tmp):
+    out = {}
+    for e in engines:
+        ref = f"{reg.host}/bb:latest"
+        e.run("pull", "-q", ref)
+        out[e.name] = bench.summary(bench.timed(lambda e=e: e.run("pull", "-q", ref), runs))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", default=os.path.join(ROOT, "..", "shared", "images"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    images = os.path.abspath(args.images)
+    tmp = tempfile.mkdtemp(prefix="berth-pull-bench-")
+    reg = Registry(tmp)
+    results = {}
+    try:
+        for name in ("bb", "deb", "multi"):
+            reg.push(os.path.join(images, name), name)
+        conf = os.path.join(tmp, "registries.conf")
+        with open(conf, "w") as f:
+            f.write(f'[[registry]]\nlocation = "{reg.host}"\ninsecure = true\n')
+        berth, podman = bench.make_engines(tmp)
+        engines = [e for e in (berth, podman) if e is not None]
+        for e in engines:
+            e.env = dict(e.env, CONTAINERS_REGISTRIES_CONF=conf)
+        cases = {
+            "cold-deb": lambda: case_cold(engines, reg, images, args.runs, tmp, "deb"),
+            "cold-multi": lambda: case_cold(engines, reg, images, args.runs, tmp, "multi"),
+            "warm-bb": lambda: case_warm(engines, reg, images, max(args.runs, 10), tmp),
+        }
+        only = [c for c in args.only.split(",") if c]
+        for name, fn in cases.items():
+            if only and name not in only:
+                continue
+            r = fn()
+            results[name] = r
+            line = f"{name:12s}"
+            for k, v in r.items():
+                line += f"  {k}: min {v['min'] * 1000:8.1f} ms, median {v['median'] * 1000:8.1f} ms"
+            if "berth" in r and "podman" in r:
+                line += f"  podman/berth (min): {r['podman']['min'] / r['berth']['min']:.2f}x"
+            if "berth" in r and "tar -xzf" in r:
+                line += f"  berth/tar (min): {r['berth']['min'] / r['tar -xzf']['min']:.2f}x"
+            print(line, flush=True)
+        for e in engines:
+            bench.drop_store(e)
+    finally:
+        reg.stop()
+        subprocess.run(["umount", "-R", tmp], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
