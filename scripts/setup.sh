@@ -17,7 +17,7 @@ packages=(
   # run and test
   busybox-static fuse-overlayfs uidmap catatonit skopeo docker-registry runc iproute2
   nftables libnftables-dev slirp4netns passt
-  python3 python3-jwt python3-cryptography python3-docker apache2-utils tar gzip zstd
+  python3 python3-jwt python3-cryptography python3-docker docker-compose apache2-utils tar gzip zstd
 )
 
 missing=()
