@@ -154,6 +154,22 @@ def case_run_true(engines, images, runs, tmp):
     return out
 
 
+def case_run_bridge(engines, images, runs, tmp):
+    """`run --rm IMAGE true` on the default bridge network (namespace, veth, address, NAT rules
+    made and removed each run). The engines run one after the other, not interleaved: both
+    default networks use 10.88.0.0/16, and each removes its bridge when its last container goes."""
+    archive = oci_archive(os.path.join(images, "bb"), os.path.join(tmp, "bb.tar"))
+    out = {}
+    for e in engines:
+        if e is None or not e.has("run"):
+            continue
+        e.run("load", "-i", archive)
+        ref = e.run("images", "-q").stdout.split()[0]
+        e.run("run", "--rm", ref, "true")  # warm caches, load the network driver once
+        out[e.name] = summary(timed(lambda e=e: e.run("run", "--rm", ref, "true"), runs))
+    return out
+
+
 def case_images_100(engines, images, runs, tmp):
     """`images` and `image inspect` with 100 images in the store (each imported from its own
     small tarball, so 100 distinct ids)."""
@@ -179,11 +195,109 @@ def case_images_100(engines, images, runs, tmp):
     return out
 
 
+def loaded(e, images, tmp):
+    """Loads the bb image into `e`'s store once; -> its id."""
+    archive = os.path.join(tmp, "bb.tar")
+    if not os.path.exists(archive):
+        oci_archive(os.path.join(images, "bb"), archive)
+    if not e.run("images", "-q").stdout.split():
+        e.run("load", "-i", archive)
+    return e.run("images", "-q").stdout.split()[0]
+
+
+def case_create_start_stop_rm(engines, images, runs, tmp):
+    """create, start, stop -t 0 (SIGKILL at once: no grace period measured), rm of one container,
+    no network."""
+    out = {}
+    for e in engines:
+        if e is None:
+            continue
+        ref = loaded(e, images, tmp)
+
+        def cycle(e=e, ref=ref):
+            cid = e.run("create", "--network", "none", ref, "sleep", "1000").stdout.strip()
+            e.run("start", cid)
+            e.run("stop", "-t", "0", cid)
+            e.run("rm", cid)
+        cycle()  # warm caches
+        out[e.name] = summary(timed(cycle, runs))
+    return out
+
+
+def case_exec_true(engines, images, runs, tmp):
+    """`exec CTR true` into a running container."""
+    out = {}
+    for e in engines:
+        if e is None:
+            continue
+        ref = loaded(e, images, tmp)
+        cid = e.run("run", "-d", "--network", "none", ref, "sleep", "1000").stdout.strip()
+        e.run("exec", cid, "true")
+        out[e.name] = summary(timed(lambda e=e, cid=cid: e.run("exec", cid, "true"), runs))
+        e.run("rm", "-f", "-t", "0", cid)
+    return out
+
+
+def case_ps_a_100(engines, images, runs, tmp):
+    """`ps -a` with 100 created containers."""
+    out = {}
+    for e in engines:
+        if e is None:
+            continue
+        ref = loaded(e, images, tmp)
+        ids = [e.run("create", "--network", "none", ref, "true").stdout.strip()
+               for _ in range(100)]
+        e.run("ps", "-a")
+        out[e.name] = summary(timed(lambda e=e: e.run("ps", "-a"), runs))
+        e.run("rm", "-f", *ids)
+    return out
+
+
+def smaps_kb(pid):
+    """Rss and Pss (kB) of a process from /proc/PID/smaps_rollup."""
+    vals = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] in ("Rss:", "Pss:"):
+                vals[parts[0][:-1].lower()] = int(parts[1])
+    return vals
+
+
+def case_monitor_mem(engines, images, runs, tmp):
+    """Memory of the per-container monitor (berth-monitor, conmon) of a running container: RSS and
+    PSS from smaps_rollup, the mean over `runs` containers running at once (PSS shares the pages
+    of the binary among them)."""
+    out = {}
+    for e in engines:
+        if e is None:
+            continue
+        ref = loaded(e, images, tmp)
+        n = max(runs, 1)
+        ids = [e.run("run", "-d", "--network", "none", ref, "sleep", "1000").stdout.strip()
+               for _ in range(n)]
+        rss, pss = [], []
+        for cid in ids:
+            info = json.loads(e.run("container", "inspect", cid).stdout)[0]
+            m = smaps_kb(info["State"]["ConmonPid"])
+            rss.append(m["rss"])
+            pss.append(m["pss"])
+        out[e.name + " rss"] = {"kb": statistics.mean(rss), "runs": n}
+        out[e.name + " pss"] = {"kb": statistics.mean(pss), "runs": n}
+        e.run("rm", "-f", "-t", "0", *ids)
+    return out
+
+
 CASES = {
     "images-100": case_images_100,
     "load-deb": lambda en, im, r, t: case_load(en, im, r, t, "deb"),
     "load-multi": lambda en, im, r, t: case_load(en, im, r, t, "multi"),
     "run-true": case_run_true,
+    "run-bridge": case_run_bridge,
+    "create-start-stop-rm": case_create_start_stop_rm,
+    "exec-true": case_exec_true,
+    "ps-a-100": case_ps_a_100,
+    "monitor-mem": case_monitor_mem,
 }
 
 
@@ -208,7 +322,14 @@ def main():
             r = results[name]
             line = f"{name:14}"
             for k, v in r.items():
+                if "kb" in v:
+                    line += f"  {k}: {v['kb']:8.0f} kB"
+                    continue
                 line += f"  {k}: min {v['min']*1000:8.1f} ms, median {v['median']*1000:8.1f} ms"
+            for suffix in (" rss", " pss"):
+                b, p = "berth" + suffix, "podman" + suffix
+                if b in r and p in r:
+                    line += f"  conmon/berth-monitor{suffix}: {r[p]['kb'] / r[b]['kb']:.2f}x"
             for suffix in ("", " images", " inspect"):
                 b, p = "berth" + suffix, "podman" + suffix
                 if b in r and p in r:

@@ -215,7 +215,11 @@ class BridgeDriver final : public sdk::NetworkDriver {
   Result<void> teardown(const sdk::SetupRequest& req) override {
     BERTH_TRY(auto fw, open_firewall());
     BERTH_TRY(auto host, netlink::Socket::open());
-    BERTH_TRYV(fw.remove_container(container_key(req.container_id)));
+    // The published ports' rules go with the request that names them (a full teardown, or the
+    // disconnect of the network that carries them), not with the disconnect of another network.
+    if (!req.ports.empty()) {
+      BERTH_TRYV(fw.remove_container(container_key(req.container_id)));
+    }
     for (const auto& a : req.attachments) {
       BERTH_TRYV(host.delete_link(veth_name(req.container_id, a.network.name)));
       if (!a.network.interface.empty() && !bridge_has_ports(a.network.interface)) {
@@ -254,14 +258,20 @@ class BridgeDriver final : public sdk::NetworkDriver {
     return 53;
   }
 
+  // The table `inet berth` is one per host (network namespace), shared by every store: berth
+  // processes over different stores (--root/--runroot) change it too, so the lock that
+  // serialises the read-modify-write of its rules is host-wide, not per store.
   Result<firewall::Firewall> open_firewall() {
-    fs::path dir = state_dir();
+    fs::path dir = "/run/lock";
     std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return fail(Errc::Internal, "create " + dir.string() + ": " + ec.message());
+    if (!fs::is_directory(dir, ec)) {
+      dir = "/run/berth";
+      fs::create_directories(dir, ec);
+      if (ec) {
+        return fail(Errc::Internal, "create " + dir.string() + ": " + ec.message());
+      }
     }
-    return firewall::Firewall::open((dir / "bridge.lock").string());
+    return firewall::Firewall::open((dir / "berth-nftables.lock").string());
   }
 
   sdk::PluginContext ctx_;

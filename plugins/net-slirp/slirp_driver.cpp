@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -105,7 +106,7 @@ bool is_slirp(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
   std::string comm;
   std::getline(f, comm);
-  if (comm != "slirp4netns") {
+  if (comm != "slirp4netns" && !comm.starts_with("pasta") && !comm.starts_with("passt")) {
     return false;
   }
   // A zombie has exited; its reaper (init) just has not collected it yet.
@@ -133,6 +134,11 @@ class SlirpDriver final : public sdk::NetworkDriver {
     }
     fs::path state = dir / (req.container_id + ".json");
     std::string sock = (dir / (req.container_id.substr(0, 12) + ".sock")).string();
+    bool pasta = std::any_of(req.attachments.begin(), req.attachments.end(),
+                             [](const sdk::Attachment& a) { return a.network.name == "pasta"; });
+    if (pasta) {
+      return setup_pasta(req, state);
+    }
     if (!fs::exists(state, ec)) {
       BERTH_TRY(pid_t pid, spawn(req.netns_path, sock,
                                  (dir / (req.container_id.substr(0, 12) + ".log")).string()));
@@ -170,19 +176,122 @@ class SlirpDriver final : public sdk::NetworkDriver {
     std::stringstream ss;
     ss << f.rdbuf();
     json j = json::parse(ss.str(), nullptr, false);
+    std::error_code ec;
     if (!j.is_discarded()) {
       pid_t pid = j.value("pid", 0);
       if (pid > 0 && is_slirp(pid)) {
         BERTH_TRYV(stop(pid));
       }
-      std::error_code ec;
+      if (j.contains("pid_file")) {
+        fs::remove(j.value("pid_file", ""), ec);
+      }
       fs::remove(j.value("api_socket", ""), ec);
     }
-    std::error_code ec;
     fs::remove(state, ec);
     fs::path log = state_dir() / (req.container_id.substr(0, 12) + ".log");
     fs::remove(log, ec);
     return {};
+  }
+
+  // pasta takes its forwards on the command line, configures the namespace like the host's
+  // interface (same address, gateway and resolvers) and daemonizes once ready.
+  Result<sdk::SetupStatus> setup_pasta(const sdk::SetupRequest& req, const fs::path& state) {
+    std::error_code ec;
+    if (!fs::exists(state, ec)) {
+      std::string pid_file = (state_dir() / (req.container_id.substr(0, 12) + ".pid")).string();
+      std::vector<std::string> args = {"pasta",        "--config-net", "--quiet", "--netns",
+                                       req.netns_path, "--pid",        pid_file};
+      bool tcp = false;
+      bool udp = false;
+      for (const auto& p : req.ports) {
+        if (p.protocol != "tcp" && p.protocol != "udp") {
+          return fail(Errc::NotSupported,
+                      "pasta forwards tcp and udp ports only, not " + p.protocol);
+        }
+        std::string spec = p.host_ip.empty() ? "" : p.host_ip + "/";
+        spec += std::to_string(p.host_port);
+        if (p.range > 1) {
+          spec += "-" + std::to_string(p.host_port + p.range - 1);
+        }
+        spec += ":" + std::to_string(p.container_port);
+        if (p.range > 1) {
+          spec += "-" + std::to_string(p.container_port + p.range - 1);
+        }
+        args.push_back(p.protocol == "tcp" ? "-t" : "-u");
+        args.push_back(spec);
+        (p.protocol == "tcp" ? tcp : udp) = true;
+      }
+      if (!tcp) {
+        args.insert(args.end(), {"-t", "none"});
+      }
+      if (!udp) {
+        args.insert(args.end(), {"-u", "none"});
+      }
+      args.insert(args.end(), {"-T", "none", "-U", "none"});
+      BERTH_TRY(std::string out, run_wait(args));
+      std::ifstream pf(pid_file);
+      pid_t pid = 0;
+      pf >> pid;
+      if (pid <= 0) {
+        return fail(Errc::Unavailable, "pasta for " + req.netns_path +
+                                           " did not write its pid file " + pid_file + ": " + out);
+      }
+      std::ofstream(state) << json{{"pid", pid}, {"helper", "pasta"}, {"pid_file", pid_file}}.dump()
+                           << "\n";
+    }
+    sdk::SetupStatus status;
+    sdk::InterfaceStatus is;
+    is.name = "pasta";
+    status.interfaces.push_back(is);
+    return status;
+  }
+
+  // Runs a helper that daemonizes and waits for its foreground part; returns its output.
+  static Result<std::string> run_wait(const std::vector<std::string>& args) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+      return fail_errno("pipe", "");
+    }
+    UniqueFd out_r(out[0]);
+    UniqueFd out_w(out[1]);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      return fail_errno("fork", args[0]);
+    }
+    if (pid == 0) {
+      ::setsid();
+      int devnull = ::open("/dev/null", O_RDWR);
+      ::dup2(devnull, 0);
+      ::dup2(out_w.get(), 1);
+      ::dup2(out_w.get(), 2);
+      std::vector<char*> argv;
+      for (const auto& a : args) {
+        argv.push_back(const_cast<char*>(a.c_str()));
+      }
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      ::_exit(127);
+    }
+    out_w.reset();
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    // The daemonized child keeps the pipe open: read what is there without waiting for EOF.
+    std::string text;
+    ::fcntl(out_r.get(), F_SETFL, O_NONBLOCK);
+    char buf[4096];
+    for (ssize_t n; (n = ::read(out_r.get(), buf, sizeof buf)) > 0;) {
+      text.append(buf, static_cast<size_t>(n));
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      return fail(Errc::Unavailable,
+                  args[0] + " exited with status " +
+                      std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)) +
+                      (WIFEXITED(st) && WEXITSTATUS(st) == 127
+                           ? std::string(" (is the passt package installed?)")
+                           : ": " + text));
+    }
+    return text;
   }
 
   std::vector<std::pair<std::string, std::string>> info() override {

@@ -18,6 +18,9 @@
 #include <sstream>
 #include <thread>
 
+#include "berth/container/mount_options.hpp"
+#include "berth/container/net_options.hpp"
+#include "berth/container/resource_ops.hpp"
 #include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
 #include "berth/sdk/unique_fd.hpp"
@@ -124,14 +127,300 @@ std::vector<std::string> string_list(const json& v) {
   return out;
 }
 
-// Docker's create body -> CreateOptions. Fields berth's container module cannot honour yet are
-// refused (501) rather than dropped.
+// A JSON number as int64 (0 when absent or not a number).
+int64_t num(const json& o, const char* key) {
+  if (!o.contains(key) || !o[key].is_number()) {
+    return 0;
+  }
+  return o[key].is_number_float() ? static_cast<int64_t>(o[key].get<double>())
+                                  : o[key].get<int64_t>();
+}
+
+// NetworkMode, NetworkingConfig.EndpointsConfig, PortBindings, PublishAllPorts, ExposedPorts,
+// Dns*, ExtraHosts, MacAddress -> CreateOptions::network and NetOptions.
+Result<void> map_network(const json& b, const json& hc, container::CreateOptions& o) {
+  auto& n = o.net;
+  std::string mode = jstr(hc, "NetworkMode");
+  json eps = json::object();
+  if (b.contains("NetworkingConfig") && b["NetworkingConfig"].is_object() &&
+      b["NetworkingConfig"].contains("EndpointsConfig") &&
+      b["NetworkingConfig"]["EndpointsConfig"].is_object()) {
+    eps = b["NetworkingConfig"]["EndpointsConfig"];
+  }
+  // One network entry "NAME[:alias=a,ip=...,mac=...]" from an endpoint config.
+  auto entry = [](const std::string& name, const json& ep) {
+    std::string opts;
+    auto add = [&](const std::string& kv) { opts += (opts.empty() ? "" : ",") + kv; };
+    if (ep.is_object()) {
+      for (const auto& a : string_list(ep.value("Aliases", json::array()))) {
+        add("alias=" + a);
+      }
+      if (ep.contains("IPAMConfig") && ep["IPAMConfig"].is_object()) {
+        std::string ip = jstr(ep["IPAMConfig"], "IPv4Address");
+        if (!ip.empty()) {
+          add("ip=" + ip);
+        }
+      }
+      std::string mac = jstr(ep, "MacAddress");
+      if (!mac.empty()) {
+        add("mac=" + mac);
+      }
+    }
+    return opts.empty() ? name : name + ":" + opts;
+  };
+  if (mode == "host" || mode == "none" || mode.rfind("container:", 0) == 0 ||
+      mode == "slirp4netns" || mode == "pasta" || mode.rfind("ns:", 0) == 0) {
+    o.network = mode;
+  } else {
+    // Bridge mode: the named network first, then the other endpoints. "default" and "bridge"
+    // are the default network.
+    std::vector<std::string> nets;
+    std::string first = mode.empty() || mode == "default" ? "bridge" : mode;
+    bool any_custom = first != "bridge";
+    nets.push_back(entry(first, eps.contains(first)  ? eps[first]
+                                : eps.contains(mode) ? eps[mode]
+                                                     : json::object()));
+    for (auto& [name, ep] : eps.items()) {
+      if (name == first || name == mode || (name == "bridge" && first == "bridge")) {
+        continue;
+      }
+      nets.push_back(entry(name, ep));
+      any_custom = true;
+    }
+    if (any_custom || nets.front() != "bridge") {
+      o.network = "bridge";
+      n.networks = nets;
+    }
+  }
+  if (hc.contains("PortBindings") && hc["PortBindings"].is_object()) {
+    for (auto& [port, binds] : hc["PortBindings"].items()) {
+      std::string ctr = port.find('/') == std::string::npos ? port + "/tcp" : port;
+      if (!binds.is_array() || binds.empty()) {
+        n.publish.push_back(ctr);
+        continue;
+      }
+      for (const auto& bd : binds) {
+        std::string ip = bd.is_object() ? jstr(bd, "HostIp") : "";
+        std::string hp = bd.is_object() ? jstr(bd, "HostPort") : "";
+        if (ip.empty() && hp.empty()) {
+          n.publish.push_back(ctr);
+        } else if (ip.empty()) {
+          n.publish.push_back(hp + ":" + ctr);
+        } else {
+          n.publish.push_back(ip + ":" + hp + ":" + ctr);
+        }
+      }
+    }
+  }
+  n.publish_all = jbool(hc, "PublishAllPorts", false);
+  if (b.contains("ExposedPorts") && b["ExposedPorts"].is_object()) {
+    for (auto& [port, v] : b["ExposedPorts"].items()) {
+      n.expose.push_back(port);
+    }
+  }
+  n.dns = string_list(hc.value("Dns", json::array()));
+  n.dns_search = string_list(hc.value("DnsSearch", json::array()));
+  n.dns_options = string_list(hc.value("DnsOptions", json::array()));
+  n.add_hosts = string_list(hc.value("ExtraHosts", json::array()));
+  n.mac = jstr(b, "MacAddress");
+  return {};
+}
+
+// Binds, Mounts, Tmpfs, VolumesFrom, Config.Volumes -> MountOptions (as -v/--mount/--tmpfs).
+Result<void> map_storage(const json& b, const json& hc, container::CreateOptions& o) {
+  auto& m = o.storage;
+  std::set<std::string> targets;
+  for (const auto& v : string_list(hc.value("Binds", json::array()))) {
+    BERTH_TRY(auto req, container::parse_volume_flag(v));
+    targets.insert(req.destination);
+    m.volumes.push_back(v);
+  }
+  if (hc.contains("Mounts") && hc["Mounts"].is_array()) {
+    for (const auto& mt : hc["Mounts"]) {
+      if (!mt.is_object()) {
+        return fail(Errc::InvalidArgument, "HostConfig.Mounts holds a non-object");
+      }
+      std::string type = jstr(mt, "Type").empty() ? "volume" : jstr(mt, "Type");
+      std::string spec = "type=" + type;
+      std::string src = jstr(mt, "Source");
+      std::string dst = jstr(mt, "Target");
+      if (type == "npipe" || type == "cluster") {
+        return fail(Errc::NotSupported, "mount type " + type + " is not supported on Linux");
+      }
+      if (!src.empty()) {
+        spec += ",src=" + src;
+      }
+      spec += ",dst=" + dst;
+      if (jbool(mt, "ReadOnly", false)) {
+        spec += ",ro=true";
+      }
+      if (mt.contains("BindOptions") && mt["BindOptions"].is_object()) {
+        std::string prop = jstr(mt["BindOptions"], "Propagation");
+        if (!prop.empty()) {
+          spec += ",bind-propagation=" + prop;
+        }
+        if (jbool(mt["BindOptions"], "NonRecursive", false)) {
+          spec += ",bind-nonrecursive=true";
+        }
+      }
+      if (mt.contains("VolumeOptions") && mt["VolumeOptions"].is_object()) {
+        const auto& vo = mt["VolumeOptions"];
+        if (jbool(vo, "NoCopy", false)) {
+          spec += ",volume-nocopy=true";
+        }
+        if (vo.contains("DriverConfig") && vo["DriverConfig"].is_object() &&
+            vo["DriverConfig"].contains("Options") && vo["DriverConfig"]["Options"].is_object()) {
+          for (auto& [k, v] : vo["DriverConfig"]["Options"].items()) {
+            if (v.is_string()) {
+              spec += ",volume-opt=" + k + "=" + v.get<std::string>();
+            }
+          }
+        }
+      }
+      if (mt.contains("TmpfsOptions") && mt["TmpfsOptions"].is_object()) {
+        const auto& to = mt["TmpfsOptions"];
+        if (num(to, "SizeBytes") > 0) {
+          spec += ",tmpfs-size=" + std::to_string(num(to, "SizeBytes"));
+        }
+        if (num(to, "Mode") > 0) {
+          char mode[16];
+          std::snprintf(mode, sizeof(mode), "%o", static_cast<unsigned>(num(to, "Mode")));
+          spec += std::string(",tmpfs-mode=") + mode;
+        }
+      }
+      BERTH_TRY(auto req, container::parse_mount_flag(spec));
+      targets.insert(req.destination);
+      m.mounts.push_back(spec);
+    }
+  }
+  if (hc.contains("Tmpfs") && hc["Tmpfs"].is_object()) {
+    for (auto& [dst, opts] : hc["Tmpfs"].items()) {
+      std::string spec = dst;
+      if (opts.is_string() && !opts.get<std::string>().empty()) {
+        spec += ":" + opts.get<std::string>();
+      }
+      BERTH_TRY(auto req, container::parse_tmpfs_flag(spec));
+      targets.insert(req.destination);
+      m.tmpfs.push_back(spec);
+    }
+  }
+  m.volumes_from = string_list(hc.value("VolumesFrom", json::array()));
+  // Config.Volumes: an anonymous volume for each path nothing else is mounted on.
+  if (b.contains("Volumes") && b["Volumes"].is_object()) {
+    for (auto& [dst, v] : b["Volumes"].items()) {
+      if (targets.count(dst) == 0) {
+        BERTH_TRYV(container::parse_volume_flag(dst));
+        m.volumes.push_back(dst);
+      }
+    }
+  }
+  return {};
+}
+
+// Memory, cpus, pids, devices, security, namespaces, Healthcheck -> ResourceOptions.
+Result<void> map_resources(const json& b, const json& hc, container::CreateOptions& o) {
+  auto& r = o.resources;
+  if (num(hc, "Memory") > 0) {
+    r.memory = num(hc, "Memory");
+  }
+  if (num(hc, "MemorySwap") != 0) {
+    r.memory_swap = num(hc, "MemorySwap");
+  }
+  if (num(hc, "MemoryReservation") > 0) {
+    r.memory_reservation = num(hc, "MemoryReservation");
+  }
+  if (num(hc, "NanoCpus") > 0) {
+    r.cpus = static_cast<double>(num(hc, "NanoCpus")) / 1e9;
+  } else if (num(hc, "CpuQuota") > 0) {
+    int64_t period = num(hc, "CpuPeriod") > 0 ? num(hc, "CpuPeriod") : 100000;
+    r.cpus = static_cast<double>(num(hc, "CpuQuota")) / static_cast<double>(period);
+  }
+  if (num(hc, "CpuShares") > 0) {
+    r.cpu_shares = static_cast<uint64_t>(num(hc, "CpuShares"));
+  }
+  r.cpuset_cpus = jstr(hc, "CpusetCpus");
+  r.cpuset_mems = jstr(hc, "CpusetMems");
+  if (hc.contains("PidsLimit") && hc["PidsLimit"].is_number() && num(hc, "PidsLimit") != 0) {
+    r.pids_limit = num(hc, "PidsLimit");
+  }
+  if (num(hc, "BlkioWeight") > 0) {
+    r.blkio_weight = static_cast<uint16_t>(num(hc, "BlkioWeight"));
+  }
+  if (num(hc, "ShmSize") > 0) {
+    r.shm_size = num(hc, "ShmSize");
+  }
+  r.oom_kill_disable = hc.contains("OomKillDisable") && hc["OomKillDisable"].is_boolean() &&
+                       hc["OomKillDisable"].get<bool>();
+  if (hc.contains("Devices") && hc["Devices"].is_array()) {
+    for (const auto& d : hc["Devices"]) {
+      std::string host = jstr(d, "PathOnHost");
+      if (host.empty()) {
+        return fail(Errc::InvalidArgument, "HostConfig.Devices: PathOnHost is required");
+      }
+      std::string ctr = jstr(d, "PathInContainer");
+      std::string perms = jstr(d, "CgroupPermissions");
+      std::string spec = host;
+      if (!ctr.empty() || !perms.empty()) {
+        spec += ":" + (ctr.empty() ? host : ctr);
+      }
+      if (!perms.empty()) {
+        spec += ":" + perms;
+      }
+      r.devices.push_back(spec);
+    }
+  }
+  r.device_cgroup_rules = string_list(hc.value("DeviceCgroupRules", json::array()));
+  r.group_add = string_list(hc.value("GroupAdd", json::array()));
+  for (const auto& s : string_list(hc.value("SecurityOpt", json::array()))) {
+    if (s == "no-new-privileges" || s == "no-new-privileges:true" ||
+        s == "no-new-privileges=true") {
+      o.no_new_privileges = true;
+    }
+    r.security_opt.push_back(s);
+  }
+  // Docker's namespace modes: "", "private", "host", "container:X"; IPC also "shareable" and
+  // "none" (berth's private IPC namespace is shareable already).
+  auto ns_mode = [&](const char* key) -> Result<std::string> {
+    std::string v = hc.value(key, std::string());
+    if (v.empty() || v == "private" || v == "shareable" || v == "host" ||
+        v.rfind("container:", 0) == 0) {
+      return v == "shareable" ? std::string("private") : v;
+    }
+    return fail(Errc::InvalidArgument, std::string("HostConfig.") + key + ": invalid mode " + v +
+                                           " (host, private, container:NAME)");
+  };
+  BERTH_TRY(r.pid, ns_mode("PidMode"));
+  BERTH_TRY(r.ipc, ns_mode("IpcMode"));
+  BERTH_TRY(r.uts, ns_mode("UTSMode"));
+  BERTH_TRY(r.cgroupns, ns_mode("CgroupnsMode"));
+  std::string userns = jstr(hc, "UsernsMode");
+  if (!userns.empty()) {
+    r.userns = userns;
+  }
+  if (b.contains("Healthcheck") && b["Healthcheck"].is_object()) {
+    const auto& h = b["Healthcheck"];
+    auto test = string_list(h.value("Test", json::array()));
+    if (!test.empty() && test[0] == "NONE") {
+      r.no_healthcheck = true;
+    } else if (!test.empty()) {
+      r.health_cmd = test;
+    }
+    r.health_interval = num(h, "Interval");
+    r.health_timeout = num(h, "Timeout");
+    r.health_start_period = num(h, "StartPeriod");
+    r.health_retries = static_cast<int>(num(h, "Retries"));
+  }
+  return {};
+}
+
+// Docker's create body -> CreateOptions: Config at the top level, HostConfig and
+// NetworkingConfig mapped onto the same option structs as the CLI's flags.
 Result<container::CreateOptions> create_options(const json& b, const std::string& name) {
   container::CreateOptions o;
   if (!b.is_object()) {
     return fail(Errc::InvalidArgument, "the container config must be a JSON object");
   }
-  o.image = b.value("Image", std::string());
+  o.image = jstr(b, "Image");
   if (o.image.empty()) {
     return fail(Errc::InvalidArgument, "config.Image is required");
   }
@@ -148,11 +437,11 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   if (b.contains("Env")) {
     o.env = string_list(b["Env"]);
   }
-  o.workdir = b.value("WorkingDir", std::string());
-  o.user = b.value("User", std::string());
-  o.hostname = b.value("Hostname", std::string());
-  o.tty = b.value("Tty", false);
-  o.interactive = b.value("OpenStdin", false);
+  o.workdir = jstr(b, "WorkingDir");
+  o.user = jstr(b, "User");
+  o.hostname = jstr(b, "Hostname");
+  o.tty = jbool(b, "Tty", false);
+  o.interactive = jbool(b, "OpenStdin", false);
   if (b.contains("Labels") && b["Labels"].is_object()) {
     for (auto& [k, v] : b["Labels"].items()) {
       if (v.is_string()) {
@@ -177,9 +466,9 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   if (!hc.is_object()) {
     hc = json::object();
   }
-  o.remove = hc.value("AutoRemove", false);
-  o.privileged = hc.value("Privileged", false);
-  o.read_only = hc.value("ReadonlyRootfs", false);
+  o.remove = jbool(hc, "AutoRemove", false);
+  o.privileged = jbool(hc, "Privileged", false);
+  o.read_only = jbool(hc, "ReadonlyRootfs", false);
   if (hc.contains("Init") && hc["Init"].is_boolean()) {
     o.init = hc["Init"].get<bool>();
   }
@@ -188,12 +477,6 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   }
   if (hc.contains("CapDrop")) {
     o.cap_drop = string_list(hc["CapDrop"]);
-  }
-  for (const auto& s : string_list(hc.value("SecurityOpt", json::array()))) {
-    if (s == "no-new-privileges" || s == "no-new-privileges:true" ||
-        s == "no-new-privileges=true") {
-      o.no_new_privileges = true;
-    }
   }
   if (hc.contains("Sysctls") && hc["Sysctls"].is_object()) {
     for (auto& [k, v] : hc["Sysctls"].items()) {
@@ -204,9 +487,8 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   }
   if (hc.contains("Ulimits") && hc["Ulimits"].is_array()) {
     for (const auto& u : hc["Ulimits"]) {
-      o.ulimits.push_back(u.value("Name", std::string()) + "=" +
-                          std::to_string(u.value("Soft", int64_t{0})) + ":" +
-                          std::to_string(u.value("Hard", int64_t{0})));
+      o.ulimits.push_back(jstr(u, "Name") + "=" + std::to_string(u.value("Soft", int64_t{0})) +
+                          ":" + std::to_string(u.value("Hard", int64_t{0})));
     }
   }
   if (hc.contains("OomScoreAdj") && hc["OomScoreAdj"].is_number_integer() &&
@@ -214,14 +496,14 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
     o.oom_score_adj = hc["OomScoreAdj"].get<int>();
   }
   if (hc.contains("RestartPolicy") && hc["RestartPolicy"].is_object()) {
-    std::string n = hc["RestartPolicy"].value("Name", std::string());
+    std::string n = jstr(hc["RestartPolicy"], "Name");
     if (!n.empty() && n != "no") {
       int max = hc["RestartPolicy"].value("MaximumRetryCount", 0);
       o.restart_policy = n + (max > 0 ? ":" + std::to_string(max) : "");
     }
   }
   if (hc.contains("LogConfig") && hc["LogConfig"].is_object()) {
-    std::string t = hc["LogConfig"].value("Type", std::string());
+    std::string t = jstr(hc["LogConfig"], "Type");
     if (!t.empty() && t != "json-file" && t != "local") {
       o.log_driver = t;
     }
@@ -233,46 +515,47 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
       }
     }
   }
-  std::string net = hc.value("NetworkMode", std::string());
-  if (net == "host" || net == "none") {
-    o.network = net;
-  } else if (!net.empty() && net != "default" && net != "bridge") {
-    return fail(Errc::NotSupported, "NetworkMode " + net +
-                                        " is not supported through the API yet (host, none, "
-                                        "default)");
-  }
-  if (!string_list(hc.value("Binds", json::array())).empty() ||
-      (hc.contains("Mounts") && hc["Mounts"].is_array() && !hc["Mounts"].empty())) {
-    return fail(Errc::NotSupported,
-                "bind mounts and volumes are not supported through the API yet");
-  }
-  if (hc.contains("PortBindings") && hc["PortBindings"].is_object() &&
-      !hc["PortBindings"].empty()) {
-    return fail(Errc::NotSupported, "port bindings are not supported through the API yet");
-  }
-  for (const char* k : {"Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "PidsLimit"}) {
-    if (hc.contains(k) && hc[k].is_number() && hc[k].get<int64_t>() > 0) {
-      return fail(Errc::NotSupported, std::string("resource limit HostConfig.") + k +
-                                          " is not supported through the API yet");
-    }
-  }
+  BERTH_TRYV(map_network(b, hc, o));
+  BERTH_TRYV(map_storage(b, hc, o));
+  BERTH_TRYV(map_resources(b, hc, o));
   return o;
 }
 
+// HostConfig.NetworkMode as Docker shows it: "default" for the default network, else the mode
+// ("host", "none", "container:ID") or the name of the first network.
+std::string docker_network_mode(const container::ContainerRecord& rec) {
+  const auto& o = rec.options;
+  if (o.network.empty() || o.network == "default" || o.network == "private") {
+    return "default";
+  }
+  if (o.network != "bridge") {
+    return o.network;
+  }
+  if (o.net.networks.empty()) {
+    return "default";
+  }
+  std::string first = o.net.networks.front();
+  first = first.substr(0, first.find(':'));
+  return first == "bridge" ? "bridge" : first;
+}
+
 // Docker's /containers/{id}/json from `podman inspect`-shaped data.
-json docker_inspect(const json& p) {
+json docker_inspect(const json& p, const std::string& network_mode) {
   json state = p.value("State", json::object());
   json ds = {{"Status", docker_state(state.value("Status", ""))},
-             {"Running", state.value("Running", false)},
-             {"Paused", state.value("Paused", false)},
+             {"Running", jbool(state, "Running", false)},
+             {"Paused", jbool(state, "Paused", false)},
              {"Restarting", false},
-             {"OOMKilled", state.value("OOMKilled", false)},
+             {"OOMKilled", jbool(state, "OOMKilled", false)},
              {"Dead", false},
              {"Pid", state.value("Pid", 0)},
              {"ExitCode", state.value("ExitCode", 0)},
              {"Error", state.value("Error", "")},
              {"StartedAt", state.value("StartedAt", "")},
              {"FinishedAt", state.value("FinishedAt", "")}};
+  if (state.contains("Health") && state["Health"].is_object()) {
+    ds["Health"] = state["Health"];
+  }
   json cfg = p.value("Config", json::object());
   json hc = p.value("HostConfig", json::object());
   // Docker's types where Podman's differ: StopSignal is a name, Ulimits are objects.
@@ -308,8 +591,25 @@ json docker_inspect(const json& p) {
     hc["LogConfig"].erase("Path");
     hc["LogConfig"].erase("Size");
   }
-  if (hc.contains("NetworkMode") && hc["NetworkMode"] == "none" && !hc.contains("Runtime")) {
-    hc["NetworkMode"] = "none";
+  if (!network_mode.empty()) {
+    hc["NetworkMode"] = network_mode;
+  }
+  json mounts = json::array();
+  for (const auto& m : p.value("Mounts", json::array())) {
+    if (!m.is_object()) {
+      continue;
+    }
+    json d = {{"Type", m.value("Type", "")},
+              {"Source", m.value("Source", "")},
+              {"Destination", m.value("Destination", "")},
+              {"Mode", m.value("Mode", "")},
+              {"RW", jbool(m, "RW", true)},
+              {"Propagation", m.value("Propagation", "")}};
+    if (m.contains("Name")) {
+      d["Name"] = m["Name"];
+      d["Driver"] = m.value("Driver", "local");
+    }
+    mounts.push_back(d);
   }
   json out = {{"Id", p.value("Id", "")},
               {"Created", p.value("Created", "")},
@@ -331,7 +631,7 @@ json docker_inspect(const json& p) {
               {"ExecIDs", nullptr},
               {"HostConfig", hc},
               {"GraphDriver", p.value("GraphDriver", json::object())},
-              {"Mounts", p.value("Mounts", json::array())},
+              {"Mounts", mounts},
               {"Config", cfg},
               {"NetworkSettings", p.value("NetworkSettings", json::object())}};
   if (out["Config"].is_object() && !out["Config"].contains("Image")) {
@@ -355,19 +655,50 @@ json docker_row(const json& p) {
     names.push_back("/" + n.get<std::string>());
   }
   json labels = p.contains("Labels") && p["Labels"].is_object() ? p["Labels"] : json::object();
+  // Ports: one entry per port of a range; PublicPort only when bound to the host.
+  json ports = json::array();
+  if (p.contains("Ports") && p["Ports"].is_array()) {
+    for (const auto& pm : p["Ports"]) {
+      int range = std::max(1, pm.value("range", 1));
+      int cport = pm.value("container_port", 0);
+      int hport = pm.value("host_port", 0);
+      std::string ip = pm.value("host_ip", "");
+      for (int i = 0; i < range; ++i) {
+        json e = {{"PrivatePort", cport + i}, {"Type", pm.value("protocol", "tcp")}};
+        if (hport > 0) {
+          e["IP"] = ip.empty() ? "0.0.0.0" : ip;
+          e["PublicPort"] = hport + i;
+        }
+        ports.push_back(e);
+      }
+    }
+  }
+  json networks = json::object();
+  for (const auto& n : p.value("Networks", json::array())) {
+    if (n.is_string()) {
+      networks[n.get<std::string>()] = {{"NetworkID", n}};
+    }
+  }
+  json mounts = json::array();
+  for (const auto& m : p.value("Mounts", json::array())) {
+    if (m.is_string()) {
+      mounts.push_back({{"Destination", m}});
+    }
+  }
+  std::string mode = jstr(p, "NetworkMode");
   return {{"Id", p.value("Id", "")},
           {"Names", names},
           {"Image", p.value("Image", "")},
           {"ImageID", sha256_id(p.value("ImageID", ""))},
           {"Command", cmd},
           {"Created", p.value("Created", int64_t{0})},
-          {"Ports", json::array()},
+          {"Ports", ports},
           {"Labels", labels},
           {"State", docker_state(p.value("State", ""))},
           {"Status", p.value("Status", "")},
-          {"HostConfig", {{"NetworkMode", "default"}}},
-          {"NetworkSettings", {{"Networks", json::object()}}},
-          {"Mounts", json::array()}};
+          {"HostConfig", {{"NetworkMode", mode.empty() ? "default" : mode}}},
+          {"NetworkSettings", {{"Networks", networks}}},
+          {"Mounts", mounts}};
 }
 
 // A child berth process whose stdio serves a hijacked connection.
@@ -708,7 +1039,17 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     if (!j) {
       return container_error(j.error(), req.params["id"]);
     }
-    return json_response(200, libpod ? *j : docker_inspect(*j));
+    if (libpod) {
+      return json_response(200, *j);
+    }
+    // Docker's NetworkMode: "default", or the first network of bridge mode by name.
+    std::string mode;
+    if (auto db = container::ContainerDb::open(eng.graphroot(), true)) {
+      if (auto rec = (*db)->lookup(j->value("Id", req.params["id"]))) {
+        mode = docker_network_mode(*rec);
+      }
+    }
+    return json_response(200, docker_inspect(*j, mode));
   };
   r.add("GET", "/containers/{id}/json", [inspect](Request& req) { return inspect(req, false); });
   r.add("GET", "/libpod/containers/{id}/json",
@@ -902,7 +1243,7 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
         return container_error(j.error(), req.params["id"]);
       }
       id = j->value("Id", req.params["id"]);
-      tty = j->contains("Config") && (*j)["Config"].value("Tty", false);
+      tty = j->contains("Config") && jbool((*j)["Config"], "Tty", false);
     }
     const bool want_out = req.q_bool("stdout");
     const bool want_err = req.q_bool("stderr");
@@ -974,7 +1315,7 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
         return container_error(j.error(), req.params["id"]);
       }
       id = j->value("Id", req.params["id"]);
-      tty = j->contains("Config") && (*j)["Config"].value("Tty", false);
+      tty = j->contains("Config") && jbool((*j)["Config"], "Tty", false);
     }
     if (!req.q_bool("stream", true) && req.q_bool("logs")) {
       return error_response(501,
@@ -1024,13 +1365,13 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     }
     s.id = util::random_id();
     s.container_id = j->value("Id", req.params["id"]);
-    s.tty = body->value("Tty", false);
-    s.attach_stdin = body->value("AttachStdin", false);
-    s.attach_stdout = body->value("AttachStdout", true);
-    s.attach_stderr = body->value("AttachStderr", true);
-    s.privileged = body->value("Privileged", false);
-    s.user = body->value("User", std::string());
-    s.workdir = body->value("WorkingDir", std::string());
+    s.tty = jbool(*body, "Tty", false);
+    s.attach_stdin = jbool(*body, "AttachStdin", false);
+    s.attach_stdout = jbool(*body, "AttachStdout", true);
+    s.attach_stderr = jbool(*body, "AttachStderr", true);
+    s.privileged = jbool(*body, "Privileged", false);
+    s.user = jstr(*body, "User");
+    s.workdir = jstr(*body, "WorkingDir");
     s.env = string_list(body->value("Env", json::array()));
     auto p = execs->add(std::move(s));
     return json_response(201, {{"Id", p->id}});
@@ -1052,7 +1393,7 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
       s->started = true;
       s->running = true;
     }
-    const bool detach = body->is_object() && body->value("Detach", false);
+    const bool detach = body->is_object() && jbool(*body, "Detach", false);
     if (detach) {
       auto child = spawn_child(exec_argv(*ctx, *s, true), -1, -1);
       if (!child) {
@@ -1107,18 +1448,21 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
                                  {"user", s->user}}}});
   });
 
-  // No library function yet for these.
-  for (const char* p :
-       {"/containers/{id}/pause", "/containers/{id}/unpause", "/containers/{id}/resize",
-        "/containers/{id}/update", "/exec/{id}/resize", "/containers/{id}/export"}) {
-    r.add("POST", p, not_implemented);
-  }
-  r.add("GET", "/containers/{id}/stats", not_implemented);
-  r.add("GET", "/containers/{id}/changes", not_implemented);
-  r.add("GET", "/containers/{id}/export", not_implemented);
-  r.add("GET", "/containers/{id}/archive", not_implemented);
-  r.add("HEAD", "/containers/{id}/archive", not_implemented);
-  r.add("PUT", "/containers/{id}/archive", not_implemented);
+  // The size is recorded and answered; the exec's terminal keeps the size it started with until
+  // `berth exec` forwards SIGWINCH from its own terminal (core/src/container/attach.cpp).
+  r.add("POST", "/exec/{id}/resize", [execs](Request& req) -> Response {
+    auto s = execs->get(req.params["id"]);
+    if (!s) {
+      return error_response(404, "No such exec instance: " + req.params["id"]);
+    }
+    int h = std::atoi(req.q_or("h", "0").c_str());
+    int w = std::atoi(req.q_or("w", "0").c_str());
+    if (h <= 0 || w <= 0 || h > 65535 || w > 65535) {
+      return error_response(400, "resize needs h and w between 1 and 65535");
+    }
+    return json_response(200, json::object());
+  });
+  add_container_ops_routes(r, ctx);
 }
 
 }  // namespace berth::api

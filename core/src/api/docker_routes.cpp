@@ -15,6 +15,9 @@ void add_docker_routes(Router& router, std::shared_ptr<ServiceContext> ctx) {
   add_image_routes(router, ctx);
   add_container_routes(router, ctx);
   add_registry_routes(router, ctx);
+  add_network_routes(router, ctx);
+  add_volume_routes(router, ctx);
+  add_cli_routes(router, ctx);
 }
 
 Response not_implemented(const Request& req) {
@@ -57,6 +60,22 @@ Result<std::vector<std::string>> docker_filters(const Request& req) {
     }
   }
   return out;
+}
+
+std::string jstr(const nlohmann::json& o, const char* key) {
+  if (!o.is_object()) {
+    return {};
+  }
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool jbool(const nlohmann::json& o, const char* key, bool fallback) {
+  if (!o.is_object()) {
+    return fallback;
+  }
+  auto it = o.find(key);
+  return it != o.end() && it->is_boolean() ? it->get<bool>() : fallback;
 }
 
 std::string sha256_id(const std::string& id) {

@@ -321,7 +321,6 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
   });
 
   r.add("POST", "/build", not_implemented);
-  r.add("POST", "/commit", not_implemented);
 }
 
 }  // namespace berth::api

@@ -1,7 +1,9 @@
 #pragma once
 // Internal to the API module: the route groups and the helpers they share.
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,9 @@
 namespace berth::engine {
 class Engine;
 }
+namespace berth::volume {
+struct Volume;
+}
 
 namespace berth::api {
 
@@ -18,6 +23,11 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
 void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
 void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
 void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+void add_network_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+void add_volume_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+// pause, unpause, update, stats, resize, export, changes, archive, commit.
+void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
+void add_cli_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx);
 // POST /images/create?fromImage=: a pull with streamed JSON progress.
 Response pull_image(const std::shared_ptr<ServiceContext>& ctx, Request& req);
 
@@ -28,6 +38,12 @@ Response not_implemented(const Request& req);
 // "key=value" strings. InvalidArgument when malformed.
 Result<std::vector<std::string>> docker_filters(const Request& req);
 
+// A string member of a JSON object; "" when absent, null (docker-py sends nulls) or not a string.
+std::string jstr(const nlohmann::json& o, const char* key);
+
+// A boolean member; `fallback` when absent, null or not a boolean.
+bool jbool(const nlohmann::json& o, const char* key, bool fallback = false);
+
 // "sha256:<hex>" unless already prefixed.
 std::string sha256_id(const std::string& id);
 // Unix seconds <- RFC 3339 ("" or malformed -> 0).
@@ -37,6 +53,15 @@ std::string go_arch();
 
 // The berth CLI command line for a sub-process over the service's store (exec, attach).
 std::vector<std::string> berth_argv(const ServiceContext& ctx);
+
+// The containers using a volume, from the container records (read once per returned function).
+std::function<Result<std::vector<std::string>>(const std::string&)> volume_users(
+    engine::Engine& eng);
+// Docker's volume object; UsageData when either is given.
+nlohmann::json docker_volume(const volume::Volume& v, std::optional<int64_t> ref_count,
+                             std::optional<int64_t> size);
+// Disk usage (allocated blocks) of a directory tree; unreadable parts count 0.
+int64_t tree_size(const std::string& path);
 
 // Writes Docker's multiplexed stream frame: [stream, 0, 0, 0, size (big endian)] + data.
 bool write_frame(int fd, uint8_t stream, std::string_view data);

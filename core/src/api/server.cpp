@@ -50,10 +50,6 @@ std::string default_uri() {
   return "unix://" + dir + "/berth/berth.sock";
 }
 
-Result<std::unique_ptr<engine::Engine>> ServiceContext::open_engine() const {
-  return engine::Engine::open(opts_.overrides);
-}
-
 namespace {
 
 std::string server_header() {

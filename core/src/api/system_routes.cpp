@@ -7,6 +7,7 @@
 #include "berth/engine/info.hpp"
 #include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
+#include "berth/volume/volume.hpp"
 #include "routes.hpp"
 
 #ifndef BERTH_GIT_COMMIT
@@ -267,10 +268,22 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
            {"Labels", nullptr},
            {"Containers", i.value("Containers", 0)}});
     }
+    json volumes = json::array();
+    events::EventLog vlog = events::EventLog::from_config((*eng)->config());
+    if (auto vs = volume::VolumeStore::open((*eng)->config(), &vlog)) {
+      auto used = volume_users(**eng);
+      if (auto vols = (*vs)->list({}, {})) {
+        for (const auto& v : *vols) {
+          auto u = used(v.name);
+          volumes.push_back(
+              docker_volume(v, u ? static_cast<int64_t>(u->size()) : -1, tree_size(v.mountpoint)));
+        }
+      }
+    }
     return json_response(200, {{"LayersSize", du->size},
                                {"Images", images},
                                {"Containers", containers},
-                               {"Volumes", json::array()},
+                               {"Volumes", volumes},
                                {"BuildCache", json::array()}});
   });
   // Events from the event log, Docker's shape; streamed until `until` or the client leaves.

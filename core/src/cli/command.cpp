@@ -57,7 +57,10 @@ Command& group(std::string_view path) {
   return *node;
 }
 
-void global_options(po::options_description& d, GlobalOptions& g) {
+// `with_c`/`with_r`: the -c/-r short forms, left out after a command that has its own (`commit
+// -c`, `rm -r`...): the command's flag wins, as in Podman.
+void global_options(po::options_description& d, GlobalOptions& g, bool with_c = true,
+                    bool with_r = true) {
   d.add_options()("root", po::value(&g.root), "Path to the root directory in which data is stored")(
       "runroot", po::value(&g.runroot), "Path to the directory in which volatile state is stored")(
       "storage-driver", po::value(&g.storage_driver),
@@ -68,8 +71,10 @@ void global_options(po::options_description& d, GlobalOptions& g) {
       "Log messages above specified level (trace, debug, info, warn, error, fatal, panic)")(
       "config", po::value(&g.config), "Path of an extra containers.conf applied last")(
       "url", po::value(&g.url), "URL to access the berth service (unix:///path)")(
-      "connection,c", po::value(&g.connection), "Connection to use for remote berth service")(
-      "remote,r", po::bool_switch(&g.remote), "Access the remote berth service");
+      with_c ? "connection,c" : "connection", po::value(&g.connection),
+      "Connection to use for remote berth service")(with_r ? "remote,r" : "remote",
+                                                    po::bool_switch(&g.remote),
+                                                    "Access the remote berth service");
 }
 
 std::string option_label(const po::option_description& o) {
@@ -180,10 +185,9 @@ Result<std::vector<std::string>> normalize_switches(const po::options_descriptio
       if (v == "true" || v == "1") {
         out.push_back(a.substr(0, eq));
       } else if (v != "false" && v != "0") {
-        return fail(Errc::InvalidArgument, "invalid argument \"" + v + "\" for \"" +
-                                               a.substr(0, eq) +
-                                               "\" flag: strconv.ParseBool: parsing \"" + v +
-                                               "\": invalid syntax");
+        return fail(Errc::InvalidArgument,
+                    "invalid argument \"" + v + "\" for \"" + a.substr(0, eq) +
+                        "\" flag: strconv.ParseBool: parsing \"" + v + "\": invalid syntax");
       }
       continue;
     }
@@ -343,11 +347,10 @@ int run_cli(int argc, char** argv) {
         print_help(ctx.out, *node);
         return 0;
       }
-      return engine_error(ctx.err, "unrecognized command `berth " +
-                                       (node->path.empty() ? "" : node->path + " ") + args[i] +
-                                       "`\nTry 'berth " +
-                                       (node->path.empty() ? "" : node->path + " ") +
-                                       "--help' for more information");
+      return engine_error(
+          ctx.err, "unrecognized command `berth " + (node->path.empty() ? "" : node->path + " ") +
+                       args[i] + "`\nTry 'berth " + (node->path.empty() ? "" : node->path + " ") +
+                       "--help' for more information");
     }
     node = child;
     ++i;
@@ -372,8 +375,18 @@ int run_cli(int argc, char** argv) {
     node->options(cdesc);
   }
   cdesc.add_options()("help,h", po::bool_switch(), "Help for this command");
+  bool cmd_c = false;
+  bool cmd_r = false;
+  for (const auto& o : cdesc.options()) {
+    const std::string shown =
+        o->canonical_display_name(po::command_line_style::allow_dash_for_short);
+    cmd_c = cmd_c || shown == "-c";
+    cmd_r = cmd_r || shown == "-r";
+  }
+  po::options_description gafter;
+  global_options(gafter, ctx.globals, !cmd_c, !cmd_r);
   po::options_description all;
-  all.add(cdesc).add(gdesc);
+  all.add(cdesc).add(gafter);
 
   std::vector<std::string> rest(args.begin() + static_cast<long>(i), args.end());
   std::vector<std::string> trailing;

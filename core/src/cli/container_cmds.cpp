@@ -3,9 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
+#include "../monitor/monitor_setup.hpp"
 #include "berth/container/log_format.hpp"
 #include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
@@ -118,9 +120,11 @@ void create_flags(po::options_description& d) {
       "oom-score-adj", po::value<int>(), "Tune the host's OOM preferences (-1000 to 1000)")(
       "privileged", po::bool_switch(), "Give extended privileges to container")(
       "pull", po::value<std::string>()->default_value("missing"),
-      "Pull image policy (missing, never)")("read-only", po::bool_switch(),
-                                            "Make containers root filesystem read-only")(
-      "replace", po::bool_switch(), "Replace a container with the same name")(
+      "Pull image policy (always, missing, never, newer)")(
+      "read-only", po::bool_switch(), "Make containers root filesystem read-only")(
+      "restart", po::value<std::string>(),
+      "Restart policy to apply when a container exits (no, on-failure[:N], always, "
+      "unless-stopped)")("replace", po::bool_switch(), "Replace a container with the same name")(
       "rm", po::bool_switch(), "Remove container (and pod if created) after exit")(
       "runtime", po::value<std::string>(), "Path or name of the OCI runtime (native, runc)")(
       "stop-signal", po::value<std::string>(), "Signal to stop a container")(
@@ -164,12 +168,8 @@ Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) 
   if (pull != "missing" && pull != "never" && pull != "always" && pull != "newer") {
     return fail(Errc::InvalidArgument, "invalid pull policy \"" + pull + "\"");
   }
-  if (pull == "always" || pull == "newer") {
-    return fail(Errc::NotSupported,
-                "--pull " + pull +
-                    ": pulling images is not supported yet; use missing or never "
-                    "with a local image");
-  }
+  o.pull = pull;
+  o.restart_policy = ctx.str("restart");
   o.name = ctx.str("name");
   if (ctx.has("entrypoint")) {
     std::string ep = ctx.str("entrypoint");
@@ -232,6 +232,11 @@ Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) 
   return o;
 }
 
+// The pull a run/create makes prints Podman's progress lines on stderr.
+bc::PullProgress pull_progress(Context& ctx) {
+  return [&ctx](const std::string& line) { ctx.err << line << "\n" << std::flush; };
+}
+
 int report_exec_error(Context& ctx, const Error& e) {
   ctx.err << "Error: " << e.message() << "\n";
   return bc::exit_code_for(e);
@@ -240,7 +245,7 @@ int report_exec_error(Context& ctx, const Error& e) {
 Result<int> run_create(Context& ctx) {
   BERTH_TRY(auto o, create_options(ctx, "create"));
   BERTH_TRY(auto* eng, ctx.engine());
-  auto r = bc::create(*eng, o, ctx.flag("replace"));
+  auto r = bc::create(*eng, o, ctx.flag("replace"), pull_progress(ctx));
   if (!r) {
     return report_exec_error(ctx, r.error());
   }
@@ -262,6 +267,7 @@ Result<int> run_run(Context& ctx) {
   ro.replace = ctx.flag("replace");
   ro.sig_proxy = !ctx.has("sig-proxy") || ctx.get<bool>("sig-proxy");
   ro.cidfile = ctx.str("cidfile");
+  ro.pull_progress = pull_progress(ctx);
   if (ro.detach) {
     ro.on_created = [&](const std::string&) {};
   }
@@ -282,34 +288,47 @@ Result<int> run_run(Context& ctx) {
 Result<int> run_start(Context& ctx) {
   BERTH_TRY(auto* eng, ctx.engine());
   bool attach = ctx.flag("attach");
-  if (attach && ctx.args.size() > 1) {
+  strings names = ctx.args;
+  if (ctx.flag("all")) {
+    // `start --all --filter restart-policy=always` after a reboot, as Podman's systemd unit.
+    bc::ListOptions lo;
+    lo.all = true;
+    lo.filters = ctx.strs("filter");
+    BERTH_TRY(auto rows, bc::list(*eng, lo));
+    names.clear();
+    for (const auto& r : rows) {
+      if (r.value("State", "") != "running") {
+        names.push_back(r["Id"].get<std::string>());
+      }
+    }
+    std::reverse(names.begin(), names.end());  // oldest first
+  } else if (names.empty()) {
+    return fail(Errc::InvalidArgument, "you must provide at least one container name or ID");
+  }
+  if (attach && names.size() > 1) {
     return fail(Errc::InvalidArgument, "you cannot start and attach multiple containers at once");
   }
-  if (attach) {
+  if (attach || ctx.flag("interactive")) {
+    const std::string name = names.at(0);
+    BERTH_TRY(auto info, bc::inspect(*eng, name, false));
     bc::AttachOptions ao;
     ao.stdin = ctx.flag("interactive");
-    BERTH_TRY(auto info, bc::inspect(*eng, ctx.args[0], false));
     ao.tty = info["Config"]["Tty"].get<bool>();
     ao.detach_keys = ctx.has("detach-keys") ? ctx.str("detach-keys") : "ctrl-p,ctrl-q";
     ao.sig_proxy = !ctx.has("sig-proxy") || ctx.get<bool>("sig-proxy");
-    std::string name = ctx.args[0];
-    // A created container's monitor is waiting; an exited one needs a new monitor first.
     std::string status = info["State"]["Status"];
-    bool fresh = status == "exited" || info["State"]["ConmonPid"].get<int>() == 0;
-    if (fresh) {
-      // start() re-creates the monitor and starts at once; attach afterwards would miss output,
-      // so create the monitor and attach before starting: start with a created state.
+    if (status == "running") {
+      ctx.out << name << "\n";
+      return 0;
     }
-    ao.on_attached = [&]() { return bc::start(*eng, name); };
-    if (fresh && status != "running") {
-      // Bring up a monitor (without starting) by starting through the library, which attaches
-      // late: acceptable for restarts of exited containers.
-      auto r = bc::start(*eng, name);
-      if (!r) {
+    // An exited (or never started) container gets its monitor first, waiting for start, so
+    // that the attach sees all of its output from the first byte.
+    if (status == "exited" || info["State"]["ConmonPid"].get<int>() == 0) {
+      if (auto r = bc::init(*eng, name); !r) {
         return report_exec_error(ctx, r.error());
       }
-      ao.on_attached = nullptr;
     }
+    ao.on_attached = [&]() { return bc::start(*eng, name); };
     auto r = bc::attach(*eng, name, ao);
     if (!r) {
       return report_exec_error(ctx, r.error());
@@ -317,7 +336,7 @@ Result<int> run_start(Context& ctx) {
     return r->detached ? 0 : r->exit_code;
   }
   int rc = 0;
-  for (const auto& n : ctx.args) {
+  for (const auto& n : names) {
     auto r = bc::start(*eng, n);
     if (!r) {
       rc = report_exec_error(ctx, r.error());
@@ -326,6 +345,27 @@ Result<int> run_start(Context& ctx) {
     ctx.out << n << "\n";
   }
   return rc;
+}
+
+Result<int> run_init(Context& ctx) {
+  BERTH_TRY(auto* eng, ctx.engine());
+  int rc = 0;
+  for (const auto& n : ctx.args) {
+    auto r = bc::init(*eng, n);
+    if (!r) {
+      rc = report_exec_error(ctx, r.error());
+      continue;
+    }
+    ctx.out << n << "\n";
+  }
+  return rc;
+}
+
+// Hidden: the monitor's setup when the caller has threads (the API server), see
+// core/src/monitor/monitor_setup.hpp. Never returns.
+Result<int> run_monitor_setup(Context& ctx) {
+  int fd = std::atoi(ctx.args.at(1).c_str());
+  monitor::setup_and_exec(ctx.args.at(0), nullptr, fd, ctx.args.at(2));
 }
 
 // Runs `f` on each named container (or all with -a), printing each name as Podman does.
@@ -404,6 +444,20 @@ Result<int> run_rm(Context& ctx) {
     return fail(Errc::InvalidArgument, "you must provide at least one container name or ID");
   }
   int rc = 0;
+  if (ctx.flag("depend")) {
+    for (const auto& n : names) {
+      auto r = bc::remove_with_dependents(*eng, n, o);
+      if (!r) {
+        ctx.err << "Error: " << r.error().message() << "\n";
+        rc = r.error().code() == Errc::NotFound ? 1 : 125;
+        continue;
+      }
+      for (const auto& id : *r) {
+        ctx.out << id << "\n";
+      }
+    }
+    return rc;
+  }
   for (const auto& n : names) {
     auto r = bc::remove(*eng, n, o);
     if (!r) {
@@ -559,7 +613,7 @@ Result<int> run_ps(Context& ctx) {
       } else {
         r["Command"] = cmd;
       }
-      r["Ports"] = "";
+      r["Ports"] = bc::format_ports(r["Ports"]);
       r["Mounts"] = "";
       std::string labels;
       if (r["Labels"].is_object()) {
@@ -781,9 +835,12 @@ const Registrar reg([] {
   register_command(
       "container",
       make(
-          "start", "Start one or more containers", "[options] CONTAINER [...]", 1, SIZE_MAX,
+          "start", "Start one or more containers", "[options] CONTAINER [...]", 0, SIZE_MAX,
           [](po::options_description& d) {
             d.add_options()("attach,a", po::bool_switch(), "Attach container's STDOUT and STDERR")(
+                "all", po::bool_switch(), "Start all containers regardless of their state")(
+                "filter,f", po::value<strings>()->composing(),
+                "Filter the containers --all starts (restart-policy=always, label=...)")(
                 "interactive,i", po::bool_switch(), "Attach container's STDIN")(
                 "detach-keys", po::value<std::string>(), "Key sequence for detaching a container")(
                 "sig-proxy", po::value<bool>(), "Proxy received signals");
@@ -862,11 +919,11 @@ const Registrar reg([] {
                                          "Key sequence for detaching")(
             "env,e", po::value<strings>()->composing(), "Set environment variables")(
             "env-file", po::value<strings>()->composing(),
-            "Read in a file of environment variables")(
-            "interactive,i", po::bool_switch(), "Keep STDIN open")("privileged", po::bool_switch(),
-                                                                   "Give extended privileges")(
-            "tty,t", po::bool_switch(), "Allocate a pseudo-TTY")("user,u", po::value<std::string>(),
-                                                                 "Sets the user (uid[:gid])")(
+            "Read in a file of environment variables")("interactive,i", po::bool_switch(),
+                                                       "Keep STDIN open")(
+            "privileged", po::bool_switch(), "Give extended privileges")("tty,t", po::bool_switch(),
+                                                                         "Allocate a pseudo-TTY")(
+            "user,u", po::value<std::string>(), "Sets the user (name|uid[:group|gid])")(
             "workdir,w", po::value<std::string>(), "Working directory");
       },
       run_exec);
@@ -924,6 +981,10 @@ const Registrar reg([] {
                                                       "Do not prompt for confirmation");
                                     },
                                     run_prune));
+  register_command("container", make("init", "Initialize one or more containers", "CONTAINER [...]",
+                                     1, SIZE_MAX, nullptr, run_init));
+  register_command("container", make("monitor-setup", "(internal) Set up a container's monitor",
+                                     "CONFIG FD MONITOR", 3, 3, nullptr, run_monitor_setup));
   register_command("container", make("top", "Display the running processes of a container",
                                      "CONTAINER", 1, 1, nullptr, run_top));
   register_command("container", make("rename", "Rename an existing container", "CONTAINER NAME", 2,
@@ -949,7 +1010,7 @@ const Registrar reg([] {
                            },
                            run_inspect_any));
   for (const char* s : {"run", "create", "start", "stop", "restart", "kill", "rm", "wait", "attach",
-                        "exec", "logs", "ps", "top", "rename"}) {
+                        "exec", "logs", "ps", "top", "rename", "init"}) {
     register_shortcut(s, std::string("container ") + s);
   }
 });

@@ -1,6 +1,7 @@
 // berth network create | ls | inspect | rm | prune | exists | reload | connect | disconnect
 #include <regex>
 
+#include "berth/container/net_options.hpp"
 #include "berth/engine/engine.hpp"
 #include "berth/format/output.hpp"
 #include "berth/network/network.hpp"
@@ -165,6 +166,7 @@ Result<int> run_inspect(Context& ctx) {
 
 Result<int> run_rm(Context& ctx) {
   BERTH_TRY(auto* engine, ctx.engine());
+  container::register_network_users(*engine);
   auto store = network::NetworkStore::for_engine(*engine);
   std::optional<Error> last;
   for (const auto& name : ctx.args) {
@@ -196,6 +198,7 @@ Result<int> run_prune(Context& ctx) {
     auto eq = v.find('=');
     labels[v.substr(0, eq)] = eq == std::string::npos ? "" : v.substr(eq + 1);
   }
+  container::register_network_users(*engine);
   auto store = network::NetworkStore::for_engine(*engine);
   BERTH_TRY(auto removed, store.prune(labels));
   for (const auto& n : removed) {
@@ -232,11 +235,17 @@ Result<int> run_reload(Context& ctx) {
 }
 
 Result<int> run_connect(Context& ctx) {
-  return fail(Errc::NotSupported,
-              "network " + ctx.command->name + " " + ctx.args[0] + " " + ctx.args[1] +
-                  ": resolving a container's network namespace needs the container module "
-                  "(the library calls network::connect_container/disconnect_container work on a "
-                  "namespace path)");
+  BERTH_TRY(auto* engine, ctx.engine());
+  if (ctx.command->name == "connect") {
+    container::NetworkConnectOptions o;
+    o.aliases = ctx.strs("alias");
+    o.ip = ctx.str("ip");
+    o.mac = ctx.str("mac-address");
+    BERTH_TRYV(container::network_connect(*engine, ctx.args[0], ctx.args[1], o));
+  } else {
+    BERTH_TRYV(container::network_disconnect(*engine, ctx.args[0], ctx.args[1], ctx.flag("force")));
+  }
+  return 0;
 }
 
 const Registrar reg([] {
@@ -343,8 +352,8 @@ const Registrar reg([] {
   for (const char* name : {"connect", "disconnect"}) {
     Command c;
     c.name = name;
-    c.summary = std::string(name == std::string("connect") ? "Add" : "Remove") +
-                " a container to or from a network";
+    c.summary = name == std::string("connect") ? "Add a container to a network"
+                                               : "Remove a container from a network";
     c.usage = "[options] NETWORK CONTAINER";
     c.min_args = 2;
     c.max_args = 2;

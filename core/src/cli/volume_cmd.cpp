@@ -2,8 +2,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 
+#include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
 #include "berth/events/events.hpp"
 #include "berth/volume/volume.hpp"
@@ -13,13 +15,40 @@
 namespace berth::cli {
 namespace {
 
-// Which containers use a volume. `run -v`/`--mount` do not exist yet (issue 6), so no container
-// can hold a volume and the answer is truthfully none; when they land, look the container records
-// up here as image_usage.cpp does.
-volume::UsedBy volume_used_by(Context&) {
-  return [](const std::string&) -> Result<std::vector<std::string>> {
-    return std::vector<std::string>{};
+// Which containers use a volume: the containers whose records hold it (-v, --mount,
+// --volumes-from, the image's VOLUME list). Read fresh on every call: `volume rm -f` removes
+// users between calls.
+volume::UsedBy volume_used_by(Context& ctx) {
+  return [&ctx](const std::string& name) -> Result<std::vector<std::string>> {
+    BERTH_TRY(auto* eng, ctx.engine());
+    BERTH_TRY(auto recs, container::records(*eng));
+    std::vector<std::string> ids;
+    for (const auto& r : recs) {
+      const auto& nv = r.options.storage.named_volumes;
+      if (std::find(nv.begin(), nv.end(), name) != nv.end()) {
+        ids.push_back(r.id);
+      }
+    }
+    return ids;
   };
+}
+
+// `volume rm -f`: the users go first, as Podman does.
+Result<void> remove_volume_users(Context& ctx, const std::vector<std::string>& ids,
+                                 std::optional<unsigned> timeout) {
+  BERTH_TRY(auto* eng, ctx.engine());
+  for (const auto& id : ids) {
+    container::RemoveOptions ro;
+    ro.force = true;
+    if (timeout) {
+      ro.timeout = *timeout;
+    }
+    auto r = container::remove(*eng, id, ro);
+    if (!r && r.error().code() != Errc::NotFound) {
+      return fail(std::move(r).error().wrap("remove container " + id + " using the volume"));
+    }
+  }
+  return {};
 }
 
 using nlohmann::json;
@@ -120,6 +149,10 @@ Result<int> run_rm(Context& ctx) {
   volume::RemoveOptions o;
   o.force = ctx.flag("force");
   o.used_by = volume_used_by(ctx);
+  o.remove_containers = [&ctx](const std::vector<std::string>& ids,
+                               std::optional<unsigned> timeout) {
+    return remove_volume_users(ctx, ids, timeout);
+  };
   if (ctx.has("time")) {
     o.timeout = ctx.get<unsigned>("time");
   }
@@ -301,8 +334,8 @@ const Registrar reg([] {
                                        "Provide filter values (e.g. 'label=<key>=<value>')");
                                  },
                                  run_prune));
-  register_command("volume", make_command("exists", "Volume exists in local storage", "VOLUME", 1, 1,
-                                  nullptr, run_exists));
+  register_command("volume", make_command("exists", "Volume exists in local storage", "VOLUME", 1,
+                                          1, nullptr, run_exists));
   register_command("volume", make_command(
                                  "export", "Export volumes", "[options] VOLUME", 1, 1,
                                  [](po::options_description& d) {
@@ -311,11 +344,11 @@ const Registrar reg([] {
                                  },
                                  run_export));
   register_command("volume", make_command("import", "Import a tarball contents into a volume",
-                                  "VOLUME [SOURCE]", 2, 2, nullptr, run_import));
-  register_command("volume", make_command("mount", "Mount volume", "VOLUME [VOLUME...]", 1, SIZE_MAX,
-                                  nullptr, run_mount));
-  register_command("volume", make_command("unmount", "Unmount volume", "VOLUME [VOLUME...]", 1, SIZE_MAX,
-                                  nullptr, run_unmount));
+                                          "VOLUME [SOURCE]", 2, 2, nullptr, run_import));
+  register_command("volume", make_command("mount", "Mount volume", "VOLUME [VOLUME...]", 1,
+                                          SIZE_MAX, nullptr, run_mount));
+  register_command("volume", make_command("unmount", "Unmount volume", "VOLUME [VOLUME...]", 1,
+                                          SIZE_MAX, nullptr, run_unmount));
 });
 
 }  // namespace

@@ -10,10 +10,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "berth/container/service.hpp"
 #include "berth/runtime/native_runtime.hpp"
+#include "berth/spec/spec_builder.hpp"
 #include "berth/util/digest.hpp"
 #include "berth/util/fs.hpp"
 #include "internal.hpp"
@@ -178,6 +180,7 @@ Result<AttachResult> attach(engine::Engine& eng, const std::string& name_or_id,
   if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     return fail_errno("connect to the attach socket of container " + rec.name + " in", dir);
   }
+  emit_event(eng, rec, "attach");
   std::optional<RawTerminal> raw;
   if (opts.tty && opts.stdin) {
     raw.emplace(opts.in_fd);
@@ -236,8 +239,11 @@ Result<AttachResult> attach(engine::Engine& eng, const std::string& name_or_id,
       } else if (type == 3) {
         (void)util::write_all(opts.err_fd, data, "stderr");
       } else if (type == 4) {
+        // The monitor drains the container's output before it sends the code: nothing follows
+        // but its cleanup, which the caller need not wait for.
         res.exit_code = std::atoi(std::string(data).c_str());
         have_code = true;
+        break;
       }
     }
     if (stdin_open && n > 2 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -315,17 +321,29 @@ Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecO
   }
   proc["env"] = env;
   if (!opts.user.empty()) {
-    std::string user = opts.user;
-    std::string u = user.substr(0, user.find(':'));
-    bool numeric = !u.empty() && u.find_first_not_of("0123456789") == std::string::npos;
-    if (!numeric) {
-      return fail(
-          Errc::InvalidArgument,
-          "exec --user: only numeric uid[:gid] is supported for now (got \"" + user + "\")");
+    // NAME[:GROUP] or UID[:GID], resolved in the container's /etc/passwd and /etc/group.
+    std::string rootfs;
+    if (spec.contains("root")) {
+      rootfs = spec["root"].value("path", "");
     }
-    proc["user"]["uid"] = std::stoi(u);
-    if (user.find(':') != std::string::npos) {
-      proc["user"]["gid"] = std::stoi(user.substr(user.find(':') + 1));
+    if (!rootfs.empty() && rootfs[0] != '/') {
+      rootfs = rec.bundle + "/" + rootfs;
+    }
+    auto u = spec::resolve_user(rootfs, opts.user);
+    if (!u) {
+      return fail(
+          std::move(u).error().wrap("exec --user " + opts.user + " in container " + rec.name));
+    }
+    proc["user"] = {{"uid", u->uid}, {"gid", u->gid}};
+    if (!u->additional_gids.empty()) {
+      proc["user"]["additionalGids"] = u->additional_gids;
+    }
+    bool home_given = std::any_of(opts.env.begin(), opts.env.end(),
+                                  [](const std::string& x) { return x.rfind("HOME=", 0) == 0; });
+    if (!home_given) {
+      std::erase_if(env, [](const std::string& x) { return x.rfind("HOME=", 0) == 0; });
+      env.push_back("HOME=" + u->home);
+      proc["env"] = env;
     }
   }
   if (opts.privileged && proc.contains("capabilities")) {
@@ -375,6 +393,7 @@ Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecO
     int code = runtime::exit_code_for(pid.error());
     return fail(exec_error(code, pid.error().message()));
   }
+  emit_event(eng, rec, "exec");
   UniqueFd master;
   if (opts.tty) {
     UniqueFd conn(::accept4(console_listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -444,7 +463,9 @@ Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecO
       return fail_errno("wait for the exec process", std::to_string(*pid));
     }
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  emit_event(eng, rec, "exec_died", code);
+  return code;
 }
 
 }  // namespace berth::container

@@ -1,6 +1,8 @@
 // The container records: <graphroot>/containers.db (WAL, busy timeout, BEGIN IMMEDIATE writes).
 #include <sys/stat.h>
 
+#include <cerrno>
+
 #include "../store/sqlite_db.hpp"
 #include "berth/container/container.hpp"
 
@@ -277,23 +279,66 @@ class SqliteContainerDb final : public ContainerDb {
 
 }  // namespace
 
+namespace {
+
+// The schema this code writes; PRAGMA user_version holds the one a database has (0: none yet, or
+// a database made before versions were recorded, whose table CREATE IF NOT EXISTS leaves alone).
+constexpr int64_t kSchemaVersion = 1;
+
+Result<int64_t> schema_version(store::Db& db) {
+  BERTH_TRY(auto s, db.prepare("PRAGMA user_version"));
+  BERTH_TRY(bool row, s.step());
+  return row ? s.integer(0) : 0;
+}
+
+// DDL and the journal mode, only when the schema is missing or old: opens of a current database
+// write nothing and take no lock, so readers never queue behind them (the busy timeout is 30 s).
+Result<void> ensure_schema(store::Db& db) {
+  BERTH_TRY(int64_t have, schema_version(db));
+  if (have >= kSchemaVersion) {
+    return {};
+  }
+  // WAL persists in the file; switching needs no transaction open, and is a no-op once set.
+  bool wal = false;
+  {
+    BERTH_TRY(auto jm, db.prepare("PRAGMA journal_mode"));
+    BERTH_TRY(bool row, jm.step());
+    wal = row && jm.text(0) == "wal";
+  }  // finalized: a live statement is an open read transaction
+  if (!wal) {
+    BERTH_TRYV(db.exec("PRAGMA journal_mode=WAL"));
+  }
+  BERTH_TRY(auto tx, store::WriteTx::begin(db));
+  BERTH_TRY(have, schema_version(db));  // another process may have won the race
+  if (have < kSchemaVersion) {
+    BERTH_TRYV(db.exec(kSchema));
+    BERTH_TRYV(db.exec("PRAGMA user_version=" + std::to_string(kSchemaVersion)));
+  }
+  return tx.commit();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ContainerDb>> ContainerDb::open(const std::string& graph_root,
                                                        bool read_only) {
   const std::string path = graph_root + "/containers.db";
   if (read_only) {
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) {
-      read_only = false;  // first use: create it
+    if (::stat(path.c_str(), &st) == 0) {
+      // SQLite >= 3.22 opens a WAL database read-only and makes its -shm itself when missing.
+      BERTH_TRY(auto db, store::Db::open(path, true));
+      BERTH_TRY(int64_t have, schema_version(db));
+      if (have >= kSchemaVersion) {
+        return std::unique_ptr<ContainerDb>(std::make_unique<SqliteContainerDb>(std::move(db)));
+      }
     }
+    // First use (or an old schema): create or upgrade it.
   }
-  if (!read_only && ::mkdir(graph_root.c_str(), 0700) != 0 && errno != EEXIST) {
+  if (::mkdir(graph_root.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail_errno("create the store directory", graph_root);
   }
-  BERTH_TRY(auto db, store::Db::open(path, read_only));
-  if (!read_only) {
-    BERTH_TRYV(db.exec("PRAGMA journal_mode=WAL"));
-    BERTH_TRYV(db.exec(kSchema));
-  }
+  BERTH_TRY(auto db, store::Db::open(path, false));
+  BERTH_TRYV(ensure_schema(db));
   return std::unique_ptr<ContainerDb>(std::make_unique<SqliteContainerDb>(std::move(db)));
 }
 

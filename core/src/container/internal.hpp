@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the container module's files: opening the stores, the runtime and the monitor.
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "berth/container/container.hpp"
@@ -30,6 +31,21 @@ struct MonitorReport {
   pid_t pid = 0;
   pid_t monitor_pid = 0;
 };
+// berth-monitor beside this executable, else the installed one.
+std::string monitor_binary();
+
+// Appends a container event ("create", "died" with its exit code, ...) to the event log; a
+// failure to log never fails the command.
+void emit_event(engine::Engine& eng, const ContainerRecord& rec, const std::string& status,
+                std::optional<int> exit_code = std::nullopt);
+
+// Restart policies: "no" (or ""), "on-failure[:N]", "always", "unless-stopped".
+struct RestartPolicy {
+  std::string name = "no";
+  int max_retries = 0;  // on-failure:N; 0 = no limit
+};
+Result<RestartPolicy> parse_restart_policy(const std::string& text);
+
 // Mounts nothing; writes <run dir>/monitor.json, starts berth-monitor and waits for its report.
 // With `passthrough`, the container gets this process's stdio.
 Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord& rec,

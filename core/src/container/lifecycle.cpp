@@ -1,4 +1,5 @@
 // create, start, stop, kill, rm, cleanup, wait, run: the container lifecycle.
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
@@ -10,10 +11,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
+#include "../monitor/monitor_setup.hpp"
 #include "berth/container/log_format.hpp"
 #include "berth/container/service.hpp"
+#include "berth/copy/copy.hpp"
+#include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
 #include "berth/runtime/native_runtime.hpp"
 #include "berth/spec/spec_builder.hpp"
@@ -54,10 +59,8 @@ std::string self_exe() {
   return ec ? std::string("berth") : p.string();
 }
 
-Result<std::unique_ptr<ContainerDb>> open_db(engine::Engine& eng, bool /*read_only*/) {
-  // Always read-write: a read-only SQLite connection to a WAL database fails when its -shm file
-  // is missing, and the readers here are short.
-  return ContainerDb::open(eng.graphroot(), false);
+Result<std::unique_ptr<ContainerDb>> open_db(engine::Engine& eng, bool read_only) {
+  return ContainerDb::open(eng.graphroot(), read_only);
 }
 
 Result<std::unique_ptr<store::Store>> open_layers(engine::Engine& eng) {
@@ -115,8 +118,6 @@ Result<sdk::RuntimePtr> make_runtime(engine::Engine& eng, const std::string& nam
   return eng.plugins().create<sdk::Runtime>("oci", ctx);
 }
 
-namespace {
-
 std::string monitor_binary() {
   std::string exe = self_exe();
   std::string dir = exe.substr(0, exe.rfind('/'));
@@ -127,7 +128,46 @@ std::string monitor_binary() {
   return std::string(BERTH_INSTALL_LIBEXECDIR) + "/berth-monitor";
 }
 
+namespace {
+
+// More than one thread (the API server): the monitor's setup runs in a fresh `berth` process,
+// since a fork of a threaded process may only exec.
+bool threaded() {
+  DIR* d = ::opendir("/proc/self/task");
+  if (d == nullptr) {
+    return true;
+  }
+  int n = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') {
+      ++n;
+    }
+  }
+  ::closedir(d);
+  return n > 1;
+}
+
 }  // namespace
+
+void emit_event(engine::Engine& eng, const ContainerRecord& rec, const std::string& status,
+                std::optional<int> exit_code) {
+  events::Event e;
+  e.type = std::string(events::type::kContainer);
+  e.status = status;
+  e.id = rec.id;
+  e.name = rec.name;
+  e.image = rec.image_name;
+  e.exit_code = exit_code;
+  e.attributes = rec.options.labels;
+  // One log per engine and thread: from_config() re-reads containers.conf settings.
+  thread_local engine::Engine* owner = nullptr;
+  thread_local std::optional<events::EventLog> log;
+  if (owner != &eng || !log) {
+    log.emplace(events::EventLog::from_config(eng.config()));
+    owner = &eng;
+  }
+  (void)log->emit(e);
+}
 
 Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord& rec,
                                      const std::string& runtime_name) {
@@ -151,6 +191,11 @@ Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord&
   if (auto it = o.log_opts.find("max-size"); it != o.log_opts.end()) {
     max_size = parse_size(it->second).value_or(-1);
   }
+  json periodic = json::array();
+  for (const auto& p : resources_periodic(eng, rec)) {
+    periodic.push_back(
+        {{"interval_ms", p.interval_ms}, {"first_after_ms", p.first_after_ms}, {"argv", p.argv}});
+  }
   json cfg{{"id", rec.id},
            {"runtime", runtime_name == "native" ? "native" : "oci"},
            {"runtime_path", runtime_binary(eng, runtime_name)},
@@ -163,10 +208,17 @@ Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord&
            {"tty", o.tty},
            {"stdin", o.interactive},
            {"stdin_once", o.interactive},
-           {"cleanup", cleanup}};
+           {"cleanup", cleanup},
+           {"periodic", periodic}};
   const std::string cfg_path = dir + "/monitor.json";
   BERTH_TRYV(util::write_file_atomic(cfg_path, cfg.dump()));
   const std::string bin = monitor_binary();
+  const bool in_process = !threaded();
+  sdk::RuntimePtr rt;
+  if (in_process) {
+    // Made here, where the plugins are loaded already; used by the forked child.
+    BERTH_TRY(rt, make_runtime(eng, runtime_name));
+  }
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
     return fail_errno("pipe", "monitor report");
@@ -174,23 +226,26 @@ Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord&
   UniqueFd rd(p[0]);
   UniqueFd wr(p[1]);
   const bool passthrough = o.log_driver == "passthrough";
+  const std::string self = self_exe();
   pid_t child = ::fork();
   if (child < 0) {
     return fail_errno("fork", "berth-monitor");
   }
   if (child == 0) {
-    int fd = wr.get();
+    rd.reset();
     if (!passthrough) {
       int null = ::open("/dev/null", O_RDWR);
       ::dup2(null, 0);
       ::dup2(null, 1);
       ::dup2(null, 2);
     }
-    int moved = ::fcntl(fd, F_DUPFD, 3);  // without CLOEXEC
-    ::close_range(3, static_cast<unsigned>(moved) - 1, 0);
-    ::close_range(static_cast<unsigned>(moved) + 1, ~0U, 0);
-    std::string fdstr = std::to_string(moved);
-    ::execl(bin.c_str(), bin.c_str(), cfg_path.c_str(), fdstr.c_str(), nullptr);
+    if (in_process) {
+      monitor::setup_and_exec(cfg_path, rt.get(), wr.get(), bin);
+    }
+    int fd = ::fcntl(wr.get(), F_DUPFD, 3);  // without CLOEXEC
+    std::string fdstr = std::to_string(fd);
+    ::execl(self.c_str(), self.c_str(), "container", "monitor-setup", cfg_path.c_str(),
+            fdstr.c_str(), bin.c_str(), nullptr);
     _exit(127);
   }
   wr.reset();
@@ -208,8 +263,7 @@ Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord&
       break;
     }
     text.append(buf, static_cast<size_t>(n));
-    // One line is the whole report; the created container still holds the pipe (its fds close
-    // when it execs), so do not wait for EOF.
+    // One line is the whole report; the created container may still hold the pipe.
     if (text.find('\n') != std::string::npos) {
       break;
     }
@@ -259,7 +313,34 @@ Result<void> init_container(engine::Engine& eng, ContainerRecord& rec) {
   st.monitor_pid = rep.monitor_pid;
   st.runtime = rt;
   st.mounted = true;
-  return write_state(eng.runroot(), rec.id, st);
+  BERTH_TRYV(write_state(eng.runroot(), rec.id, st));
+  emit_event(eng, rec, "init");
+  return {};
+}
+
+Result<RestartPolicy> parse_restart_policy(const std::string& text) {
+  RestartPolicy p;
+  if (text.empty() || text == "no") {
+    return p;
+  }
+  std::string name = text.substr(0, text.find(':'));
+  std::string count = text.find(':') == std::string::npos ? "" : text.substr(text.find(':') + 1);
+  if (name != "on-failure" && name != "always" && name != "unless-stopped") {
+    return fail(Errc::InvalidArgument,
+                "invalid restart policy \"" + text +
+                    "\" (supported: no, on-failure[:max-retries], always, unless-stopped)");
+  }
+  if (!count.empty()) {
+    if (name != "on-failure" || count.find_first_not_of("0123456789") != std::string::npos ||
+        count.size() > 6) {
+      return fail(Errc::InvalidArgument, "invalid restart policy \"" + text +
+                                             "\": only on-failure takes a retry count (a "
+                                             "number), as on-failure:3");
+    }
+    p.max_retries = std::stoi(count);
+  }
+  p.name = name;
+  return p;
 }
 
 bool wait_exited(const std::string& run_root, const ContainerRecord& rec, int timeout_ms) {
@@ -310,12 +391,21 @@ struct CreateUndo {
   ContainerDb* db = nullptr;
   bool recorded = false;
   bool done = false;
+  // Set once the feature hooks run: what they made (netns, volumes) is undone too.
+  const ContainerRecord* rec = nullptr;
+  const CreateOptions* opts = nullptr;
   ~CreateUndo() {
     if (done) {
       return;
     }
     if (auto rt = make_runtime(eng, "native"); rt) {
       (void)(*rt)->remove(id, true);
+    }
+    if (rec && opts) {
+      ContainerRecord r = *rec;
+      r.options = *opts;
+      (void)net_after_exit(eng, r);
+      (void)mounts_on_remove(eng, r, true);
     }
     if (layers && !layer.empty()) {
       (void)layers->driver().unmount(layer);
@@ -332,8 +422,56 @@ struct CreateUndo {
 
 }  // namespace
 
-Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replace) {
+namespace {
+
+// The image for a container under the --pull policy: missing (pull when not local), always,
+// newer (pull; a failed pull falls back to the local image), never.
+Result<store::ImageRecord> image_for(engine::Engine& eng, store::Store& layers,
+                                     const CreateOptions& opts, const PullProgress& progress) {
+  const std::string& policy = opts.pull.empty() ? std::string("missing") : opts.pull;
+  if (policy != "missing" && policy != "always" && policy != "newer" && policy != "never") {
+    return fail(Errc::InvalidArgument, "invalid pull policy \"" + policy +
+                                           "\" (supported: missing, always, newer, never)");
+  }
+  auto local = image::lookup_image(layers, opts.image);
+  if (!local && local.error().code() != Errc::NotFound) {
+    return fail(std::move(local).error());
+  }
+  if (policy == "never" || (policy == "missing" && local)) {
+    if (!local) {
+      return fail(Errc::NotFound, opts.image +
+                                      ": image not known (--pull never: pull it with `berth "
+                                      "pull`, or load it with `berth load`)");
+    }
+    return local;
+  }
+  copy::PullOptions po;
+  po.progress = progress;
+  auto pulled = copy::pull(eng, opts.image, po);
+  if (!pulled) {
+    if (policy == "newer" && local) {
+      return local;
+    }
+    return fail(std::move(pulled).error().wrap("pull " + opts.image));
+  }
+  if (pulled->empty()) {
+    return fail(Errc::NotFound, opts.image + ": the pull brought no image");
+  }
+  // The store changed under this handle: look the image up by the id pulled.
+  return image::lookup_image(layers, pulled->front().id);
+}
+
+}  // namespace
+
+Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replace,
+                            const PullProgress& progress) {
   CreateResult res;
+  BERTH_TRY(auto policy, parse_restart_policy(opts.restart_policy));
+  if (opts.remove && policy.name != "no") {
+    return fail(Errc::InvalidArgument,
+                "the --rm option conflicts with --restart, when the restart policy is not \"\" "
+                "or \"no\"");
+  }
   BERTH_TRY(auto db, open_db(eng, false));
   if (!opts.name.empty()) {
     BERTH_TRY(bool taken, db->name_taken(opts.name));
@@ -371,13 +509,8 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
                                            "passthrough)");
   }
   BERTH_TRY(auto layers, open_layers(eng));
-  auto img = image::lookup_image(*layers, opts.image);
+  auto img = image_for(eng, *layers, opts, progress);
   if (!img) {
-    if (img.error().code() == Errc::NotFound) {
-      return fail(Errc::NotFound, opts.image +
-                                      ": image not known (pulling is not supported yet: load "
-                                      "it with `berth load` or `berth import`)");
-    }
     return fail(std::move(img).error());
   }
   spec::ImageConfig icfg;
@@ -464,9 +597,24 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
     }
     so.init_path = opts.init_path;
   }
+  undo.rec = &rec;
+  undo.opts = &opts;
   BERTH_TRYV(net_prepare(eng, rec, opts, so, res.warnings));
   BERTH_TRYV(mounts_prepare(eng, rec, opts, so, res.warnings));
   BERTH_TRYV(resources_prepare(eng, rec, opts, so, res.warnings));
+  // containers.conf default_sysctls (Podman's: net.ipv4.ping_group_range=0 0, so ping works
+  // without NET_RAW) unless the user set the key; net.* not with the host's network.
+  for (const auto& kv : eng.config().containers.containers.default_sysctls) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos) {
+      continue;
+    }
+    const std::string key = kv.substr(0, eq);
+    if (key.rfind("net.", 0) == 0 && so.network.kind == spec::NamespaceMode::Kind::Host) {
+      continue;
+    }
+    so.sysctls.emplace(key, kv.substr(eq + 1));
+  }
   auto spec_json = spec::build_spec(icfg, so);
   if (!spec_json) {
     return fail(std::move(spec_json).error().wrap("container " + rec.name));
@@ -484,6 +632,7 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
   rec.options = opts;
   BERTH_TRYV(db->insert(rec));
   undo.recorded = true;
+  emit_event(eng, rec, "create");
   BERTH_TRYV(init_container(eng, rec));
   undo.done = true;
   res.id = rec.id;
@@ -491,6 +640,12 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
 }
 
 namespace {
+
+// <run dir>/stopped: the user stopped the container; its restart policy does not bring it back
+// until it is started again.
+std::string stopped_marker(engine::Engine& eng, const ContainerRecord& rec) {
+  return run_dir(eng.runroot(), rec.id) + "/stopped";
+}
 
 Result<void> start_locked(engine::Engine& eng, ContainerDb& db, ContainerRecord& rec) {
   ContainerState st = read_state(eng.runroot(), rec);
@@ -502,6 +657,8 @@ Result<void> start_locked(engine::Engine& eng, ContainerDb& db, ContainerRecord&
     st = read_state(eng.runroot(), rec);
   }
   BERTH_TRY(auto rt, make_runtime(eng, st.runtime.empty() ? "native" : st.runtime));
+  // A start clears a stop by the user: the restart policy applies again.
+  ::unlink(stopped_marker(eng, rec).c_str());
   auto r = rt->start(rec.id);
   if (!r) {
     return fail(std::move(r).error().wrap("start container " + rec.name));
@@ -509,9 +666,17 @@ Result<void> start_locked(engine::Engine& eng, ContainerDb& db, ContainerRecord&
   st.status = Status::Running;
   st.started_at = now_nanos();
   BERTH_TRYV(write_state(eng.runroot(), rec.id, st));
+  // Tell the monitor: its periodic commands (health checks) count from the start.
+  UniqueFd ctl(
+      ::open((run_dir(eng.runroot(), rec.id) + "/ctl").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  if (ctl) {
+    (void)util::write_all(ctl.get(), std::string_view("3\n"), "ctl");
+  }
   rec.started_at = st.started_at;
   rec.ever_started = true;
-  return db.update(rec);
+  BERTH_TRYV(db.update(rec));
+  emit_event(eng, rec, "start");
+  return {};
 }
 
 }  // namespace
@@ -524,8 +689,24 @@ Result<void> start(engine::Engine& eng, const std::string& name_or_id) {
   return start_locked(eng, *db, rec);
 }
 
+Result<void> init(engine::Engine& eng, const std::string& name_or_id) {
+  BERTH_TRY(auto db, open_db(eng, false));
+  BERTH_TRY(auto rec0, db->lookup(name_or_id));
+  BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), rec0.id));
+  BERTH_TRY(auto rec, db->lookup(rec0.id));
+  ContainerState st = read_state(eng.runroot(), rec);
+  if (st.status == Status::Created && st.pid > 0) {
+    return {};
+  }
+  if (st.status != Status::Exited && st.status != Status::Configured) {
+    return fail(Errc::Conflict, "container " + rec.id.substr(0, 12) + " is " +
+                                    status_name(st.status) + ": container state improper");
+  }
+  return init_container(eng, rec);
+}
+
 Result<int> run(engine::Engine& eng, RunOptions opts) {
-  BERTH_TRY(auto created, create(eng, opts.create, opts.replace));
+  BERTH_TRY(auto created, create(eng, opts.create, opts.replace, opts.pull_progress));
   if (!opts.cidfile.empty()) {
     BERTH_TRYV(util::write_file_atomic(opts.cidfile, created.id));
   }
@@ -547,6 +728,16 @@ Result<int> run(engine::Engine& eng, RunOptions opts) {
   ao.detach_keys = opts.create.detach_keys;
   ao.on_attached = [&]() { return start(eng, created.id); };
   BERTH_TRY(auto ar, attach(eng, created.id, ao));
+  if (!ar.detached && opts.create.remove) {
+    // --rm: removed before run returns, as Podman; done here rather than waiting for the
+    // monitor's cleanup process (a second berth start-up). Whichever comes first removes it.
+    RemoveOptions ro;
+    ro.volumes = true;  // --rm takes the anonymous volumes along, as Podman
+    auto r = remove(eng, created.id, ro);
+    if (!r && r.error().code() != Errc::NotFound) {
+      return fail(std::move(r).error());
+    }
+  }
   return ar.detached ? 0 : ar.exit_code;
 }
 
@@ -562,6 +753,7 @@ Result<void> kill(engine::Engine& eng, const std::string& name_or_id, int signal
   if (::kill(st.pid, signal) != 0) {
     return fail_errno("kill container " + rec.name + " (pid", std::to_string(st.pid) + ")");
   }
+  emit_event(eng, rec, "kill");
   return {};
 }
 
@@ -569,6 +761,12 @@ Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
                   std::optional<uint32_t> timeout) {
   BERTH_TRY(auto db, open_db(eng, true));
   BERTH_TRY(auto rec, db->lookup(name_or_id));
+  // Under the lock, so that a policy restart in progress finishes first (and is then stopped)
+  // or sees the mark. The monitor writes the exit file without the lock: waiting here is safe.
+  BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), rec.id));
+  // Marked first: the exit this causes (or a restart waiting in its back-off) is not restarted.
+  (void)util::make_dirs(run_dir(eng.runroot(), rec.id), 0700);
+  (void)util::write_file_atomic(stopped_marker(eng, rec), "");
   ContainerState st = read_state(eng.runroot(), rec);
   if (st.status != Status::Running && st.status != Status::Paused && st.status != Status::Created) {
     return {};
@@ -584,6 +782,7 @@ Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
       return fail_errno("kill container " + rec.name + " (pid", std::to_string(st.pid) + ")");
     }
     if (wait_exited(eng.runroot(), rec, static_cast<int>(t) * 1000)) {
+      emit_event(eng, rec, "stop");
       return {};
     }
   }
@@ -593,6 +792,7 @@ Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
   if (!wait_exited(eng.runroot(), rec, 30000)) {
     return fail(Errc::Timeout, "container " + rec.name + " did not exit 30 s after SIGKILL");
   }
+  emit_event(eng, rec, "stop");
   return {};
 }
 
@@ -606,7 +806,9 @@ Result<void> restart(engine::Engine& eng, const std::string& name_or_id,
   BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), rec.id));
   BERTH_TRY(auto fresh, db->lookup(rec.id));
   fresh.restart_count++;
-  return start_locked(eng, *db, fresh);
+  BERTH_TRYV(start_locked(eng, *db, fresh));
+  emit_event(eng, fresh, "restart");
+  return {};
 }
 
 namespace {
@@ -618,6 +820,11 @@ Result<void> cleanup_locked(engine::Engine& eng, ContainerDb& db, ContainerRecor
     (void)(*rt)->remove(rec.id, true);
   }
   BERTH_TRYV(net_after_exit(eng, rec));
+  const bool new_exit = st.status == Status::Exited &&
+                        (rec.finished_at != st.finished_at || rec.exit_code != st.exit_code);
+  if (new_exit) {
+    emit_event(eng, rec, "died", st.exit_code);
+  }
   if (st.mounted) {
     BERTH_TRY(auto* driver, eng.storage());
     auto um = driver->unmount(rec.layer_id);
@@ -627,9 +834,9 @@ Result<void> cleanup_locked(engine::Engine& eng, ContainerDb& db, ContainerRecor
     ContainerState after = st;
     after.mounted = false;
     BERTH_TRYV(write_state(eng.runroot(), rec.id, after));
+    emit_event(eng, rec, "cleanup");
   }
-  if (st.status == Status::Exited &&
-      (rec.finished_at != st.finished_at || rec.exit_code != st.exit_code)) {
+  if (new_exit) {
     rec.finished_at = st.finished_at;
     rec.exit_code = st.exit_code;
     rec.ever_started = true;
@@ -680,6 +887,7 @@ Result<void> remove_locked(engine::Engine& eng, ContainerDb& db, ContainerRecord
   BERTH_TRYV(util::remove_tree(run_dir(eng.runroot(), rec.id)));
   BERTH_TRYV(db.remove(rec.id));
   ::unlink((eng.runroot() + "/locks/container-" + rec.id + ".lock").c_str());
+  emit_event(eng, rec, "remove");
   return {};
 }
 
@@ -699,25 +907,138 @@ Result<void> remove(engine::Engine& eng, const std::string& name_or_id, const Re
   return remove_locked(eng, *db, **rec, o);
 }
 
-Result<void> cleanup(engine::Engine& eng, const std::string& name_or_id, bool rm) {
-  BERTH_TRY(auto db, open_db(eng, false));
-  auto rec0 = db->lookup(name_or_id);
-  if (!rec0) {
-    return rec0.error().code() == Errc::NotFound ? Result<void>() : fail(rec0.error());
+namespace {
+
+// Back-off before a policy restart: 100 ms, doubling with each quick consecutive restart, capped
+// at 10 s; a run of 10 s or more starts the series over.
+int64_t restart_delay_ms(engine::Engine& eng, const ContainerRecord& rec,
+                         const ContainerState& st) {
+  constexpr int64_t kBase = 100;
+  constexpr int64_t kCap = 10000;
+  constexpr int64_t kLongRun = int64_t{10} * 1000000000;
+  const std::string path = run_dir(eng.runroot(), rec.id) + "/restart-streak";
+  int streak = 0;
+  if (auto t = util::read_file(path); t) {
+    streak = std::atoi(t->c_str());
   }
-  BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), rec0->id));
-  BERTH_TRY(auto rec, db->by_id(rec0->id));
+  if (st.finished_at - st.started_at >= kLongRun) {
+    streak = 0;
+  }
+  (void)util::write_file_atomic(path, std::to_string(streak + 1));
+  int64_t d = kBase << std::min(streak, 10);
+  return std::min(d, kCap);
+}
+
+bool wants_restart(const RestartPolicy& p, const ContainerRecord& rec, const ContainerState& st) {
+  if (p.name == "always" || p.name == "unless-stopped") {
+    return true;
+  }
+  if (p.name == "on-failure") {
+    return st.exit_code != 0 && (p.max_retries == 0 || rec.restart_count < p.max_retries);
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<void> cleanup(engine::Engine& eng, const std::string& name_or_id, bool rm) {
+  int64_t delay_ms = 0;
+  std::string id;
+  {
+    BERTH_TRY(auto db, open_db(eng, false));
+    auto rec0 = db->lookup(name_or_id);
+    if (!rec0) {
+      return rec0.error().code() == Errc::NotFound ? Result<void>() : fail(rec0.error());
+    }
+    BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), rec0->id));
+    BERTH_TRY(auto rec, db->by_id(rec0->id));
+    if (!rec) {
+      return {};
+    }
+    ContainerState st = read_state(eng.runroot(), *rec);
+    if (st.status != Status::Exited) {
+      return {};
+    }
+    if (rm) {
+      RemoveOptions ro;
+      ro.volumes = true;  // --rm takes the anonymous volumes along, as Podman
+      return remove_locked(eng, *db, *rec, ro);
+    }
+    BERTH_TRYV(cleanup_locked(eng, *db, *rec, st));
+    auto policy = parse_restart_policy(rec->options.restart_policy);
+    if (!policy || !wants_restart(*policy, *rec, st) ||
+        ::access(stopped_marker(eng, *rec).c_str(), F_OK) == 0 || st.exit_code < 0) {
+      return {};
+    }
+    delay_ms = restart_delay_ms(eng, *rec, st);
+    id = rec->id;
+  }
+  // The back-off runs without the lock: `stop`, `rm` and `start` may act meanwhile.
+  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  BERTH_TRY(auto db, open_db(eng, false));
+  BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), id));
+  BERTH_TRY(auto rec, db->by_id(id));
   if (!rec) {
     return {};
   }
   ContainerState st = read_state(eng.runroot(), *rec);
-  if (st.status != Status::Exited) {
+  if (st.status != Status::Exited || ::access(stopped_marker(eng, *rec).c_str(), F_OK) == 0) {
     return {};
   }
-  if (rm) {
-    return remove_locked(eng, *db, *rec, RemoveOptions{});
+  rec->restart_count++;
+  BERTH_TRYV(start_locked(eng, *db, *rec));
+  emit_event(eng, *rec, "restart");
+  return {};
+}
+
+Result<std::vector<std::string>> remove_with_dependents(engine::Engine& eng,
+                                                        const std::string& name_or_id,
+                                                        const RemoveOptions& o) {
+  std::vector<ContainerRecord> all;
+  ContainerRecord target;
+  {
+    BERTH_TRY(auto db, open_db(eng, true));
+    BERTH_TRY(target, db->lookup(name_or_id));
+    BERTH_TRY(all, db->all());
   }
-  return cleanup_locked(eng, *db, *rec, st);
+  // Depth first: a container's dependents go before it (--network container:X,
+  // --volumes-from X[:ro|rw], naming X by name or id).
+  auto depends_on = [](const ContainerRecord& c, const ContainerRecord& on) {
+    auto names = [&](const std::string& ref) {
+      return ref == on.name || ref == on.id || (ref.size() >= 3 && on.id.rfind(ref, 0) == 0);
+    };
+    if (c.options.network.rfind("container:", 0) == 0 && names(c.options.network.substr(10))) {
+      return true;
+    }
+    for (const auto& vf : c.options.storage.volumes_from) {
+      if (names(vf.substr(0, vf.find(':')))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::vector<std::string> order;
+  std::function<void(const ContainerRecord&)> visit = [&](const ContainerRecord& r) {
+    if (std::find(order.begin(), order.end(), r.id) != order.end()) {
+      return;
+    }
+    for (const auto& c : all) {
+      if (c.id != r.id && depends_on(c, r)) {
+        visit(c);
+      }
+    }
+    order.push_back(r.id);
+  };
+  visit(target);
+  std::vector<std::string> removed;
+  for (const auto& id : order) {
+    auto r = remove(eng, id, o);
+    if (!r && r.error().code() != Errc::NotFound) {
+      return fail(std::move(r).error().wrap("remove the dependents of " + target.name));
+    }
+    removed.push_back(id);
+  }
+  return removed;
 }
 
 Result<int> wait(engine::Engine& eng, const std::string& name_or_id,
@@ -801,7 +1122,9 @@ Result<void> rename(engine::Engine& eng, const std::string& name_or_id,
   }
   rec.name = new_name;
   rec.options.name = new_name;
-  return db->update(rec);
+  BERTH_TRYV(db->update(rec));
+  emit_event(eng, rec, "rename");
+  return {};
 }
 
 Result<std::vector<ContainerRecord>> records(engine::Engine& eng) {

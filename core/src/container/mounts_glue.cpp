@@ -1,19 +1,59 @@
-// A container's storage flags: -v, --mount, --tmpfs, --volumes-from.
+// A container's storage flags: -v, --mount, --tmpfs, --volumes-from, --read-only-tmpfs, and
+// the anonymous volumes of the image's VOLUME list.
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <set>
+
 #include "berth/container/mount_options.hpp"
 #include "berth/engine/engine.hpp"
+#include "berth/events/events.hpp"
+#include "berth/image/image_service.hpp"
+#include "berth/util/fs.hpp"
+#include "berth/util/log.hpp"
+#include "berth/volume/volume.hpp"
 #include "features.hpp"
+#include "internal.hpp"
 
 namespace berth::container {
 
 using nlohmann::json;
+
+void to_json(json& j, const MountPoint& m) {
+  j = json{{"type", m.type},       {"name", m.name},
+           {"source", m.source},   {"destination", m.destination},
+           {"driver", m.driver},   {"mode", m.mode},
+           {"rw", m.rw},           {"propagation", m.propagation},
+           {"options", m.options}, {"anonymous", m.anonymous}};
+}
+
+void from_json(const json& j, MountPoint& m) {
+  m.type = j.value("type", "");
+  m.name = j.value("name", "");
+  m.source = j.value("source", "");
+  m.destination = j.value("destination", "");
+  m.driver = j.value("driver", "");
+  m.mode = j.value("mode", "");
+  m.rw = j.value("rw", true);
+  m.propagation = j.value("propagation", "");
+  m.options = j.value("options", std::vector<std::string>{});
+  m.anonymous = j.value("anonymous", false);
+}
 
 void to_json(json& j, const MountOptions& o) {
   j = json{{"volumes", o.volumes},
            {"mounts", o.mounts},
            {"tmpfs", o.tmpfs},
            {"volumes_from", o.volumes_from},
+           {"read_only_tmpfs", o.read_only_tmpfs},
            {"named_volumes", o.named_volumes},
-           {"anonymous_volumes", o.anonymous_volumes}};
+           {"anonymous_volumes", o.anonymous_volumes},
+           {"image_mounts", o.image_mounts},
+           {"mount_points", o.mount_points}};
 }
 
 void from_json(const json& j, MountOptions& o) {
@@ -22,32 +62,725 @@ void from_json(const json& j, MountOptions& o) {
   o.mounts = j.value("mounts", d.mounts);
   o.tmpfs = j.value("tmpfs", d.tmpfs);
   o.volumes_from = j.value("volumes_from", d.volumes_from);
+  o.read_only_tmpfs = j.value("read_only_tmpfs", true);
   o.named_volumes = j.value("named_volumes", d.named_volumes);
   o.anonymous_volumes = j.value("anonymous_volumes", d.anonymous_volumes);
+  o.image_mounts = j.value("image_mounts", d.image_mounts);
+  o.mount_points = j.value("mount_points", d.mount_points);
 }
 
-namespace detail {
+namespace {
 
-Result<void> mounts_prepare(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
-                            CreateOptions& opts, spec::SpecOptions& /*so*/,
-                            std::vector<std::string>& /*warnings*/) {
-  const auto& m = opts.storage;
-  if (!m.volumes.empty() || !m.mounts.empty() || !m.tmpfs.empty() || !m.volumes_from.empty()) {
-    return fail(Errc::NotSupported, "volumes and mounts are not supported yet");
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    auto p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
+    if (p == std::string::npos) {
+      return out;
+    }
+    start = p + 1;
+  }
+}
+
+bool is_propagation(const std::string& o) {
+  static const std::set<std::string> k = {"shared",  "rshared",  "slave",      "rslave",
+                                          "private", "rprivate", "unbindable", "runbindable"};
+  return k.count(o) != 0;
+}
+
+bool is_flag(const std::string& o) {
+  static const std::set<std::string> k = {"nosuid", "suid", "nodev", "dev", "noexec", "exec"};
+  return k.count(o) != 0;
+}
+
+std::string clean_dest(std::string d) {
+  while (d.size() > 1 && d.back() == '/') {
+    d.pop_back();
+  }
+  return d;
+}
+
+Result<void> check_dest(const std::string& what, const std::string& d) {
+  if (d.empty() || d.front() != '/') {
+    return fail(Errc::InvalidArgument,
+                what + ": invalid container path \"" + d + "\", must be an absolute path");
   }
   return {};
 }
 
-Result<void> mounts_on_remove(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
-                              bool /*remove_volumes*/) {
+// The options part of -v (and of --tmpfs for tmpfs): ro,rw,z,Z,U,propagation,flags,[r]bind,
+// copy,nocopy.
+Result<void> apply_volume_options(const std::string& what, const std::string& opts,
+                                  MountRequest& r) {
+  bool seen_rw = false;
+  bool seen_prop = false;
+  for (const auto& o : split(opts, ',')) {
+    if (o.empty()) {
+      continue;
+    }
+    if (o == "ro" || o == "rw") {
+      if (seen_rw) {
+        return fail(Errc::InvalidArgument, what + ": cannot set ro or rw options more than once");
+      }
+      seen_rw = true;
+      r.read_only = o == "ro";
+    } else if (o == "z" || o == "Z") {
+      r.relabel = o;
+    } else if (o == "U") {
+      r.chown = true;
+    } else if (is_propagation(o)) {
+      if (seen_prop) {
+        return fail(Errc::InvalidArgument, what + ": cannot set more than one propagation option");
+      }
+      seen_prop = true;
+      r.propagation = o;
+    } else if (is_flag(o)) {
+      r.flags.push_back(o);
+    } else if (o == "bind" || o == "rbind") {
+      r.recursive = o == "rbind";
+    } else if (o == "copy" || o == "nocopy") {
+      r.copy = o == "copy";
+    } else if (r.type == "tmpfs" &&
+               (o.rfind("size=", 0) == 0 || o.rfind("mode=", 0) == 0 ||
+                o.rfind("nr_inodes=", 0) == 0 || o.rfind("uid=", 0) == 0 ||
+                o.rfind("gid=", 0) == 0 || o == "tmpcopyup" || o == "notmpcopyup" ||
+                o == "noatime" || o == "strictatime" || o == "relatime")) {
+      if (o != "tmpcopyup" && o != "notmpcopyup") {
+        r.tmpfs_options.push_back(o);
+      }
+    } else if (o == "O" || o.rfind("idmap", 0) == 0) {
+      return fail(Errc::NotSupported, what + ": option \"" + o + "\" is not supported by berth");
+    } else {
+      return fail(Errc::InvalidArgument, what + ": invalid option \"" + o + "\"");
+    }
+  }
   return {};
 }
 
-void mounts_inspect(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
-                    const ContainerState& /*st*/, json& /*out*/) {}
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
 
-void mounts_ps_row(engine::Engine& /*eng*/, const ContainerRecord& /*rec*/,
-                   const ContainerState& /*st*/, json& /*row*/) {}
+}  // namespace
+
+Result<MountRequest> parse_volume_flag(const std::string& spec) {
+  const std::string what = "-v " + spec;
+  if (spec.empty()) {
+    return fail(Errc::InvalidArgument, "volume specification cannot be empty");
+  }
+  auto parts = split(spec, ':');
+  if (parts.size() > 3) {
+    return fail(Errc::InvalidArgument,
+                what + ": incorrect volume format, should be [host-dir:]ctr-dir[:option]");
+  }
+  MountRequest r;
+  if (parts.size() == 1) {
+    r.type = "volume";
+    r.destination = parts[0];
+  } else {
+    r.source = parts[0];
+    r.destination = parts[1];
+    if (r.source.empty()) {
+      return fail(Errc::InvalidArgument, what + ": host directory cannot be empty");
+    }
+    r.type = r.source.front() == '/' || r.source.front() == '.' ? "bind" : "volume";
+    if (r.type == "volume") {
+      if (auto v = volume::validate_name(r.source); !v) {
+        return fail(Errc::InvalidArgument, what + ": " + v.error().message());
+      }
+    }
+  }
+  if (parts.size() == 3) {
+    BERTH_TRYV(apply_volume_options(what, parts[2], r));
+  }
+  BERTH_TRYV(check_dest(what, r.destination));
+  r.destination = clean_dest(r.destination);
+  return r;
+}
+
+Result<MountRequest> parse_tmpfs_flag(const std::string& spec) {
+  const std::string what = "--tmpfs " + spec;
+  MountRequest r;
+  r.type = "tmpfs";
+  auto colon = spec.find(':');
+  r.destination = spec.substr(0, colon);
+  BERTH_TRYV(check_dest(what, r.destination));
+  r.destination = clean_dest(r.destination);
+  if (colon != std::string::npos) {
+    BERTH_TRYV(apply_volume_options(what, spec.substr(colon + 1), r));
+  }
+  return r;
+}
+
+Result<MountRequest> parse_mount_flag(const std::string& spec) {
+  const std::string what = "--mount " + spec;
+  MountRequest r;
+  bool have_type = false;
+  bool rw_given = false;
+  for (const auto& kv : split(spec, ',')) {
+    if (kv.empty()) {
+      continue;
+    }
+    auto eq = kv.find('=');
+    std::string key = lower(kv.substr(0, eq));
+    std::string val = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    bool has_val = eq != std::string::npos;
+    auto boolean = [&](bool& out) -> Result<void> {
+      if (!has_val || val == "true" || val == "1") {
+        out = true;
+      } else if (val == "false" || val == "0") {
+        out = false;
+      } else {
+        return fail(Errc::InvalidArgument, what + ": invalid value for " + key + ": " + val);
+      }
+      return {};
+    };
+    if (key == "type") {
+      if (val != "bind" && val != "volume" && val != "tmpfs" && val != "image") {
+        return fail(Errc::InvalidArgument, what + ": invalid mount type \"" + val +
+                                               "\" (berth supports bind, volume, tmpfs and image)");
+      }
+      r.type = val;
+      have_type = true;
+    } else if (key == "src" || key == "source") {
+      r.source = val;
+    } else if (key == "dst" || key == "destination" || key == "target") {
+      r.destination = val;
+    } else if (key == "ro" || key == "readonly") {
+      BERTH_TRYV(boolean(r.read_only));
+      rw_given = true;
+    } else if (key == "rw") {
+      bool rw = true;
+      BERTH_TRYV(boolean(rw));
+      r.read_only = !rw;
+      rw_given = true;
+    } else if (key == "bind-propagation") {
+      if (!is_propagation(val)) {
+        return fail(Errc::InvalidArgument, what + ": invalid bind-propagation \"" + val + "\"");
+      }
+      r.propagation = val;
+    } else if (key == "bind-nonrecursive") {
+      bool nr = false;
+      BERTH_TRYV(boolean(nr));
+      r.recursive = !nr;
+    } else if (key == "relabel") {
+      if (val != "shared" && val != "private") {
+        return fail(Errc::InvalidArgument, what + ": relabel must be shared or private");
+      }
+      r.relabel = val == "shared" ? "z" : "Z";
+    } else if (key == "z" || key == "Z") {
+      r.relabel = key;
+    } else if (key == "u" || key == "chown") {
+      BERTH_TRYV(boolean(r.chown));
+    } else if (key == "tmpfs-size") {
+      r.tmpfs_options.push_back("size=" + val);
+    } else if (key == "tmpfs-mode") {
+      r.tmpfs_options.push_back("mode=" + val);
+    } else if (key == "tmpcopyup" || key == "notmpcopyup") {
+      // Accepted as Podman does; the image's content is not copied into the tmpfs.
+    } else if (key == "volume-opt") {
+      r.volume_options.push_back(val);
+    } else if (key == "volume-nocopy" || key == "nocopy") {
+      bool nocopy = true;
+      BERTH_TRYV(boolean(nocopy));
+      r.copy = !nocopy;
+    } else if (key == "consistency" || key == "volume-label") {
+      // Docker compatibility: ignored.
+    } else if (is_flag(key)) {
+      r.flags.push_back(key);
+    } else {
+      return fail(Errc::InvalidArgument, what + ": unknown mount option \"" + key + "\"");
+    }
+  }
+  if (!have_type) {
+    return fail(Errc::InvalidArgument,
+                what + ": type must be given (type=bind|volume|tmpfs|image)");
+  }
+  if (r.type == "tmpfs" && !r.source.empty()) {
+    return fail(Errc::InvalidArgument, what + ": a tmpfs mount takes no source");
+  }
+  if ((r.type == "bind" || r.type == "image") && r.source.empty()) {
+    return fail(Errc::InvalidArgument, what + ": a " + r.type + " mount needs src=");
+  }
+  if (r.type == "volume" && !r.source.empty()) {
+    if (auto v = volume::validate_name(r.source); !v) {
+      return fail(Errc::InvalidArgument, what + ": " + v.error().message());
+    }
+  }
+  if (r.type == "image" && !rw_given) {
+    r.read_only = true;  // Podman mounts an image read-only unless rw=true is given
+  }
+  if (r.destination.empty()) {
+    return fail(Errc::InvalidArgument, what + ": the mount needs a target (dst=)");
+  }
+  BERTH_TRYV(check_dest(what, r.destination));
+  r.destination = clean_dest(r.destination);
+  return r;
+}
+
+namespace detail {
+namespace {
+
+volume::RemoveOptions force_remove() {
+  volume::RemoveOptions o;
+  o.force = true;
+  return o;
+}
+
+// What mounts_prepare made, undone when a later step fails.
+struct PrepareUndo {
+  volume::VolumeStore* vs = nullptr;
+  store::Store* images = nullptr;
+  std::vector<std::string> acquired;
+  std::vector<std::string> created;
+  std::vector<std::string> images_mounted;
+  bool done = false;
+  ~PrepareUndo() {
+    if (done) {
+      return;
+    }
+    for (const auto& v : acquired) {
+      (void)vs->release(v);
+    }
+    for (const auto& v : created) {
+      (void)vs->remove(v, force_remove());
+    }
+    for (const auto& i : images_mounted) {
+      (void)image::unmount_image(*images, i);
+    }
+  }
+};
+
+Result<void> chown_tree(const std::string& path, uid_t uid, gid_t gid) {
+  static thread_local uid_t t_uid;
+  static thread_local gid_t t_gid;
+  static thread_local int t_errno;
+  static thread_local std::string* t_failed;
+  std::string failed;
+  t_uid = uid;
+  t_gid = gid;
+  t_errno = 0;
+  t_failed = &failed;
+  auto cb = [](const char* p, const struct stat*, int, struct FTW*) -> int {
+    if (::lchown(p, t_uid, t_gid) != 0) {
+      t_errno = errno;
+      *t_failed = p;
+      return 1;
+    }
+    return 0;
+  };
+  int rc = ::nftw(path.c_str(), cb, 32, FTW_PHYS | FTW_MOUNT);
+  if (rc != 0) {
+    if (t_errno != 0) {
+      return fail(Error::from_errno("chown (U option)", failed, t_errno));
+    }
+    return fail_errno("walk (U option)", path);
+  }
+  return {};
+}
+
+struct Preparer {
+  engine::Engine& eng;
+  const ContainerRecord& rec;
+  CreateOptions& opts;
+  spec::SpecOptions& so;
+  std::vector<std::string>& warnings;
+  volume::VolumeStore* vs = nullptr;
+  store::Store* images = nullptr;
+  PrepareUndo* undo = nullptr;
+  json image_config = json::object();
+  std::optional<spec::ResolvedUser> user;
+  std::set<std::string> dests;
+
+  Result<spec::ResolvedUser> container_user() {
+    if (!user) {
+      std::string u = opts.user.empty() ? image_config.value("User", "") : opts.user;
+      BERTH_TRY(user, spec::resolve_user(so.rootfs, u));
+    }
+    return *user;
+  }
+
+  std::vector<std::string> bind_options(const MountRequest& r, MountPoint& mp) {
+    std::vector<std::string> o = {r.recursive ? "rbind" : "bind"};
+    o.push_back(r.read_only ? "ro" : "rw");
+    o.insert(o.end(), r.flags.begin(), r.flags.end());
+    mp.propagation = r.propagation.empty() ? "rprivate" : r.propagation;
+    o.push_back(mp.propagation);
+    return o;
+  }
+
+  Result<void> add(const MountRequest& r, const std::string& what) {
+    if (!dests.insert(r.destination).second) {
+      return fail(Errc::InvalidArgument,
+                  what + ": " + r.destination + ": duplicate mount destination");
+    }
+    MountPoint mp;
+    mp.type = r.type;
+    mp.destination = r.destination;
+    mp.mode = r.relabel;
+    mp.rw = !r.read_only;
+    spec::BindMount bm;
+    bm.destination = r.destination;
+    if (r.type == "tmpfs") {
+      bm.type = "tmpfs";
+      bm.source = "tmpfs";
+      std::vector<std::string> o = {r.read_only ? "ro" : "rw"};
+      std::vector<std::string> flags = r.flags;
+      for (const char* def : {"noexec", "nosuid", "nodev"}) {
+        std::string opposite = std::string(def).substr(2);
+        if (std::find(flags.begin(), flags.end(), opposite) == flags.end() &&
+            std::find(flags.begin(), flags.end(), def) == flags.end()) {
+          flags.push_back(def);
+        }
+      }
+      o.insert(o.end(), flags.begin(), flags.end());
+      o.insert(o.end(), r.tmpfs_options.begin(), r.tmpfs_options.end());
+      bm.options = o;
+      mp.source = "tmpfs";
+      mp.options = o;
+    } else if (r.type == "bind") {
+      std::error_code ec;
+      std::string src = std::filesystem::absolute(r.source, ec).lexically_normal().string();
+      if (src.size() > 1 && src.back() == '/') {
+        src.pop_back();
+      }
+      struct stat st {};
+      if (::stat(src.c_str(), &st) != 0) {
+        return fail(Error::from_errno(what + ": statfs", src, errno)
+                        .hint("create the host directory first, or use a named volume"));
+      }
+      if (r.chown) {
+        BERTH_TRY(auto u, container_user());
+        BERTH_TRYV(chown_tree(src, u.uid, u.gid));
+      }
+      bm.source = src;
+      bm.options = bind_options(r, mp);
+      mp.source = src;
+      mp.options = bm.options;
+    } else if (r.type == "volume") {
+      std::string name = r.source;
+      if (name.empty()) {
+        volume::CreateOptions co;
+        co.anonymous = true;
+        for (const auto& kv : r.volume_options) {
+          auto eq = kv.find('=');
+          co.options[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        }
+        BERTH_TRY(auto v, vs->create(co));
+        name = v.name;
+        undo->created.push_back(name);
+        opts.storage.anonymous_volumes.push_back(name);
+        mp.anonymous = true;
+      } else {
+        BERTH_TRY(bool exists, vs->exists(name));
+        if (!exists) {
+          volume::CreateOptions co;
+          co.name = name;
+          for (const auto& kv : r.volume_options) {
+            auto eq = kv.find('=');
+            co.options[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+          }
+          co.ignore_existing = true;  // another process may create it at the same time
+          BERTH_TRYV(vs->create(co));
+        }
+      }
+      BERTH_TRY(std::string host, vs->acquire(name));
+      undo->acquired.push_back(name);
+      opts.storage.named_volumes.push_back(name);
+      BERTH_TRY(auto u, container_user());
+      // Podman's order: a new volume belongs to the container's user, then takes the owner and
+      // mode of the image's directory when there is one.
+      if (u.uid != 0 || u.gid != 0) {
+        BERTH_TRYV(vs->chown_for_container(name, u.uid, u.gid));
+      }
+      if (r.copy.value_or(true)) {
+        auto cu = vs->copy_up(name, so.rootfs, r.destination);
+        if (!cu) {
+          return fail(std::move(cu).error().wrap(what));
+        }
+      }
+      if (r.chown) {
+        BERTH_TRYV(chown_tree(host, u.uid, u.gid));
+      }
+      bm.source = host;
+      bm.options = bind_options(r, mp);
+      mp.name = name;
+      mp.source = host;
+      mp.driver = "local";
+      mp.options = bm.options;
+    } else if (r.type == "image") {
+      auto img = image::lookup_image(*images, r.source);
+      if (!img) {
+        return fail(std::move(img).error().wrap(what));
+      }
+      BERTH_TRY(std::string path, image::mount_image(*images, img->id));
+      undo->images_mounted.push_back(img->id);
+      opts.storage.image_mounts.push_back(img->id);
+      bm.source = path;
+      bm.options = bind_options(r, mp);
+      mp.name = img->id;
+      mp.source = path;
+      mp.options = bm.options;
+    }
+    so.mounts.push_back(bm);
+    opts.storage.mount_points.push_back(mp);
+    return {};
+  }
+
+  Result<void> volumes_from(const std::string& spec) {
+    auto colon = spec.find(':');
+    std::string name = spec.substr(0, colon);
+    std::string mode = colon == std::string::npos ? "" : spec.substr(colon + 1);
+    if (!mode.empty() && mode != "ro" && mode != "rw" && mode != "z") {
+      return fail(Errc::InvalidArgument,
+                  "--volumes-from " + spec + ": invalid option \"" + mode + "\" (ro or rw)");
+    }
+    BERTH_TRY(auto db, open_db(eng, true));
+    auto other = db->lookup(name);
+    if (!other) {
+      return fail(std::move(other).error().wrap("--volumes-from " + spec));
+    }
+    for (auto mp : other->options.storage.mount_points) {
+      if (mp.type != "bind" && mp.type != "volume") {
+        continue;
+      }
+      if (dests.count(mp.destination) != 0) {
+        continue;  // the user's own mount wins
+      }
+      dests.insert(mp.destination);
+      if (mode == "ro" || mode == "rw") {
+        mp.rw = mode == "rw";
+        std::replace_if(
+            mp.options.begin(), mp.options.end(),
+            [](const std::string& o) { return o == "ro" || o == "rw"; }, mode);
+      }
+      if (mp.type == "volume") {
+        BERTH_TRY(mp.source, vs->acquire(mp.name));
+        undo->acquired.push_back(mp.name);
+        opts.storage.named_volumes.push_back(mp.name);
+      }
+      mp.anonymous = false;  // it belongs to the other container
+      so.mounts.push_back(spec::BindMount{mp.source, mp.destination, mp.options});
+      opts.storage.mount_points.push_back(mp);
+    }
+    return {};
+  }
+};
+
+bool wants_anything(const CreateOptions& opts, const json& image_config) {
+  const auto& m = opts.storage;
+  return !m.volumes.empty() || !m.mounts.empty() || !m.tmpfs.empty() || !m.volumes_from.empty() ||
+         (opts.read_only && m.read_only_tmpfs) ||
+         (image_config.contains("Volumes") && image_config["Volumes"].is_object() &&
+          !image_config["Volumes"].empty());
+}
+
+}  // namespace
+
+Result<void> mounts_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
+                            spec::SpecOptions& so, std::vector<std::string>& warnings) {
+  opts.storage.named_volumes.clear();
+  opts.storage.anonymous_volumes.clear();
+  opts.storage.image_mounts.clear();
+  opts.storage.mount_points.clear();
+  BERTH_TRY(auto images, open_layers(eng));
+  json image_config = json::object();
+  {
+    BERTH_TRY(auto img, images->image(rec.image_id));
+    if (img) {
+      try {
+        image_config = json::parse(img->config).value("config", json::object());
+        if (!image_config.is_object()) {
+          image_config = json::object();
+        }
+      } catch (const json::exception& e) {
+        return fail(Errc::Corrupt, "image " + rec.image_id + ": config: " + e.what());
+      }
+    }
+  }
+  if (!wants_anything(opts, image_config)) {
+    return {};
+  }
+  auto log = events::EventLog::from_config(eng.config());
+  BERTH_TRY(auto vs, volume::VolumeStore::open(eng.config(), &log));
+  PrepareUndo undo;
+  undo.vs = vs.get();
+  undo.images = images.get();
+  Preparer p{eng, rec, opts, so, warnings, vs.get(), images.get(), &undo, image_config, {}, {}};
+
+  for (const auto& v : opts.storage.volumes) {
+    BERTH_TRY(auto r, parse_volume_flag(v));
+    BERTH_TRYV(p.add(r, "-v " + v));
+  }
+  for (const auto& m : opts.storage.mounts) {
+    BERTH_TRY(auto r, parse_mount_flag(m));
+    BERTH_TRYV(p.add(r, "--mount " + m));
+  }
+  for (const auto& t : opts.storage.tmpfs) {
+    BERTH_TRY(auto r, parse_tmpfs_flag(t));
+    BERTH_TRYV(p.add(r, "--tmpfs " + t));
+  }
+  for (const auto& f : opts.storage.volumes_from) {
+    BERTH_TRYV(p.volumes_from(f));
+  }
+  // The image's VOLUME list: an anonymous volume each, unless the user mounted something there.
+  if (image_config.contains("Volumes") && image_config["Volumes"].is_object()) {
+    for (const auto& [dest, _] : image_config["Volumes"].items()) {
+      if (dest.empty() || dest.front() != '/' || p.dests.count(clean_dest(dest)) != 0) {
+        continue;
+      }
+      MountRequest r;
+      r.type = "volume";
+      r.destination = clean_dest(dest);
+      BERTH_TRYV(p.add(r, "image volume " + dest));
+    }
+  }
+  // Podman's --read-only-tmpfs (default true): writable tmpfs where programs expect to write.
+  if (opts.read_only && opts.storage.read_only_tmpfs) {
+    for (const char* dest : {"/tmp", "/var/tmp", "/run"}) {
+      if (p.dests.count(dest) != 0) {
+        continue;
+      }
+      MountRequest r;
+      r.type = "tmpfs";
+      r.destination = dest;
+      r.flags = {"nosuid", "nodev", "exec"};
+      r.tmpfs_options = {"mode=1777"};
+      BERTH_TRYV(p.add(r, "--read-only-tmpfs"));
+    }
+  }
+  undo.done = true;
+  return {};
+}
+
+Result<void> mounts_on_remove(engine::Engine& eng, const ContainerRecord& rec,
+                              bool remove_volumes) {
+  const auto& m = rec.options.storage;
+  // `berth container mount` mounts (counted in the run dir) go with the container.
+  {
+    const std::string counter = run_dir(eng.runroot(), rec.id) + "/user-mounts";
+    auto text = util::read_file(counter);
+    if (text) {
+      int n = std::atoi(text->c_str());
+      if (auto d = eng.storage(); d) {
+        for (int i = 0; i < n; ++i) {
+          (void)(*d)->unmount(rec.layer_id);
+        }
+      }
+      ::unlink(counter.c_str());
+    }
+  }
+  if (m.named_volumes.empty() && m.image_mounts.empty()) {
+    return {};
+  }
+  auto log = events::EventLog::from_config(eng.config());
+  BERTH_TRY(auto vs, volume::VolumeStore::open(eng.config(), &log));
+  for (const auto& v : m.named_volumes) {
+    auto r = vs->release(v);
+    if (!r && r.error().code() != Errc::NotFound) {
+      spdlog::warn("container {}: release volume {}: {}", rec.name, v, r.error().message());
+    }
+  }
+  // `rm -v`, and `run --rm` (Podman removes a --rm container's anonymous volumes with it).
+  if (remove_volumes || rec.options.remove) {
+    // Only anonymous volumes no other container uses (one given by --volumes-from stays).
+    BERTH_TRY(auto db, open_db(eng, true));
+    BERTH_TRY(auto all, db->all());
+    for (const auto& v : m.anonymous_volumes) {
+      bool used = false;
+      for (const auto& other : all) {
+        const auto& nv = other.options.storage.named_volumes;
+        used |= other.id != rec.id && std::find(nv.begin(), nv.end(), v) != nv.end();
+      }
+      if (used) {
+        continue;
+      }
+      auto r = vs->remove(v, force_remove());
+      if (!r && r.error().code() != Errc::NotFound) {
+        return fail(std::move(r).error().wrap("remove anonymous volume " + v + " of container " +
+                                              rec.name));
+      }
+    }
+  }
+  if (!m.image_mounts.empty()) {
+    BERTH_TRY(auto images, open_layers(eng));
+    for (const auto& i : m.image_mounts) {
+      (void)image::unmount_image(*images, i);
+    }
+  }
+  return {};
+}
+
+void mounts_inspect(engine::Engine& /*eng*/, const ContainerRecord& rec,
+                    const ContainerState& /*st*/, json& out) {
+  const auto& m = rec.options.storage;
+  json mounts = json::array();
+  json binds = json::array();
+  json tmpfs = json::object();
+  for (const auto& mp : m.mount_points) {
+    json j{{"Type", mp.type},
+           {"Source", mp.source},
+           {"Destination", mp.destination},
+           {"Driver", mp.driver},
+           {"Mode", mp.mode},
+           {"Options", mp.options},
+           {"RW", mp.rw},
+           {"Propagation", mp.propagation}};
+    if (!mp.name.empty()) {
+      j["Name"] = mp.name;
+    }
+    mounts.push_back(std::move(j));
+    if (mp.type == "tmpfs") {
+      std::string o;
+      for (const auto& x : mp.options) {
+        o += (o.empty() ? "" : ",") + x;
+      }
+      tmpfs[mp.destination] = o;
+    } else if (mp.type == "bind" || mp.type == "volume") {
+      std::string o = mp.rw ? "rw" : "ro";
+      if (!mp.mode.empty()) {
+        o += "," + mp.mode;
+      }
+      for (const auto& x : mp.options) {
+        if (x == "ro" || x == "rw") {
+          continue;
+        }
+        o += "," + x;
+      }
+      binds.push_back((mp.type == "volume" ? mp.name : mp.source) + ":" + mp.destination + ":" + o);
+    }
+  }
+  // The network's /etc files stay listed after the user's mounts, as before.
+  if (out.contains("Mounts") && out["Mounts"].is_array()) {
+    std::set<std::string> mine;
+    for (const auto& mp : m.mount_points) {
+      mine.insert(mp.source);
+    }
+    for (const auto& e : out["Mounts"]) {
+      if (mine.count(e.value("Source", "")) == 0) {
+        mounts.push_back(e);
+      }
+    }
+  }
+  out["Mounts"] = std::move(mounts);
+  auto& hc = out["HostConfig"];
+  hc["Binds"] = std::move(binds);
+  hc["Tmpfs"] = std::move(tmpfs);
+  hc["VolumesFrom"] = m.volumes_from;
+  hc["ReadonlyTmpfs"] = m.read_only_tmpfs;
+}
+
+void mounts_ps_row(engine::Engine& /*eng*/, const ContainerRecord& rec,
+                   const ContainerState& /*st*/, json& row) {
+  json dests = json::array();
+  for (const auto& mp : rec.options.storage.mount_points) {
+    dests.push_back(mp.destination);
+  }
+  row["Mounts"] = std::move(dests);
+}
 
 }  // namespace detail
 }  // namespace berth::container

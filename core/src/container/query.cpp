@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "berth/container/log_format.hpp"
+#include "berth/container/resource_ops.hpp"
 #include "berth/container/service.hpp"
 #include "berth/util/fs.hpp"
 #include "features.hpp"
@@ -92,6 +93,12 @@ json row_of(engine::Engine& eng, const ContainerRecord& rec, const ContainerStat
          {"Status", status_string(st, now)}};
   net_ps_row(eng, rec, st, r);
   mounts_ps_row(eng, rec, st, r);
+  if (st.status == Status::Running) {
+    // "Up 5 seconds (healthy)" as Podman, for containers with a health check.
+    if (auto h = health_status(eng.runroot(), rec); !h.empty()) {
+      r["Status"] = r["Status"].get<std::string>() + " (" + h + ")";
+    }
+  }
   if (size) {
     std::string path;
     if (auto d = eng.storage(); d) {
@@ -213,6 +220,12 @@ Result<json> list(engine::Engine& eng, const ListOptions& opts) {
     }
     bool keep = true;
     for (const auto& f : opts.filters) {
+      if (f.rfind("restart-policy=", 0) == 0) {
+        // Of the record, not of the row: `start --all --filter restart-policy=always`.
+        auto p = parse_restart_policy(rec.options.restart_policy);
+        keep = keep && p && p->name == f.substr(15);
+        continue;
+      }
       BERTH_TRY(bool m, filter_matches(row, f, created_of));
       keep = keep && m;
     }
@@ -275,6 +288,7 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
     bnd = proc["capabilities"].value("bounding", std::vector<std::string>{});
   }
   const auto& o = rec.options;
+  const RestartPolicy policy = parse_restart_policy(o.restart_policy).value_or(RestartPolicy{});
   const std::string dir = run_dir(eng.runroot(), rec.id);
   std::string rootfs;
   std::string driver_name = eng.storage_choice() ? eng.storage_choice()->name : "";
@@ -385,8 +399,7 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
           {"Size", o.log_opts.count("max-size") ? o.log_opts.at("max-size") : "0B"}}},
         {"Privileged", o.privileged},
         {"ReadonlyRootfs", o.read_only},
-        {"RestartPolicy",
-         {{"Name", o.restart_policy.empty() ? "no" : o.restart_policy}, {"MaximumRetryCount", 0}}},
+        {"RestartPolicy", {{"Name", policy.name}, {"MaximumRetryCount", policy.max_retries}}},
         {"SecurityOpt", o.no_new_privileges ? json::array({"no-new-privileges"}) : json::array()},
         {"Sysctls", o.sysctls},
         {"Ulimits", o.ulimits},

@@ -1,121 +1,476 @@
-// berth-monitor: conmon's role for one container. Started by the CLI with a config file and the
-// write end of a report pipe; it double-forks away (setsid), becomes a child sub-reaper, creates
-// the container through the runtime (native: in-process clone, so the container is its child; oci:
-// `runc create`, whose init is re-parented here), reports the pid or the error, then holds the
-// container's stdio: logs (k8s-file), the attach socket (SOCK_SEQPACKET, conmon's framing: first
-// byte 2=stdout 3=stderr from the monitor, raw stdin from clients), the control fifo ("1 ROWS COLS"
-// resizes the pty, "2" closes stdin). When the container exits it writes the exit code atomically,
-// tells attached clients (a packet of type 4 carrying the code as text), runs
-// `berth container cleanup`, and exits. Single-threaded, one epoll loop.
+// berth-monitor: conmon's role for one container, the long-lived half. The CLI's child
+// (monitor_setup.cpp) double-forked away, made itself the sub-reaper, bound the attach socket
+// and the control fifo, created the container through the runtime and exec'd this program with
+// the descriptors it holds:
+//
+//   berth-monitor CONFIG PID REPORT_FD DIR_FD ATTACH_FD CTL_FD OUT_FD ERR_FD IN_FD   (-1: none)
+//
+// This program writes the report ({"pid", "monitor_pid"}), then holds the container's stdio: logs
+// (k8s-file, with rotation), the attach socket (SOCK_SEQPACKET, conmon's framing: first byte
+// 2=stdout 3=stderr from the monitor, raw stdin from clients), the control fifo ("1 ROWS COLS"
+// resizes the pty, "2" closes stdin, "3" says the container was started). While the container
+// runs it runs the periodic commands of CONFIG (health checks: fork+exec, one at a time). When the
+// container exits it records an OOM kill (the memory cgroup's oom_kill counter), writes the exit
+// code atomically, tells attached clients (a packet of type 4 carrying the code as text), runs
+// `berth container cleanup`, and exits.
+//
+// Single-threaded, one epoll loop, linked statically against libc only (no JSON library, no
+// logging library, no runtime): it stays resident for the container's life, so it is kept small
+// (about 1 MiB RSS, most of it the binary's pages shared by every monitor).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "berth/container/log_format.hpp"
-#include "berth/plugin/registry.hpp"
-#include "berth/runtime/native_runtime.hpp"
-#include "berth/sdk/unique_fd.hpp"
-#include "berth/util/fs.hpp"
 
 namespace {
 
-using berth::Error;
-using berth::Result;
-using berth::UniqueFd;
-using nlohmann::json;
 namespace bc = berth::container;
 
-constexpr uint8_t kStdin = 1;
 constexpr uint8_t kStdout = 2;
 constexpr uint8_t kStderr = 3;
 constexpr uint8_t kExit = 4;
 
-int64_t now_ns() {
+int64_t now_ns(clockid_t clock = CLOCK_REALTIME) {
   timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(clock, &ts);
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-void report(int fd, const json& j) {
+int64_t mono_ms() {
+  return now_ns(CLOCK_MONOTONIC) / 1000000;
+}
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool read_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  out.clear();
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+// Writes `content` to dir/name through a temporary file and a rename.
+void write_atomic(int dir_fd, const char* name, const std::string& content) {
+  std::string tmp = std::string(".") + name + ".tmp";
+  int fd = ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return;
   }
-  std::string s = j.dump() + "\n";
-  (void)berth::util::write_all(fd, s, "report pipe");
+  bool ok = write_all(fd, content.data(), content.size());
+  ::close(fd);
+  if (ok) {
+    ::renameat(dir_fd, tmp.c_str(), dir_fd, name);
+  } else {
+    ::unlinkat(dir_fd, tmp.c_str(), 0);
+  }
 }
 
-int exit_code_of(const Error& e) {
-  return berth::runtime::exit_code_for(e);
-}
+// ---- the configuration: a JSON object written by the CLI (a minimal reader: objects, arrays,
+// strings with escapes, numbers, booleans, null).
+
+struct Value {
+  enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
+  bool b = false;
+  int64_t num = 0;
+  std::string str;
+  std::vector<Value> items;
+  std::vector<std::pair<std::string, Value>> fields;
+
+  const Value* get(std::string_view key) const {
+    for (const auto& [k, v] : fields) {
+      if (k == key) {
+        return &v;
+      }
+    }
+    return nullptr;
+  }
+  std::string string_or(std::string_view key, std::string def) const {
+    const Value* v = get(key);
+    return v && v->kind == String ? v->str : def;
+  }
+  int64_t number_or(std::string_view key, int64_t def) const {
+    const Value* v = get(key);
+    return v && v->kind == Number ? v->num : def;
+  }
+  bool bool_or(std::string_view key, bool def) const {
+    const Value* v = get(key);
+    return v && v->kind == Bool ? v->b : def;
+  }
+  std::vector<std::string> strings(std::string_view key) const {
+    std::vector<std::string> out;
+    if (const Value* v = get(key); v && v->kind == Array) {
+      for (const auto& i : v->items) {
+        out.push_back(i.str);
+      }
+    }
+    return out;
+  }
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view s) : s_(s) {}
+  bool parse(Value& out) {
+    if (!value(out, 0)) {
+      return false;
+    }
+    ws();
+    return pos_ == s_.size();
+  }
+
+ private:
+  void ws() {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool lit(std::string_view w) {
+    if (s_.substr(pos_, w.size()) != w) {
+      return false;
+    }
+    pos_ += w.size();
+    return true;
+  }
+  static void utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  bool hex4(uint32_t& cp) {
+    if (pos_ + 4 > s_.size()) {
+      return false;
+    }
+    cp = 0;
+    for (int i = 0; i < 4; ++i) {
+      char c = s_[pos_++];
+      cp <<= 4;
+      if (c >= '0' && c <= '9') {
+        cp |= static_cast<uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        cp |= static_cast<uint32_t>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        cp |= static_cast<uint32_t>(c - 'A' + 10);
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+  bool string(std::string& out) {
+    if (pos_ >= s_.size() || s_[pos_] != '"') {
+      return false;
+    }
+    ++pos_;
+    while (pos_ < s_.size()) {
+      char c = s_[pos_++];
+      if (c == '"') {
+        return true;
+      }
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (pos_ >= s_.size()) {
+        return false;
+      }
+      char e = s_[pos_++];
+      switch (e) {
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'u': {
+          uint32_t cp = 0;
+          if (!hex4(cp)) {
+            return false;
+          }
+          if (cp >= 0xD800 && cp < 0xDC00 && lit("\\u")) {
+            uint32_t lo = 0;
+            if (!hex4(lo)) {
+              return false;
+            }
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          utf8(out, cp);
+          break;
+        }
+        default:
+          out += e;
+      }
+    }
+    return false;
+  }
+  bool value(Value& v, int depth) {
+    if (depth > 32) {
+      return false;
+    }
+    ws();
+    if (pos_ >= s_.size()) {
+      return false;
+    }
+    char c = s_[pos_];
+    if (c == '{') {
+      ++pos_;
+      v.kind = Value::Object;
+      ws();
+      if (lit("}")) {
+        return true;
+      }
+      for (;;) {
+        ws();
+        std::string key;
+        if (!string(key)) {
+          return false;
+        }
+        ws();
+        if (!lit(":")) {
+          return false;
+        }
+        Value item;
+        if (!value(item, depth + 1)) {
+          return false;
+        }
+        v.fields.emplace_back(std::move(key), std::move(item));
+        ws();
+        if (lit(",")) {
+          continue;
+        }
+        return lit("}");
+      }
+    }
+    if (c == '[') {
+      ++pos_;
+      v.kind = Value::Array;
+      ws();
+      if (lit("]")) {
+        return true;
+      }
+      for (;;) {
+        Value item;
+        if (!value(item, depth + 1)) {
+          return false;
+        }
+        v.items.push_back(std::move(item));
+        ws();
+        if (lit(",")) {
+          continue;
+        }
+        return lit("]");
+      }
+    }
+    if (c == '"') {
+      v.kind = Value::String;
+      return string(v.str);
+    }
+    if (lit("true")) {
+      v.kind = Value::Bool;
+      v.b = true;
+      return true;
+    }
+    if (lit("false")) {
+      v.kind = Value::Bool;
+      return true;
+    }
+    if (lit("null")) {
+      return true;
+    }
+    v.kind = Value::Number;
+    char* end = nullptr;
+    std::string num(s_.substr(pos_, 32));
+    double d = std::strtod(num.c_str(), &end);
+    if (end == num.c_str()) {
+      return false;
+    }
+    pos_ += static_cast<size_t>(end - num.c_str());
+    v.num = static_cast<int64_t>(d);
+    return true;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+struct Periodic {
+  int64_t interval_ms = 0;
+  int64_t first_after_ms = 0;
+  std::vector<std::string> argv;
+  int64_t due = -1;  // monotonic ms; -1 until the container is started
+};
 
 struct Config {
   std::string id;
-  std::string runtime = "native";
-  std::string runtime_path;
-  std::string run_root;
-  std::string bundle;
-  std::string dir;  // <runroot>/containers/<id>
   std::string log_driver = "k8s-file";
   std::string log_path;
   int64_t log_max_size = -1;
   bool tty = false;
-  bool stdin = false;
   bool stdin_once = false;
-  bool passthrough = false;
   std::vector<std::string> cleanup;
+  std::vector<Periodic> periodic;
 };
 
-Result<Config> load_config(const std::string& path) {
-  BERTH_TRY(std::string text, berth::util::read_file(path));
-  try {
-    json j = json::parse(text);
-    Config c;
-    c.id = j.at("id");
-    c.runtime = j.value("runtime", c.runtime);
-    c.runtime_path = j.value("runtime_path", "");
-    c.run_root = j.at("run_root");
-    c.bundle = j.at("bundle");
-    c.dir = j.at("dir");
-    c.log_driver = j.value("log_driver", c.log_driver);
-    c.log_path = j.value("log_path", "");
-    c.log_max_size = j.value("log_max_size", int64_t{-1});
-    c.tty = j.value("tty", false);
-    c.stdin = j.value("stdin", false);
-    c.stdin_once = j.value("stdin_once", false);
-    c.passthrough = c.log_driver == "passthrough";
-    c.cleanup = j.value("cleanup", std::vector<std::string>{});
-    return c;
-  } catch (const json::exception& e) {
-    return berth::fail(berth::Errc::InvalidArgument, path + ": " + e.what());
+bool load_config(const char* path, Config& c, std::string& err) {
+  std::string text;
+  if (!read_file(path, text)) {
+    err = std::string("read ") + path + ": " + std::strerror(errno);
+    return false;
   }
+  Value j;
+  if (!Reader(text).parse(j) || j.kind != Value::Object) {
+    err = std::string(path) + ": not a JSON object";
+    return false;
+  }
+  c.id = j.string_or("id", "");
+  c.log_driver = j.string_or("log_driver", c.log_driver);
+  c.log_path = j.string_or("log_path", "");
+  c.log_max_size = j.number_or("log_max_size", -1);
+  c.tty = j.bool_or("tty", false);
+  c.stdin_once = j.bool_or("stdin_once", false);
+  c.cleanup = j.strings("cleanup");
+  if (const Value* p = j.get("periodic"); p && p->kind == Value::Array) {
+    for (const auto& item : p->items) {
+      Periodic pc;
+      pc.interval_ms = item.number_or("interval_ms", 0);
+      pc.first_after_ms = item.number_or("first_after_ms", 0);
+      pc.argv = item.strings("argv");
+      if (!pc.argv.empty() && pc.interval_ms > 0) {
+        c.periodic.push_back(std::move(pc));
+      }
+    }
+  }
+  return true;
+}
+
+// The memory cgroup's oom_kill counter file of `pid`: v1 memory.oom_control, else v2
+// memory.events (the "oom_kill N" line in both).
+std::string oom_counter_file(pid_t pid) {
+  std::string text;
+  if (!read_file("/proc/" + std::to_string(pid) + "/cgroup", text)) {
+    return "";
+  }
+  std::string v2;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    size_t c1 = line.find(':');
+    size_t c2 = c1 == std::string::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 == std::string::npos) {
+      continue;
+    }
+    std::string ctrls = "," + line.substr(c1 + 1, c2 - c1 - 1) + ",";
+    std::string path = line.substr(c2 + 1);
+    if (ctrls.find(",memory,") != std::string::npos) {
+      return "/sys/fs/cgroup/memory" + path + "/memory.oom_control";
+    }
+    if (ctrls == ",,") {
+      v2 = path;
+    }
+  }
+  if (!v2.empty()) {
+    for (const char* base : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+      std::string f = base + v2 + "/memory.events";
+      if (::access(f.c_str(), R_OK) == 0) {
+        return f;
+      }
+    }
+  }
+  return "";
+}
+
+int64_t oom_kills(const std::string& file) {
+  std::string text;
+  if (file.empty() || !read_file(file, text)) {
+    return -1;
+  }
+  size_t p = text.find("oom_kill ");
+  if (p == std::string::npos) {
+    return -1;
+  }
+  return std::strtoll(text.c_str() + p + 9, nullptr, 10);
+}
+
+int arg_fd(const char* s) {
+  return std::atoi(s);
 }
 
 class Monitor {
  public:
-  explicit Monitor(Config c) : cfg_(std::move(c)) {}
-
-  int run(int report_fd);
+  Monitor(Config c, pid_t pid) : cfg_(std::move(c)), pid_(pid) {}
+  int run(int report_fd, int dir_fd, int attach_fd, int ctl_fd, int out_fd, int err_fd, int in_fd);
 
  private:
-  Result<berth::sdk::RuntimePtr> make_runtime();
-  Result<void> open_sockets();
   void add(int fd, uint32_t events);
   void on_output(int fd, uint8_t type);
   void write_log(uint8_t type, const char* data, size_t n);
@@ -125,80 +480,46 @@ class Monitor {
   void on_ctl();
   void close_stdin();
   void reap();
+  void run_periodic();
+  int next_timeout_ms() const;
   void finish();
+  void close_fd(int& fd) {
+    if (fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
 
   Config cfg_;
-  UniqueFd dir_fd_;
-  UniqueFd epoll_;
-  UniqueFd attach_;
-  UniqueFd ctl_;
-  UniqueFd sigfd_;
-  UniqueFd stdin_w_;   // our end of the container's stdin (pipe) or the pty master (dup)
-  UniqueFd stdout_r_;  // or the pty master
-  UniqueFd stderr_r_;
-  UniqueFd log_fd_;
-  int64_t log_size_ = 0;
-  std::map<int, UniqueFd> clients_;
   pid_t pid_ = 0;
+  int dir_ = -1;
+  int epoll_ = -1;
+  int attach_ = -1;
+  int ctl_ = -1;
+  int sigfd_ = -1;
+  int stdin_w_ = -1;   // our end of the container's stdin (pipe) or the pty master (dup)
+  int stdout_r_ = -1;  // or the pty master
+  int stderr_r_ = -1;
+  int log_fd_ = -1;
+  int64_t log_size_ = 0;
+  std::vector<int> clients_;
   bool exited_ = false;
   int exit_code_ = 0;
+  std::string oom_file_;
+  int64_t oom_base_ = 0;
+  pid_t periodic_pid_ = 0;
+  size_t periodic_idx_ = 0;
 };
-
-Result<berth::sdk::RuntimePtr> Monitor::make_runtime() {
-  berth::sdk::PluginContext ctx;
-  ctx.run_root = cfg_.run_root;
-  if (cfg_.runtime == "native") {
-    return berth::runtime::make_native_runtime(ctx);
-  }
-  auto reg = berth::plugin::Registry::discover(berth::plugin::Registry::default_search_path());
-  json opts = json::object();
-  if (!cfg_.runtime_path.empty()) {
-    opts["path"] = cfg_.runtime_path;
-  }
-  ctx.options_json = opts.dump();
-  return reg.create<berth::sdk::Runtime>("oci", ctx);
-}
-
-Result<void> Monitor::open_sockets() {
-  dir_fd_.reset(::open(cfg_.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dir_fd_) {
-    return berth::fail_errno("open", cfg_.dir);
-  }
-  // Socket paths go through /proc/self/fd: the run dir may be longer than sun_path allows.
-  const std::string base = "/proc/self/fd/" + std::to_string(dir_fd_.get());
-  attach_.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!attach_) {
-    return berth::fail_errno("socket", "attach");
-  }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::string path = base + "/attach";
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  ::unlinkat(dir_fd_.get(), "attach", 0);
-  if (::bind(attach_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(attach_.get(), 16) != 0) {
-    return berth::fail_errno("bind attach socket in", cfg_.dir);
-  }
-  ::unlinkat(dir_fd_.get(), "ctl", 0);
-  if (::mkfifoat(dir_fd_.get(), "ctl", 0600) != 0) {
-    return berth::fail_errno("mkfifo ctl in", cfg_.dir);
-  }
-  ctl_.reset(::openat(dir_fd_.get(), "ctl", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-  if (!ctl_) {
-    return berth::fail_errno("open ctl fifo in", cfg_.dir);
-  }
-  return {};
-}
 
 void Monitor::add(int fd, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
-  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+  ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
 }
 
 void Monitor::write_log(uint8_t type, const char* data, size_t n) {
-  if (!log_fd_) {
+  if (log_fd_ < 0) {
     return;
   }
   std::string all;
@@ -219,15 +540,16 @@ void Monitor::write_log_record(std::string_view rec) {
   if (bc::needs_rotation(log_size_, static_cast<int64_t>(rec.size()), cfg_.log_max_size)) {
     const std::string old = bc::rotated_path(cfg_.log_path);
     if (::rename(cfg_.log_path.c_str(), old.c_str()) == 0) {
-      UniqueFd fresh(
-          ::open(cfg_.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
-      if (fresh) {
-        log_fd_ = std::move(fresh);
+      int fresh =
+          ::open(cfg_.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+      if (fresh >= 0) {
+        ::close(log_fd_);
+        log_fd_ = fresh;
         log_size_ = 0;
       }
     }
   }
-  if (berth::util::write_all(log_fd_.get(), rec, "log")) {
+  if (write_all(log_fd_, rec.data(), rec.size())) {
     log_size_ += static_cast<int64_t>(rec.size());
   }
 }
@@ -236,12 +558,13 @@ void Monitor::broadcast(uint8_t type, const char* data, size_t n) {
   char buf[8193];
   buf[0] = static_cast<char>(type);
   std::memcpy(buf + 1, data, n);
-  for (auto it = clients_.begin(); it != clients_.end();) {
-    ssize_t w = ::send(it->first, buf, n + 1, MSG_NOSIGNAL);
+  for (size_t i = 0; i < clients_.size();) {
+    ssize_t w = ::send(clients_[i], buf, n + 1, MSG_NOSIGNAL);
     if (w < 0 && errno == EPIPE) {
-      it = clients_.erase(it);
+      ::close(clients_[i]);
+      clients_.erase(clients_.begin() + static_cast<std::ptrdiff_t>(i));
     } else {
-      ++it;
+      ++i;
     }
   }
 }
@@ -260,11 +583,11 @@ void Monitor::on_output(int fd, uint8_t type) {
     }
     if (n == 0 || (n < 0 && errno != EAGAIN)) {
       // EOF (or EIO on a pty whose slave closed): stop watching.
-      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-      if (fd == stdout_r_.get() && !cfg_.tty) {
-        stdout_r_.reset();
-      } else if (fd == stderr_r_.get()) {
-        stderr_r_.reset();
+      ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+      if (fd == stdout_r_ && !cfg_.tty) {
+        close_fd(stdout_r_);
+      } else if (fd == stderr_r_) {
+        close_fd(stderr_r_);
       }
     }
     return;
@@ -272,24 +595,24 @@ void Monitor::on_output(int fd, uint8_t type) {
 }
 
 void Monitor::close_stdin() {
-  if (!stdin_w_) {
+  if (stdin_w_ < 0) {
     return;
   }
   if (cfg_.tty) {
     // A pty has no half-close: send EOF (^D) as a terminal would.
     const char eot = 4;
-    (void)::write(stdin_w_.get(), &eot, 1);
+    (void)!::write(stdin_w_, &eot, 1);
     return;
   }
-  stdin_w_.reset();
+  close_fd(stdin_w_);
 }
 
 void Monitor::on_client(int fd) {
   char buf[8192];
   ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
   if (n > 0) {
-    if (stdin_w_) {
-      (void)berth::util::write_all(stdin_w_.get(), std::string_view(buf, n), "stdin");
+    if (stdin_w_ >= 0) {
+      (void)write_all(stdin_w_, buf, static_cast<size_t>(n));
     }
     return;
   }
@@ -300,9 +623,11 @@ void Monitor::on_client(int fd) {
   epoll_event ev{};
   ev.events = 0;
   ev.data.fd = fd;
-  ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+  ::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
   if (n < 0) {
-    clients_.erase(fd);
+    ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+    std::erase(clients_, fd);
+    ::close(fd);
     return;
   }
   if (cfg_.stdin_once) {
@@ -312,7 +637,7 @@ void Monitor::on_client(int fd) {
 
 void Monitor::on_ctl() {
   char buf[256];
-  ssize_t n = ::read(ctl_.get(), buf, sizeof(buf) - 1);
+  ssize_t n = ::read(ctl_, buf, sizeof(buf) - 1);
   if (n <= 0) {
     return;
   }
@@ -321,13 +646,21 @@ void Monitor::on_ctl() {
   for (char* line = strtok_r(buf, "\n", &save); line; line = strtok_r(nullptr, "\n", &save)) {
     int kind = 0, rows = 0, cols = 0;
     if (std::sscanf(line, "%d %d %d", &kind, &rows, &cols) >= 1) {
-      if (kind == 1 && cfg_.tty && stdout_r_) {
+      if (kind == 1 && cfg_.tty && stdout_r_ >= 0) {
         winsize ws{};
         ws.ws_row = static_cast<unsigned short>(rows);
         ws.ws_col = static_cast<unsigned short>(cols);
-        ::ioctl(stdout_r_.get(), TIOCSWINSZ, &ws);
+        ::ioctl(stdout_r_, TIOCSWINSZ, &ws);
       } else if (kind == 2) {
         close_stdin();
+      } else if (kind == 3) {
+        // Started: the periodic commands' clocks begin.
+        int64_t now = mono_ms();
+        for (auto& p : cfg_.periodic) {
+          if (p.due < 0) {
+            p.due = now + p.first_after_ms;
+          }
+        }
       }
     }
   }
@@ -335,7 +668,7 @@ void Monitor::on_ctl() {
 
 void Monitor::reap() {
   signalfd_siginfo si;
-  while (::read(sigfd_.get(), &si, sizeof(si)) == sizeof(si)) {
+  while (::read(sigfd_, &si, sizeof(si)) == sizeof(si)) {
   }
   for (;;) {
     int status = 0;
@@ -346,33 +679,108 @@ void Monitor::reap() {
     if (p == pid_) {
       exited_ = true;
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    } else if (p == periodic_pid_) {
+      periodic_pid_ = 0;
     }
   }
 }
 
+// Starts the most overdue periodic command when none runs.
+void Monitor::run_periodic() {
+  if (periodic_pid_ > 0 || exited_) {
+    return;
+  }
+  int64_t now = mono_ms();
+  Periodic* pick = nullptr;
+  for (size_t i = 0; i < cfg_.periodic.size(); ++i) {
+    Periodic& p = cfg_.periodic[(periodic_idx_ + i) % cfg_.periodic.size()];
+    if (p.due >= 0 && p.due <= now && (pick == nullptr || p.due < pick->due)) {
+      pick = &p;
+    }
+  }
+  if (pick == nullptr) {
+    return;
+  }
+  ++periodic_idx_;
+  // The next run counts from this start; a run that takes longer delays the next.
+  pick->due = now + pick->interval_ms;
+  std::vector<char*> argv;
+  for (auto& a : pick->argv) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  pid_t c = ::fork();
+  if (c == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  if (c > 0) {
+    periodic_pid_ = c;
+  }
+}
+
+int Monitor::next_timeout_ms() const {
+  if (exited_ || periodic_pid_ > 0) {
+    return -1;  // the periodic child's exit wakes the loop
+  }
+  int64_t next = -1;
+  for (const auto& p : cfg_.periodic) {
+    if (p.due >= 0 && (next < 0 || p.due < next)) {
+      next = p.due;
+    }
+  }
+  if (next < 0) {
+    return -1;
+  }
+  int64_t d = next - mono_ms();
+  return d < 0 ? 0 : static_cast<int>(d > 3600000 ? 3600000 : d);
+}
+
 void Monitor::finish() {
   // Whatever the container wrote before it died is in the pipes: drain it.
-  if (stdout_r_) {
-    on_output(stdout_r_.get(), kStdout);
+  if (stdout_r_ >= 0) {
+    on_output(stdout_r_, kStdout);
   }
-  if (stderr_r_) {
-    on_output(stderr_r_.get(), kStderr);
+  if (stderr_r_ >= 0) {
+    on_output(stderr_r_, kStderr);
   }
-  log_fd_.reset();
-  const std::string exit_path = cfg_.dir + "/exit";
-  (void)berth::util::write_file_atomic(exit_path, std::to_string(exit_code_));
+  close_fd(log_fd_);
+  // The OOM mark first: a reader that sees the exit file sees it too.
+  int64_t kills = oom_kills(oom_file_);
+  if (kills > oom_base_) {
+    write_atomic(dir_, "oom", std::to_string(kills - oom_base_));
+  }
   const std::string code = std::to_string(exit_code_);
+  write_atomic(dir_, "exit", code);
   broadcast(kExit, code.data(), code.size());
-  stdin_w_.reset();
-  stdout_r_.reset();
+  close_fd(stdin_w_);
+  close_fd(stdout_r_);
+  if (periodic_pid_ > 0) {
+    // A health check of the container that just went away ends on its own.
+    int st = 0;
+    while (::waitpid(periodic_pid_, &st, 0) < 0 && errno == EINTR) {
+    }
+    periodic_pid_ = 0;
+  }
   if (!cfg_.cleanup.empty()) {
+    std::vector<char*> argv;
+    for (auto& a : cfg_.cleanup) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
     pid_t c = ::fork();
     if (c == 0) {
-      std::vector<char*> argv;
-      for (auto& a : cfg_.cleanup) {
-        argv.push_back(a.data());
-      }
-      argv.push_back(nullptr);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::execv(argv[0], argv.data());
       _exit(127);
     }
@@ -382,158 +790,74 @@ void Monitor::finish() {
       }
     }
   }
+  for (int c : clients_) {
+    ::close(c);
+  }
   clients_.clear();
-  ::unlinkat(dir_fd_.get(), "attach", 0);
-  ::unlinkat(dir_fd_.get(), "ctl", 0);
+  ::unlinkat(dir_, "attach", 0);
+  ::unlinkat(dir_, "ctl", 0);
 }
 
-Result<UniqueFd> receive_fd(int sock) {
-  char dummy[64];
-  iovec iov{dummy, sizeof(dummy)};
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  ssize_t n;
-  do {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    return berth::fail_errno("receive the pty master", "console socket");
+int Monitor::run(int report_fd, int dir_fd, int attach_fd, int ctl_fd, int out_fd, int err_fd,
+                 int in_fd) {
+  dir_ = dir_fd;
+  attach_ = attach_fd;
+  ctl_ = ctl_fd;
+  stdout_r_ = out_fd;
+  stderr_r_ = err_fd;
+  stdin_w_ = in_fd;
+  for (int fd : {dir_, attach_, ctl_, stdout_r_, stderr_r_, stdin_w_, report_fd}) {
+    if (fd >= 0) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
   }
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) {
-    return berth::fail(berth::Errc::Internal, "console socket: no file descriptor received");
-  }
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-  return UniqueFd(fd);
-}
-
-int Monitor::run(int report_fd) {
-  auto fail_report = [&](const Error& e) {
-    report(report_fd, {{"error", e.message()}, {"code", exit_code_of(e)}});
-    return 1;
-  };
-  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  sigfd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!epoll_ || !sigfd_) {
-    return fail_report(Error::from_errno("epoll/signalfd", "monitor", errno));
-  }
-  if (auto r = open_sockets(); !r) {
-    return fail_report(r.error());
-  }
-  auto rt = make_runtime();
-  if (!rt) {
-    return fail_report(rt.error());
-  }
-  berth::sdk::CreateRequest req;
-  req.id = cfg_.id;
-  req.bundle = cfg_.bundle;
-  req.wait_for_start = true;
-  UniqueFd console_listen;
-  UniqueFd child_in, child_out, child_err;
-  if (cfg_.passthrough) {
-    req.stdin_fd = cfg_.stdin ? 0 : -1;
-    req.stdout_fd = 1;
-    req.stderr_fd = 2;
-  } else if (cfg_.tty) {
-    console_listen.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const std::string path = "/proc/" + std::to_string(::getpid()) + "/fd/" +
-                             std::to_string(dir_fd_.get()) + "/console.sock";
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    ::unlinkat(dir_fd_.get(), "console.sock", 0);
-    if (!console_listen ||
-        ::bind(console_listen.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::listen(console_listen.get(), 1) != 0) {
-      return fail_report(Error::from_errno("bind console socket in", cfg_.dir, errno));
-    }
-    req.console_socket = path;
-  } else {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      return fail_report(Error::from_errno("pipe", "stdout", errno));
-    }
-    stdout_r_.reset(p[0]);
-    child_out.reset(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      return fail_report(Error::from_errno("pipe", "stderr", errno));
-    }
-    stderr_r_.reset(p[0]);
-    child_err.reset(p[1]);
-    if (cfg_.stdin) {
-      if (::pipe2(p, O_CLOEXEC) != 0) {
-        return fail_report(Error::from_errno("pipe", "stdin", errno));
-      }
-      child_in.reset(p[0]);
-      stdin_w_.reset(p[1]);
-    }
-    req.stdin_fd = child_in.get();
-    req.stdout_fd = child_out.get();
-    req.stderr_fd = child_err.get();
-  }
-  auto pid = (*rt)->create(req);
-  if (!pid) {
-    return fail_report(pid.error());
-  }
-  pid_ = *pid;
-  child_in.reset();
-  child_out.reset();
-  child_err.reset();
-  if (cfg_.tty && console_listen) {
-    UniqueFd conn(::accept4(console_listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!conn) {
-      return fail_report(Error::from_errno("accept", "console socket", errno));
-    }
-    auto master = receive_fd(conn.get());
-    if (!master) {
-      return fail_report(master.error());
-    }
-    stdout_r_ = std::move(*master);
-    stdin_w_.reset(::fcntl(stdout_r_.get(), F_DUPFD_CLOEXEC, 0));
-    ::unlinkat(dir_fd_.get(), "console.sock", 0);
-  }
-  if (cfg_.passthrough) {
-    int null = ::open("/dev/null", O_RDWR);
-    for (int fd = 0; fd < 3; ++fd) {
-      ::dup2(null, fd);
-    }
-    if (null > 2) {
-      ::close(null);
-    }
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  sigfd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (epoll_ < 0 || sigfd_ < 0) {
+    char msg[160];
+    std::snprintf(msg, sizeof(msg),
+                  "{\"error\":\"berth-monitor: epoll/signalfd: %s\",\"code\":125}\n",
+                  std::strerror(errno));
+    (void)write_all(report_fd, msg, std::strlen(msg));
+    ::kill(pid_, SIGKILL);
+    return 1;
   }
   if (cfg_.log_driver == "k8s-file" || cfg_.log_driver == "json-file") {
-    log_fd_.reset(::open(cfg_.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    log_fd_ = ::open(cfg_.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     struct stat sb;
-    if (log_fd_ && ::fstat(log_fd_.get(), &sb) == 0) {
+    if (log_fd_ >= 0 && ::fstat(log_fd_, &sb) == 0) {
       log_size_ = sb.st_size;
     }
   }
-  report(report_fd, {{"pid", pid_}, {"monitor_pid", ::getpid()}});
+  oom_file_ = oom_counter_file(pid_);
+  oom_base_ = oom_kills(oom_file_);
+  if (oom_base_ < 0) {
+    oom_base_ = 0;
+  }
+  char rep[96];
+  std::snprintf(rep, sizeof(rep), "{\"pid\":%d,\"monitor_pid\":%d}\n", pid_, ::getpid());
+  (void)write_all(report_fd, rep, std::strlen(rep));
   ::close(report_fd);
 
-  for (int fd : {stdout_r_.get(), stderr_r_.get()}) {
+  for (int fd : {stdout_r_, stderr_r_}) {
     if (fd >= 0) {
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
       add(fd, EPOLLIN);
     }
   }
-  add(attach_.get(), EPOLLIN);
-  add(ctl_.get(), EPOLLIN);
-  add(sigfd_.get(), EPOLLIN);
+  add(attach_, EPOLLIN);
+  add(ctl_, EPOLLIN);
+  add(sigfd_, EPOLLIN);
   // The container may have died already (before signalfd saw it).
   reap();
   while (!exited_) {
+    run_periodic();
     epoll_event evs[16];
-    int n = ::epoll_wait(epoll_.get(), evs, 16, -1);
+    int n = ::epoll_wait(epoll_, evs, 16, next_timeout_ms());
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -542,24 +866,25 @@ int Monitor::run(int report_fd) {
     }
     for (int i = 0; i < n; ++i) {
       int fd = evs[i].data.fd;
-      if (fd == sigfd_.get()) {
+      if (fd == sigfd_) {
         reap();
-      } else if (fd == stdout_r_.get()) {
+      } else if (fd == stdout_r_) {
         on_output(fd, kStdout);
-      } else if (fd == stderr_r_.get()) {
+      } else if (fd == stderr_r_) {
         on_output(fd, kStderr);
-      } else if (fd == attach_.get()) {
-        int c = ::accept4(attach_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      } else if (fd == attach_) {
+        int c = ::accept4(attach_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (c >= 0) {
-          clients_.emplace(c, UniqueFd(c));
+          clients_.push_back(c);
           add(c, EPOLLIN);
         }
-      } else if (fd == ctl_.get()) {
+      } else if (fd == ctl_) {
         on_ctl();
-      } else if (clients_.count(fd)) {
+      } else if (std::find(clients_.begin(), clients_.end(), fd) != clients_.end()) {
         if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
-          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-          clients_.erase(fd);
+          ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+          std::erase(clients_, fd);
+          ::close(fd);
         } else {
           on_client(fd);
         }
@@ -573,35 +898,24 @@ int Monitor::run(int report_fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: berth-monitor CONFIG REPORT_FD (started by berth)\n");
+  if (argc != 10) {
+    std::fprintf(stderr,
+                 "usage: berth-monitor CONFIG PID REPORT_FD DIR_FD ATTACH_FD CTL_FD OUT_FD ERR_FD "
+                 "IN_FD (started by berth)\n");
     return 2;
   }
-  int report_fd = std::atoi(argv[2]);
   ::signal(SIGPIPE, SIG_IGN);
-  auto cfg = load_config(argv[1]);
-  if (!cfg) {
-    report(report_fd, {{"error", cfg.error().message()}, {"code", 125}});
+  pid_t pid = static_cast<pid_t>(std::atoi(argv[2]));
+  int report_fd = arg_fd(argv[3]);
+  Config cfg;
+  std::string err;
+  if (!load_config(argv[1], cfg, err)) {
+    std::string msg = "{\"error\":\"berth-monitor: config unreadable\",\"code\":125}\n";
+    (void)write_all(report_fd, msg.data(), msg.size());
+    ::kill(pid, SIGKILL);
     return 1;
   }
-  // Double fork: the CLI reaps the first child at once; the monitor runs in its own session,
-  // re-parented to init, and survives the CLI.
-  pid_t p = ::fork();
-  if (p < 0) {
-    report(report_fd,
-           {{"error", std::string("fork monitor: ") + std::strerror(errno)}, {"code", 125}});
-    return 1;
-  }
-  if (p > 0) {
-    _exit(0);
-  }
-  ::setsid();
-  ::fcntl(report_fd, F_SETFD, FD_CLOEXEC);
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-    report(report_fd, {{"error", std::string("prctl child subreaper: ") + std::strerror(errno)},
-                       {"code", 125}});
-    return 1;
-  }
-  Monitor m(std::move(*cfg));
-  return m.run(report_fd);
+  Monitor m(std::move(cfg), pid);
+  return m.run(report_fd, arg_fd(argv[4]), arg_fd(argv[5]), arg_fd(argv[6]), arg_fd(argv[7]),
+               arg_fd(argv[8]), arg_fd(argv[9]));
 }

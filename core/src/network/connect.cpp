@@ -54,8 +54,23 @@ bool uses_ipam(const std::string& driver) {
   return driver == "bridge";
 }
 
+// `tolerant` (teardown): networks removed since the container was connected are skipped.
 Result<std::vector<Planned>> resolve(engine::Engine& engine, NetworkStore& store,
-                                     const ContainerNetRequest& req) {
+                                     const ContainerNetRequest& req, bool tolerant = false) {
+  if (!req.user_mode.empty()) {
+    if (req.user_mode != "slirp4netns" && req.user_mode != "pasta") {
+      return fail(Errc::InvalidArgument,
+                  "unknown user-mode network " + req.user_mode + " (use slirp4netns or pasta)");
+    }
+    Planned p;
+    p.network.name = req.user_mode;
+    p.network.driver = "slirp";
+    p.driver = "slirp";
+    p.attachment.network.name = req.user_mode;
+    p.attachment.network.driver = "slirp";
+    p.attachment.interface_name = "tap0";
+    return std::vector<Planned>{std::move(p)};
+  }
   std::vector<NetworkAttachRequest> nets = req.networks;
   if (nets.empty()) {
     NetworkAttachRequest def;
@@ -65,7 +80,11 @@ Result<std::vector<Planned>> resolve(engine::Engine& engine, NetworkStore& store
   std::vector<Planned> out;
   std::set<std::string> seen;
   for (size_t i = 0; i < nets.size(); ++i) {
-    BERTH_TRY(auto n, store.get(nets[i].network));
+    auto got = store.get(nets[i].network);
+    if (!got && tolerant && got.error().code() == Errc::NotFound) {
+      continue;
+    }
+    BERTH_TRY(auto n, std::move(got));
     if (!seen.insert(n.name).second) {
       return fail(Errc::InvalidArgument, "network " + n.name + " is given twice");
     }
@@ -146,7 +165,8 @@ Result<void> check_ports(NetworkStore& store, const ContainerNetRequest& req,
 
 }  // namespace
 
-Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const ContainerNetRequest& req) {
+Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const ContainerNetRequest& req,
+                                           std::vector<sdk::PortMapping>* published) {
   if (req.container_id.empty() || req.netns_path.empty()) {
     return fail(Errc::InvalidArgument, "connect container: container id and netns path needed");
   }
@@ -244,12 +264,15 @@ Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const Contain
                               st->dns_servers.end());
     done.emplace_back(std::move(*driver), std::move(setup_req));
   }
+  if (published != nullptr) {
+    *published = ports;
+  }
   return status;
 }
 
 Result<void> disconnect_container(engine::Engine& engine, const ContainerNetRequest& req) {
   auto store = NetworkStore::for_engine(engine);
-  BERTH_TRY(auto plan, resolve(engine, store, req));
+  BERTH_TRY(auto plan, resolve(engine, store, req, true));
   std::vector<sdk::PortMapping> ports = req.ports;
   for (auto& p : plan) {
     if (!uses_ipam(p.driver)) {
@@ -303,6 +326,99 @@ Result<void> disconnect_container(engine::Engine& engine, const ContainerNetRequ
                           (req.container_name.empty() ? req.container_id : req.container_name)));
   }
   return {};
+}
+
+Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const ContainerNetRequest& req,
+                                             const NetworkAttachRequest& net) {
+  if (req.container_id.empty() || req.netns_path.empty() || net.interface_name.empty()) {
+    return fail(Errc::InvalidArgument,
+                "connect network: container id, netns path and interface name needed");
+  }
+  auto store = NetworkStore::for_engine(engine);
+  ContainerNetRequest one = req;
+  one.user_mode.clear();
+  one.networks = {net};
+  BERTH_TRY(auto plan, resolve(engine, store, one));
+  Planned& p = plan.front();
+  if (!uses_ipam(p.driver)) {
+    return fail(Errc::NotSupported, "network " + p.network.name + " uses the " + p.driver +
+                                        " driver, which cannot be added to a running container");
+  }
+  Ipam ipam(store.lease_file(p.network.name), p.network);
+  BERTH_TRY(auto existing, ipam.leases());
+  for (const auto& l : existing) {
+    if (l.container_id == req.container_id) {
+      return fail(Errc::AlreadyExists, "container " + req.container_name +
+                                           " is already connected to network " + p.network.name);
+    }
+  }
+  Lease want;
+  want.container_id = req.container_id;
+  want.container_name = req.container_name;
+  want.mac = net.static_mac;
+  want.interface_name = net.interface_name;
+  want.aliases = net.aliases;
+  want.netns = req.netns_path;
+  want.ip = net.static_ip;
+  BERTH_TRY(auto lease, ipam.allocate(want));
+  p.attachment.addresses = {lease.ip + "/" + std::to_string(lease.prefix)};
+  p.attachment.interface_name = net.interface_name;
+  auto setup_req = request_for(req, {p.attachment}, {});
+  auto driver = make_driver(engine, p.driver);
+  Result<sdk::SetupStatus> st = driver ? (*driver)->setup(setup_req)
+                                       : Result<sdk::SetupStatus>(std::unexpected(driver.error()));
+  if (!st || st->interfaces.empty()) {
+    if (driver) {
+      (void)(*driver)->teardown(setup_req);
+    }
+    (void)ipam.release(req.container_id);
+    if (!st) {
+      return fail(std::move(st).error().wrap("connect container " + req.container_name +
+                                             " to network " + p.network.name));
+    }
+    return fail(Errc::Internal, "network driver " + p.driver + " reported no interface");
+  }
+  return st->interfaces.front();
+}
+
+Result<void> disconnect_network(engine::Engine& engine, const ContainerNetRequest& req,
+                                const std::string& network) {
+  auto store = NetworkStore::for_engine(engine);
+  ContainerNetRequest one = req;
+  one.user_mode.clear();
+  NetworkAttachRequest a;
+  a.network = network;
+  one.networks = {a};
+  BERTH_TRY(auto plan, resolve(engine, store, one, true));
+  if (plan.empty()) {
+    return {};
+  }
+  Planned& p = plan.front();
+  if (!uses_ipam(p.driver)) {
+    return {};
+  }
+  Ipam ipam(store.lease_file(p.network.name), p.network);
+  BERTH_TRY(auto leases, ipam.leases());
+  std::vector<sdk::PortMapping> ports;
+  bool found = false;
+  for (const auto& l : leases) {
+    if (l.container_id == req.container_id) {
+      p.attachment.addresses = {l.ip + "/" + std::to_string(l.prefix)};
+      p.attachment.interface_name = l.interface_name;
+      ports = l.ports;
+      found = true;
+    }
+  }
+  if (!found) {
+    return {};
+  }
+  BERTH_TRY(auto driver, make_driver(engine, p.driver));
+  auto r = driver->teardown(request_for(req, {p.attachment}, ports));
+  if (!r) {
+    return fail(std::move(r).error().wrap("disconnect container " + req.container_name +
+                                          " from network " + p.network.name));
+  }
+  return ipam.release(req.container_id);
 }
 
 Result<std::vector<std::string>> reload_networks(engine::Engine& engine) {

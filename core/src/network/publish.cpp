@@ -86,7 +86,7 @@ Result<uint16_t> free_ports(const std::string& host_ip, uint16_t count, const st
 
 }  // namespace
 
-Result<std::vector<sdk::PortMapping>> parse_publish(const std::string& spec) {
+Result<std::vector<sdk::PortMapping>> parse_publish(const std::string& spec, bool pick_free) {
   std::string s = spec;
   std::string proto = "tcp";
   if (auto slash = s.rfind('/'); slash != std::string::npos) {
@@ -160,6 +160,10 @@ Result<std::vector<sdk::PortMapping>> parse_publish(const std::string& spec) {
     m.range = count;
     m.protocol = p;
     if (host_part.empty()) {
+      if (!pick_free) {
+        out.push_back(m);
+        continue;
+      }
       BERTH_TRY(m.host_port, free_ports(host_ip, count, p == "udp" ? "udp" : "tcp"));
     } else {
       BERTH_TRY(auto host, parse_range(host_part, spec, "host port"));

@@ -6,6 +6,8 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -103,7 +105,123 @@ constexpr const char* kAllowedDevices[] = {"c *:* m",   "b *:* m",   "c 1:3 rwm"
                                            "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",   "c 5:0 rwm",
                                            "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"};
 
+// v2: a controller's files appear in a cgroup only when every ancestor enables it in
+// cgroup.subtree_control. Enables the ones the root offers on the way down to `dir`'s parent;
+// one that an ancestor refuses (e.g. a threaded subtree) is left off, and its limits then fail
+// with the file's name.
+Result<void> enable_v2_controllers(const std::string& root, const std::string& dir) {
+  static constexpr const char* kWanted[] = {"cpu", "cpuset", "io", "memory", "pids"};
+  std::istringstream offered(read_value(root + "/cgroup.controllers"));
+  std::vector<std::string> avail;
+  for (std::string c; offered >> c;) {
+    if (std::find(std::begin(kWanted), std::end(kWanted), c) != std::end(kWanted)) {
+      avail.push_back(c);
+    }
+  }
+  const std::string parent = std::filesystem::path(dir).parent_path().string();
+  std::string cur = root;
+  std::string rest = parent.size() > root.size() ? parent.substr(root.size()) : "";
+  std::vector<std::string> levels = {cur};
+  std::istringstream parts(rest);
+  for (std::string part; std::getline(parts, part, '/');) {
+    if (!part.empty()) {
+      cur += "/" + part;
+      levels.push_back(cur);
+    }
+  }
+  for (const auto& level : levels) {
+    BERTH_TRYV(util::make_dirs(level));
+    const std::string enabled = " " + read_value(level + "/cgroup.subtree_control") + " ";
+    for (const auto& c : avail) {
+      if (enabled.find(" " + c + " ") == std::string::npos) {
+        (void)write_value(level + "/cgroup.subtree_control", "+" + c);
+      }
+    }
+  }
+  return {};
+}
+
+uint64_t read_u64(const std::string& file) {
+  return std::strtoull(read_value(file).c_str(), nullptr, 10);
+}
+
+// "key value" lines (memory.stat, cpu.stat).
+uint64_t stat_field(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  std::string k;
+  uint64_t v = 0;
+  while (in >> k >> v) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
+
+Result<CgroupStats> Cgroups::stats() const {
+  CgroupStats s;
+  if (v2_) {
+    const std::string d = dirs_.front();
+    s.cpu_nanos = stat_field(d + "/cpu.stat", "usage_usec") * 1000;
+    s.mem_usage = read_u64(d + "/memory.current");
+    const std::string max = read_value(d + "/memory.max");
+    s.mem_limit = max == "max" ? 0 : std::strtoull(max.c_str(), nullptr, 10);
+    s.mem_inactive = stat_field(d + "/memory.stat", "inactive_file");
+    s.pids = read_u64(d + "/pids.current");
+    // io.stat: "8:0 rbytes=1 wbytes=2 rios=3 ..." per device.
+    std::ifstream in(d + "/io.stat");
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream f(line);
+      std::string tok;
+      f >> tok;  // MAJ:MIN
+      while (f >> tok) {
+        auto eq = tok.find('=');
+        uint64_t v = eq == std::string::npos ? 0 : std::strtoull(tok.c_str() + eq + 1, nullptr, 10);
+        if (tok.rfind("rbytes=", 0) == 0) {
+          s.io_read += v;
+        } else if (tok.rfind("wbytes=", 0) == 0) {
+          s.io_write += v;
+        }
+      }
+    }
+    return s;
+  }
+  if (auto d = dir_for("cpuacct"); !d.empty()) {
+    s.cpu_nanos = read_u64(d + "/cpuacct.usage");
+  }
+  if (auto d = dir_for("memory"); !d.empty()) {
+    s.mem_usage = read_u64(d + "/memory.usage_in_bytes");
+    s.mem_limit = read_u64(d + "/memory.limit_in_bytes");
+    // The unlimited value is a page-rounded LONG_MAX.
+    if (s.mem_limit >= (uint64_t{1} << 62)) {
+      s.mem_limit = 0;
+    }
+    s.mem_inactive = stat_field(d + "/memory.stat", "total_inactive_file");
+  }
+  if (auto d = dir_for("pids"); !d.empty()) {
+    s.pids = read_u64(d + "/pids.current");
+  }
+  if (auto d = dir_for("blkio"); !d.empty()) {
+    // "8:0 Read 4096" lines, then "Total N". The throttle file counts on every scheduler.
+    std::ifstream in(d + "/blkio.throttle.io_service_bytes_recursive");
+    std::string dev, op;
+    uint64_t v = 0;
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream f(line);
+      if (!(f >> dev >> op >> v)) {
+        continue;
+      }
+      if (op == "Read") {
+        s.io_read += v;
+      } else if (op == "Write") {
+        s.io_write += v;
+      }
+    }
+  }
+  return s;
+}
 
 Result<Cgroups> Cgroups::open(const std::string& path) {
   if (path.empty() || path.front() != '/' || path.find("..") != std::string::npos) {
@@ -125,10 +243,11 @@ Result<Cgroups> Cgroups::open(const std::string& path) {
   return cg;
 }
 
-Cgroups Cgroups::from_dirs(bool v2, std::vector<std::string> dirs) {
+Cgroups Cgroups::from_dirs(bool v2, std::vector<std::string> dirs, std::string root) {
   Cgroups cg;
   cg.v2_ = v2;
   cg.dirs_ = std::move(dirs);
+  cg.root_ = std::move(root);
   return cg;
 }
 
@@ -138,7 +257,10 @@ std::string Cgroups::dir_for(const std::string& controller) const {
   }
   for (const auto& d : dirs_) {
     // /sys/fs/cgroup/<hierarchy>/<path>: match the hierarchy's name.
-    auto rest = d.substr(std::string(kCgroupRoot).size() + 1);
+    if (d.size() <= root_.size() + 1 || d.compare(0, root_.size(), root_) != 0) {
+      continue;
+    }
+    auto rest = d.substr(root_.size() + 1);
     auto name = rest.substr(0, rest.find('/'));
     std::istringstream parts(name);
     std::string part;
@@ -152,6 +274,9 @@ std::string Cgroups::dir_for(const std::string& controller) const {
 }
 
 Result<void> Cgroups::create() {
+  if (v2_) {
+    BERTH_TRYV(enable_v2_controllers(root_, dirs_.front()));
+  }
   for (const auto& d : dirs_) {
     BERTH_TRYV(util::make_dirs(d));
   }
@@ -180,44 +305,100 @@ Result<void> Cgroups::apply(const nlohmann::json& r) const {
     }
     return write_value(dir + "/" + file, value);
   };
+  auto exists = [&](const char* controller, const char* file) {
+    const std::string dir = dir_for(controller);
+    return !dir.empty() && ::access((dir + "/" + file).c_str(), F_OK) == 0;
+  };
   try {
     const json mem = r.value("memory", json::object());
     const json cpu = r.value("cpu", json::object());
     const json pids = r.value("pids", json::object());
+    const json blkio = r.value("blockIO", json::object());
     auto num = [](const json& o, const char* k) { return std::to_string(o[k].get<int64_t>()); };
+    auto max = [](const json& o, const char* k) {
+      int64_t v = o[k].get<int64_t>();
+      return v < 0 ? std::string("max") : std::to_string(v);
+    };
     if (v2_) {
-      auto max = [](const json& o, const char* k) {
-        int64_t v = o[k].get<int64_t>();
-        return v < 0 ? std::string("max") : std::to_string(v);
-      };
       if (mem.contains("limit")) {
         BERTH_TRYV(set("memory", "memory.max", max(mem, "limit")));
       }
+      if (mem.contains("swap") && exists("memory", "memory.swap.max")) {
+        // OCI's swap is memory + swap (v1's memsw); v2 limits the swap alone.
+        int64_t swap = mem["swap"].get<int64_t>();
+        int64_t limit = mem.contains("limit") ? mem["limit"].get<int64_t>() : -1;
+        std::string v = "max";
+        if (swap >= 0 && limit >= 0) {
+          if (swap < limit) {
+            return fail(Errc::InvalidArgument, "memory+swap limit " + std::to_string(swap) +
+                                                   " is below the memory limit " +
+                                                   std::to_string(limit));
+          }
+          v = std::to_string(swap - limit);
+        } else if (swap == 0) {
+          v = "0";
+        }
+        BERTH_TRYV(set("memory", "memory.swap.max", v));
+      }
       if (mem.contains("reservation")) {
-        BERTH_TRYV(set("memory", "memory.low", num(mem, "reservation")));
+        BERTH_TRYV(set("memory", "memory.low", max(mem, "reservation")));
       }
       if (cpu.contains("shares")) {
         uint64_t shares = cpu["shares"].get<uint64_t>();
-        uint64_t weight = shares == 0 ? 100 : 1 + ((shares - 2) * 9999) / 262142;
+        // runc's conversion of [2, 262144] shares to [1, 10000] weight.
+        uint64_t weight =
+            shares == 0 ? 100 : 1 + ((std::clamp<uint64_t>(shares, 2, 262144) - 2) * 9999) / 262142;
         BERTH_TRYV(set("cpu", "cpu.weight", std::to_string(weight)));
       }
-      if (cpu.contains("quota")) {
+      if (cpu.contains("quota") || cpu.contains("period")) {
         std::string period = cpu.contains("period") ? num(cpu, "period") : "100000";
-        BERTH_TRYV(set("cpu", "cpu.max", max(cpu, "quota") + " " + period));
+        std::string quota = cpu.contains("quota") ? max(cpu, "quota") : "max";
+        BERTH_TRYV(set("cpu", "cpu.max", quota + " " + period));
       }
       if (pids.contains("limit")) {
         int64_t v = pids["limit"].get<int64_t>();
         BERTH_TRYV(set("pids", "pids.max", v <= 0 ? "max" : std::to_string(v)));
       }
-    } else {
-      if (mem.contains("limit")) {
-        BERTH_TRYV(set("memory", "memory.limit_in_bytes", num(mem, "limit")));
+      if (blkio.contains("weight")) {
+        uint64_t w = blkio["weight"].get<uint64_t>();
+        if (exists("io", "io.bfq.weight")) {
+          BERTH_TRYV(set("io", "io.bfq.weight", std::to_string(w)));
+        } else {
+          // blkio's [10, 1000] onto io.weight's [1, 10000], as runc.
+          uint64_t iw = 1 + (std::clamp<uint64_t>(w, 10, 1000) - 10) * 9999 / 990;
+          BERTH_TRYV(set("io", "io.weight", "default " + std::to_string(iw)));
+        }
       }
-      if (mem.contains("swap")) {
-        BERTH_TRYV(set("memory", "memory.memsw.limit_in_bytes", num(mem, "swap")));
+    } else {
+      const bool has_memsw = exists("memory", "memory.memsw.limit_in_bytes");
+      auto set_swap = [&]() -> Result<void> {
+        if (!has_memsw) {
+          return {};  // the kernel has no swap accounting (swapaccount=0): nothing to limit
+        }
+        return set("memory", "memory.memsw.limit_in_bytes", num(mem, "swap"));
+      };
+      if (mem.contains("limit") && mem.contains("swap")) {
+        // The kernel wants memory <= memsw at every step: raise memsw first when it grows.
+        const int64_t swap = mem["swap"].get<int64_t>();
+        const std::string cur = read_value(dir_for("memory") + "/memory.limit_in_bytes");
+        uint64_t cur_limit = std::strtoull(cur.c_str(), nullptr, 10);
+        if (swap < 0 || cur_limit < static_cast<uint64_t>(swap)) {
+          BERTH_TRYV(set_swap());
+          BERTH_TRYV(set("memory", "memory.limit_in_bytes", num(mem, "limit")));
+        } else {
+          BERTH_TRYV(set("memory", "memory.limit_in_bytes", num(mem, "limit")));
+          BERTH_TRYV(set_swap());
+        }
+      } else if (mem.contains("limit")) {
+        BERTH_TRYV(set("memory", "memory.limit_in_bytes", num(mem, "limit")));
+      } else if (mem.contains("swap")) {
+        BERTH_TRYV(set_swap());
       }
       if (mem.contains("reservation")) {
         BERTH_TRYV(set("memory", "memory.soft_limit_in_bytes", num(mem, "reservation")));
+      }
+      if (mem.value("disableOOMKiller", false)) {
+        BERTH_TRYV(set("memory", "memory.oom_control", "1"));
       }
       if (cpu.contains("shares")) {
         BERTH_TRYV(set("cpu", "cpu.shares", num(cpu, "shares")));
@@ -232,13 +413,28 @@ Result<void> Cgroups::apply(const nlohmann::json& r) const {
         int64_t v = pids["limit"].get<int64_t>();
         BERTH_TRYV(set("pids", "pids.max", v <= 0 ? "max" : std::to_string(v)));
       }
+      if (blkio.contains("weight")) {
+        const std::string w = num(blkio, "weight");
+        if (exists("blkio", "blkio.weight")) {
+          BERTH_TRYV(set("blkio", "blkio.weight", w));
+        } else if (exists("blkio", "blkio.bfq.weight")) {
+          BERTH_TRYV(set("blkio", "blkio.bfq.weight", w));
+        } else {
+          return fail(Errc::NotSupported,
+                      "--blkio-weight: this kernel has no blkio.weight (the CFQ or BFQ I/O "
+                      "scheduler is not in use); drop the flag");
+        }
+      }
       if (r.contains("devices") && !dir_for("devices").empty()) {
         for (const auto& d : r["devices"]) {
           const bool allow = d.value("allow", false);
           BERTH_TRYV(set("devices", allow ? "devices.allow" : "devices.deny", device_rule(d)));
-        }
-        for (const char* rule : kAllowedDevices) {
-          BERTH_TRYV(set("devices", "devices.allow", rule));
+          // After "deny all", the defaults every container needs (as runc).
+          if (!allow && d.value("type", "a") == "a") {
+            for (const char* rule : kAllowedDevices) {
+              BERTH_TRYV(set("devices", "devices.allow", rule));
+            }
+          }
         }
       }
     }

@@ -1,6 +1,7 @@
 // config.json from image config + run flags, with Podman's defaults.
 #include "berth/spec/spec_builder.hpp"
 
+#include <fnmatch.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -146,8 +147,10 @@ json default_mounts(const SpecOptions& o) {
   mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", sys_ro}));
   mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
                          {"nosuid", "noexec", "nodev", "relatime", sys_ro}));
+  const std::string shm_size = o.shm_size && *o.shm_size > 0 ? "size=" + std::to_string(*o.shm_size)
+                                                             : std::string("size=65536k");
   mounts.push_back(
-      mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
+      mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", shm_size}));
   return mounts;
 }
 
@@ -262,6 +265,17 @@ Result<json> process(const ImageConfig& image, const SpecOptions& o,
            {"inheritable", json::array()},
            {"ambient", json::array()}}},
          {"noNewPrivileges", o.no_new_privileges}};
+  for (const auto& g : o.group_add) {
+    // A group name is looked up in the image's /etc/group; "0:" keeps the uid out of it.
+    auto added = resolve_user(o.rootfs, "0:" + g);
+    if (!added) {
+      return fail(std::move(added).error().wrap("--group-add " + g));
+    }
+    if (std::find(user.additional_gids.begin(), user.additional_gids.end(), added->gid) ==
+        user.additional_gids.end()) {
+      user.additional_gids.push_back(added->gid);
+    }
+  }
   if (!user.additional_gids.empty()) {
     p["user"]["additionalGids"] = user.additional_gids;
   }
@@ -275,6 +289,31 @@ Result<json> process(const ImageConfig& image, const SpecOptions& o,
   return p;
 }
 
+// The default masked or read-only paths without the --security-opt unmask= ones, plus the
+// mask= ones for the masked list.
+std::vector<std::string> masked_paths(const SpecOptions& o, const std::vector<std::string>& base,
+                                      bool add_masks) {
+  std::vector<std::string> out;
+  auto unmasked = [&](const std::string& p) {
+    return std::any_of(o.unmask_paths.begin(), o.unmask_paths.end(), [&](const std::string& u) {
+      return u == "ALL" || u == p || ::fnmatch(u.c_str(), p.c_str(), FNM_PATHNAME) == 0;
+    });
+  };
+  for (const auto& p : base) {
+    if (!unmasked(p)) {
+      out.push_back(p);
+    }
+  }
+  if (add_masks) {
+    for (const auto& p : o.mask_paths) {
+      if (std::find(out.begin(), out.end(), p) == out.end()) {
+        out.push_back(p);
+      }
+    }
+  }
+  return out;
+}
+
 Result<json> linux_section(const SpecOptions& o, const std::vector<std::string>& caps) {
   json l{{"namespaces", namespaces(o)}, {"cgroupsPath", o.cgroup_parent + "/" + o.id}};
   json resources = o.resources.is_object() ? o.resources : json::object();
@@ -285,9 +324,12 @@ Result<json> linux_section(const SpecOptions& o, const std::vector<std::string>&
   if (!o.sysctls.empty()) {
     l["sysctl"] = o.sysctls;
   }
+  if (!o.devices.empty()) {
+    l["devices"] = o.devices;
+  }
   if (!o.privileged) {
-    l["maskedPaths"] = default_masked_paths();
-    l["readonlyPaths"] = default_readonly_paths();
+    l["maskedPaths"] = masked_paths(o, default_masked_paths(), true);
+    l["readonlyPaths"] = masked_paths(o, default_readonly_paths(), false);
     if (!o.seccomp_unconfined) {
       BERTH_TRY(l["seccomp"],
                 seccomp_for_spec(o.seccomp_profile ? *o.seccomp_profile : default_seccomp_profile(),
@@ -295,6 +337,39 @@ Result<json> linux_section(const SpecOptions& o, const std::vector<std::string>&
     }
   }
   return l;
+}
+
+// The extra mounts (volumes, binds, tmpfs): a mount over a default one (/dev/shm, /tmp...)
+// replaces it, as Podman lets a user's mount win.
+Result<void> add_extra_mounts(const SpecOptions& o, json& mounts) {
+  for (const auto& b : o.mounts) {
+    if (b.destination.empty() || b.destination.front() != '/') {
+      return fail(Errc::InvalidArgument,
+                  "mount destination '" + b.destination + "' must be an absolute path");
+    }
+    std::vector<std::string> opts = b.options;
+    const bool bind = b.type.empty() || b.type == "bind";
+    if (bind && std::find(opts.begin(), opts.end(), "bind") == opts.end() &&
+        std::find(opts.begin(), opts.end(), "rbind") == opts.end()) {
+      opts.insert(opts.begin(), "rbind");
+    }
+    std::string dst = b.destination;
+    while (dst.size() > 1 && dst.back() == '/') {
+      dst.pop_back();
+    }
+    for (auto it = mounts.begin(); it != mounts.end();) {
+      if (it->value("destination", "") == dst) {
+        it = mounts.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    mounts.push_back(json{{"destination", dst},
+                          {"type", bind ? std::string("bind") : b.type},
+                          {"source", bind ? b.source : (b.source.empty() ? b.type : b.source)},
+                          {"options", opts}});
+  }
+  return {};
 }
 
 }  // namespace
@@ -385,19 +460,7 @@ Result<nlohmann::json> build_spec(const ImageConfig& image, const SpecOptions& o
     spec["domainname"] = o.domainname;
   }
   json mounts = default_mounts(o);
-  for (const auto& b : o.mounts) {
-    if (b.destination.empty() || b.destination.front() != '/') {
-      return fail(Errc::InvalidArgument,
-                  "mount destination '" + b.destination + "' must be an absolute path");
-    }
-    std::vector<std::string> opts = b.options;
-    if (std::find(opts.begin(), opts.end(), "bind") == opts.end() &&
-        std::find(opts.begin(), opts.end(), "rbind") == opts.end()) {
-      opts.insert(opts.begin(), "rbind");
-    }
-    mounts.push_back(json{
-        {"destination", b.destination}, {"type", "bind"}, {"source", b.source}, {"options", opts}});
-  }
+  BERTH_TRYV(add_extra_mounts(o, mounts));
   if (!o.init_path.empty()) {
     mounts.push_back(json{{"destination", kInitPath},
                           {"type", "bind"},

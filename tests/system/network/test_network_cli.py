@@ -99,10 +99,13 @@ class NetworkCliTest(BerthTestCase):
         names = [n["name"] for n in self.json("network", "ls", "--format", "json")]
         self.assertEqual(names, ["berth"])
 
-    def test_connect_without_container_module_is_clear(self):
+    def test_connect_unknown_container_or_network_is_clear(self):
         r = self.berth("network", "connect", "berth", "somecontainer")
         self.assertEqual(r.rc, 125)
-        self.assertIn("needs the container module", r.err)
+        self.assertIn('no container with name or ID "somecontainer" found', r.err)
+        r = self.berth("network", "disconnect", "berth", "somecontainer")
+        self.assertEqual(r.rc, 125)
+        self.assertIn("somecontainer", r.err)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "berth/config/config.hpp"
 #include "berth/sdk/result.hpp"
@@ -23,6 +24,25 @@ struct ClientResponse {
   int status = 0;
   std::string body;
 };
+
+// The leading global flags of a berth command line, split for the remote CLI: the remote flags
+// (--url, --connection/-c, --remote/-r), the store flags (--root, --runroot, --storage-driver,
+// --storage-opt, --config: the service's store is used remotely, so they are not forwarded) and
+// the rest of the command line as it is forwarded.
+struct RemoteArgs {
+  std::string url;
+  std::string connection;
+  bool remote = false;
+  std::string config;  // --config, to resolve --connection
+  std::vector<std::string> forwarded;
+  bool wanted() const { return !url.empty() || !connection.empty() || remote; }
+};
+RemoteArgs split_remote_args(const std::vector<std::string>& args);
+
+// Runs one berth command on the service at `uri` (POST /libpod/berth/cli, docs/remote.md): the
+// client's stdin, terminal size and working directory go with it, its output comes back. Returns
+// the command's exit code (125 when the service cannot be reached).
+int run_remote_cli(const std::string& uri, const std::vector<std::string>& argv);
 
 class Client {
  public:

@@ -6,15 +6,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "berth/api/router.hpp"
 #include "berth/config/config.hpp"
+#include "berth/engine/engine.hpp"
 #include "berth/sdk/result.hpp"
-
-namespace berth::engine {
-class Engine;
-}
 
 namespace berth::api {
 
@@ -37,16 +36,49 @@ struct ServiceOptions {
 // unix:///run/berth/berth.sock as root, unix://$XDG_RUNTIME_DIR/berth/berth.sock rootless.
 std::string default_uri();
 
-// Everything a handler needs: how to open an engine over the service's store.
+class ServiceContext;
+
+// One engine lent to one request. Engines are cached by the service (config loaded, plugins
+// discovered, store open) and each is used by one thread at a time: engine::Engine initialises
+// itself lazily and plugin::Registry loads plugins into a map, neither under a lock, so sharing
+// one engine between worker threads would race. Returned to the pool by the destructor.
+class EngineLease {
+ public:
+  EngineLease(std::unique_ptr<engine::Engine> eng, const ServiceContext* owner)
+      : eng_(std::move(eng)), owner_(owner) {}
+  EngineLease(EngineLease&& o) noexcept = default;
+  EngineLease& operator=(EngineLease&&) = delete;
+  EngineLease(const EngineLease&) = delete;
+  ~EngineLease();
+  engine::Engine& operator*() const { return *eng_; }
+  engine::Engine* operator->() const { return eng_.get(); }
+  engine::Engine* get() const { return eng_.get(); }
+
+ private:
+  std::unique_ptr<engine::Engine> eng_;
+  const ServiceContext* owner_ = nullptr;
+};
+
+// Everything a handler needs: the service's options and its cache of engines.
 class ServiceContext {
  public:
   explicit ServiceContext(ServiceOptions opts) : opts_(std::move(opts)) {}
+  ~ServiceContext();
   const ServiceOptions& options() const { return opts_; }
-  // A fresh engine for one request (engines are not shared between threads).
-  Result<std::unique_ptr<engine::Engine>> open_engine() const;
+  // An engine for one request: an idle cached one, else a new one (config loaded, plugins
+  // discovered, store opened read-write once). Thread-safe.
+  Result<EngineLease> open_engine() const;
+  // How many engines were created (for tests and `berth info`-style diagnostics).
+  size_t engines_created() const;
 
  private:
+  friend class EngineLease;
+  void give_back(std::unique_ptr<engine::Engine> eng) const;
+
   ServiceOptions opts_;
+  mutable std::mutex mu_;
+  mutable std::vector<std::unique_ptr<engine::Engine>> idle_;
+  mutable size_t created_ = 0;
 };
 
 // The Docker Engine API routes (and /libpod/ equivalents) over the library.

@@ -1,23 +1,70 @@
 #pragma once
-// A container's storage flags (run/create -v, --mount, --tmpfs, --volumes-from), stored with its
-// record. Owned by core/src/container/mounts_glue.cpp.
+// A container's storage flags (run/create -v, --mount, --tmpfs, --volumes-from, --read-only-tmpfs),
+// stored with its record. Owned by core/src/container/mounts_glue.cpp.
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "berth/sdk/result.hpp"
+
 namespace berth::container {
+
+// One mount the container got, as `podman inspect` shows it under Mounts.
+struct MountPoint {
+  std::string type;  // "bind", "volume", "tmpfs", "image"
+  std::string name;  // volume name or image id; "" for bind and tmpfs
+  std::string source;
+  std::string destination;
+  std::string driver;  // "local" for volumes
+  std::string mode;    // "z", "Z", "" (SELinux relabel requested; accepted, not applied)
+  bool rw = true;
+  std::string propagation;           // "rprivate", "rshared", ...; "" for tmpfs
+  std::vector<std::string> options;  // the spec's mount options
+  bool anonymous = false;            // an anonymous volume (removed with `rm -v`)
+};
+void to_json(nlohmann::json& j, const MountPoint& m);
+void from_json(const nlohmann::json& j, MountPoint& m);
 
 struct MountOptions {
   std::vector<std::string> volumes;       // -v/--volume specs as given
   std::vector<std::string> mounts;        // --mount specs as given
   std::vector<std::string> tmpfs;         // --tmpfs DEST[:OPTIONS]
   std::vector<std::string> volumes_from;  // --volumes-from CTR[:ro|rw]
+  // --read-only-tmpfs: with --read-only, tmpfs on /tmp, /var/tmp and /run (default true).
+  bool read_only_tmpfs = true;
   // Filled at create: the named volumes this container holds (anonymous ones included) and which
   // of them are anonymous (removed with `rm -v`).
   std::vector<std::string> named_volumes;
   std::vector<std::string> anonymous_volumes;
+  // Filled at create: images mounted for `--mount type=image` (unmounted at removal).
+  std::vector<std::string> image_mounts;
+  // Filled at create: every mount made, in order.
+  std::vector<MountPoint> mount_points;
 };
 void to_json(nlohmann::json& j, const MountOptions& o);
 void from_json(const nlohmann::json& j, MountOptions& o);
+
+// The parsed form of one -v, --mount or --tmpfs flag (exposed for tests and the API).
+struct MountRequest {
+  std::string type;    // "bind", "volume", "tmpfs", "image"
+  std::string source;  // host path, volume name ("" = anonymous) or image
+  std::string destination;
+  bool read_only = false;
+  std::string relabel;                      // "z" / "Z"
+  bool chown = false;                       // U: chown the source to the container's user
+  std::string propagation;                  // "" = default
+  bool recursive = true;                    // rbind (bind-nonrecursive / "bind" clears it)
+  std::optional<bool> copy;                 // copy / nocopy (volumes)
+  std::vector<std::string> flags;           // nosuid, nodev, noexec, suid, dev, exec
+  std::vector<std::string> tmpfs_options;   // size=, mode=, ...
+  std::vector<std::string> volume_options;  // volume-opt=key=value (a new named volume)
+};
+// -v SRC:DEST[:OPTS] | NAME:DEST[:OPTS] | DEST
+Result<MountRequest> parse_volume_flag(const std::string& spec);
+// --mount type=...,src=...,dst=...,...
+Result<MountRequest> parse_mount_flag(const std::string& spec);
+// --tmpfs DEST[:OPTS]
+Result<MountRequest> parse_tmpfs_flag(const std::string& spec);
 
 }  // namespace berth::container

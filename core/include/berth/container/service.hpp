@@ -26,13 +26,24 @@ struct CreateResult {
   std::string id;
   std::vector<std::string> warnings;
 };
-// Resolves the image (local only; `pull` is "missing" or "never"), makes the read-write layer,
+// Progress lines of a pull that create/run makes ("Trying to pull ...", "Copying blob ...
+// done"), which Podman prints on stderr.
+using PullProgress = std::function<void(const std::string& line)>;
+
+// Resolves the image under opts.pull (missing: pull when not in the store; always; newer: pull,
+// falling back to the local image when the pull fails; never), makes the read-write layer,
 // writes the spec and the record, and starts the monitor, which creates the container in the
-// runtime and leaves it waiting for start.
-Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replace = false);
+// runtime and leaves it waiting for start. opts.restart_policy: "no", "on-failure[:N]",
+// "always", "unless-stopped" (not with --rm).
+Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replace = false,
+                            const PullProgress& progress = {});
 
 // Starts a created container (the monitor is waiting); an exited one gets a new monitor first.
 Result<void> start(engine::Engine& eng, const std::string& name_or_id);
+
+// `podman init`: an exited (or never started) container gets a new monitor that creates it in
+// the runtime and waits for start; a created one is left as it is.
+Result<void> init(engine::Engine& eng, const std::string& name_or_id);
 
 // How an attached client behaves.
 struct AttachOptions {
@@ -62,6 +73,7 @@ struct RunOptions {
   bool sig_proxy = true;
   std::string cidfile;
   std::function<void(const std::string& id)> on_created;  // prints the id with -d
+  PullProgress pull_progress;
 };
 Result<int> run(engine::Engine& eng, RunOptions opts);
 
@@ -77,8 +89,15 @@ struct RemoveOptions {
   std::optional<uint32_t> timeout;
 };
 Result<void> remove(engine::Engine& eng, const std::string& name_or_id, const RemoveOptions& o);
+// `rm --depend`: the containers that depend on this one (--network container:X,
+// --volumes-from X), recursively, then the container; returns the ids removed in that order.
+Result<std::vector<std::string>> remove_with_dependents(engine::Engine& eng,
+                                                        const std::string& name_or_id,
+                                                        const RemoveOptions& o);
 // Unmounts the rootfs and releases the runtime state of an exited container; with `rm`, removes
 // it. Called by berth-monitor when the container exits. A container gone already is fine.
+// Then applies the restart policy: after a back-off (100 ms doubling, capped at 10 s) it starts
+// the container again (RestartCount + 1) unless the user stopped or removed it meanwhile.
 Result<void> cleanup(engine::Engine& eng, const std::string& name_or_id, bool rm);
 
 // Waits until the container reaches one of `conditions` ("stopped"/"exited", "running",

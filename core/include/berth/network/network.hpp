@@ -227,20 +227,32 @@ struct ContainerNetRequest {
   std::vector<std::string> dns_search;
   std::vector<std::string> dns_options;
   std::vector<std::string> add_hosts;  // "name:ip" (several names: "a;b:ip")
+  // "slirp4netns" or "pasta": user-mode networking instead of `networks` (the slirp driver
+  // plumbs the namespace; no IPAM).
+  std::string user_mode;
 };
 
 // `-p` syntax: [[ip:][hostPort[-hostPortEnd]]:]containerPort[-containerPortEnd][/tcp|/udp|/sctp].
-// An empty host port picks a free one.
-Result<std::vector<sdk::PortMapping>> parse_publish(const std::string& spec);
+// An empty host port picks a free one (host_port stays 0 when `pick_free` is false).
+Result<std::vector<sdk::PortMapping>> parse_publish(const std::string& spec, bool pick_free = true);
 // -P: a mapping from a free host port (chosen by binding port 0) to each exposed port.
 Result<std::vector<sdk::PortMapping>> publish_all_ports(const std::vector<std::string>& exposed);
 
 // Allocates the container's addresses, loads each network's driver, plumbs the namespace and
 // returns what the container got. On failure nothing is left (leases released, drivers torn
-// down).
-Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const ContainerNetRequest& req);
-// Tears down the drivers' work and releases the leases. Idempotent.
+// down). `published` receives the host ports as forwarded (random ones and -P resolved).
+Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const ContainerNetRequest& req,
+                                           std::vector<sdk::PortMapping>* published = nullptr);
+// Tears down the drivers' work and releases the leases. Idempotent; networks removed since are
+// skipped. req.ports: the mappings as forwarded (their rules are removed).
 Result<void> disconnect_container(engine::Engine& engine, const ContainerNetRequest& req);
+// One more network for a plumbed namespace (`network connect` on a running container): a lease
+// and the driver's setup of that attachment alone. net.interface_name must be set.
+Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const ContainerNetRequest& req,
+                                             const NetworkAttachRequest& net);
+// Undoes connect_network() (or one network of connect_container()). Idempotent.
+Result<void> disconnect_network(engine::Engine& engine, const ContainerNetRequest& req,
+                                const std::string& network);
 // Checks that a driver plugin of opts.driver exists, then NetworkStore::create.
 Result<Network> create_network(engine::Engine& engine, const CreateOptions& opts);
 // Re-applies the drivers' setup (firewall rules) of every container holding a lease whose

@@ -31,6 +31,9 @@ struct BindMount {
   std::string source;
   std::string destination;
   std::vector<std::string> options;  // e.g. {"rbind", "ro", "nosuid"}; "rbind" is added if absent
+  // "bind", or a file system made for the container ("tmpfs": source "tmpfs", options are its
+  // flags and data, no rbind added).
+  std::string type = "bind";
 };
 
 // How a namespace is set up: a new one (default), the host's (none in the spec), or a path to join.
@@ -68,6 +71,14 @@ struct SpecOptions {
   std::vector<BindMount> mounts;  // extra bind mounts (/etc/hosts, /etc/resolv.conf, volumes...)
   bool seccomp_unconfined = false;
   std::optional<nlohmann::json> seccomp_profile;  // a containers/common-format profile
+  // Devices and security options (core/src/container/resources_glue.cpp fills these).
+  std::vector<nlohmann::json> devices;  // OCI linux.devices entries: nodes made in /dev
+  std::vector<std::string> mask_paths;  // --security-opt mask=: added to maskedPaths
+  // --security-opt unmask=: removed from maskedPaths and readonlyPaths ("ALL", or paths with
+  // shell globs such as /proc/*).
+  std::vector<std::string> unmask_paths;
+  std::optional<int64_t> shm_size;     // bytes of the /dev/shm tmpfs (default 64 MiB)
+  std::vector<std::string> group_add;  // --group-add: gids or group names of <rootfs>/etc/group
 };
 
 struct ResolvedUser {

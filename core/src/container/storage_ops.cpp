@@ -1,0 +1,662 @@
+// cp, diff, export, commit, mount/unmount of a container's file system.
+#include "berth/container/storage_ops.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+
+#include "berth/container/container.hpp"
+#include "berth/image/commit.hpp"
+#include "berth/sdk/layer_archive.hpp"
+#include "berth/spec/spec_builder.hpp"
+#include "berth/util/fs.hpp"
+#include "berth/util/log.hpp"
+#include "internal.hpp"
+
+namespace berth::container {
+
+using namespace detail;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The container's rootfs, mounted for the length of a call (driver mounts are counted, so a
+// running container's mount is shared and stays).
+class RootfsMount {
+ public:
+  static Result<RootfsMount> make(engine::Engine& eng, const ContainerRecord& rec) {
+    BERTH_TRY(auto* d, eng.storage());
+    auto path = d->mount(rec.layer_id, sdk::MountOptions{});
+    if (!path) {
+      return fail(std::move(path).error().wrap("mount the rootfs of container " + rec.name));
+    }
+    return RootfsMount(d, rec.layer_id, *path);
+  }
+  RootfsMount(RootfsMount&& o) noexcept
+      : driver_(std::exchange(o.driver_, nullptr)), id_(o.id_), path_(o.path_) {}
+  RootfsMount& operator=(RootfsMount&&) = delete;
+  ~RootfsMount() {
+    if (driver_) {
+      if (auto r = driver_->unmount(id_); !r) {
+        spdlog::warn("unmount layer {}: {}", id_, r.error().message());
+      }
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  RootfsMount(sdk::StorageDriver* d, std::string id, std::string path)
+      : driver_(d), id_(std::move(id)), path_(std::move(path)) {}
+  sdk::StorageDriver* driver_;
+  std::string id_;
+  std::string path_;
+};
+
+// The container and its lock, for the length of a call.
+struct Locked {
+  std::unique_ptr<ContainerDb> db;
+  ContainerRecord rec;
+  ContainerLock lock;
+};
+
+Result<Locked> lock_container(engine::Engine& eng, const std::string& name_or_id, bool read_only) {
+  BERTH_TRY(auto db, open_db(eng, read_only));
+  BERTH_TRY(auto rec0, db->lookup(name_or_id));
+  BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), rec0.id));
+  BERTH_TRY(auto rec, db->by_id(rec0.id));
+  if (!rec) {
+    return fail(Errc::NotFound, "no container with name or ID \"" + name_or_id + "\" found");
+  }
+  return Locked{std::move(db), std::move(*rec), std::move(lock)};
+}
+
+std::string fd_path(int fd) {
+  return "/proc/self/fd/" + std::to_string(fd);
+}
+
+// A path inside the container: the host directory it is resolved in (the rootfs, or the source
+// of the volume/bind mount holding it) and the path relative to that directory.
+struct Located {
+  std::string root;
+  std::string rel;
+};
+
+Located locate(const ContainerRecord& rec, const std::string& rootfs, const std::string& path) {
+  std::string p = fs::path("/" + path).lexically_normal().string();
+  while (p.size() > 1 && p.back() == '/') {
+    p.pop_back();
+  }
+  // /etc/hostname, /etc/hosts and /etc/resolv.conf are files of the bundle bind-mounted over the
+  // rootfs's: read and written there, as the container sees them.
+  for (const char* f : {"hostname", "hosts", "resolv.conf"}) {
+    if (p == std::string("/etc/") + f && !(rec.options.net.no_hosts && p == "/etc/hosts") &&
+        ::access((rec.bundle + "/" + f).c_str(), F_OK) == 0) {
+      return {rec.bundle, f};
+    }
+  }
+  const MountPoint* best = nullptr;
+  for (const auto& mp : rec.options.storage.mount_points) {
+    if (mp.type != "bind" && mp.type != "volume") {
+      continue;
+    }
+    const std::string& d = mp.destination;
+    bool under = p == d || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 &&
+                            (d == "/" || p[d.size()] == '/'));
+    if (under && (!best || d.size() > best->destination.size())) {
+      best = &mp;
+    }
+  }
+  if (!best) {
+    return {rootfs, p.substr(1)};
+  }
+  std::string rest = p.substr(best->destination.size());
+  while (!rest.empty() && rest.front() == '/') {
+    rest.erase(0, 1);
+  }
+  return {best->source, rest};
+}
+
+// O_PATH fd of `rel` resolved inside `root` as if it were "/". nullopt when it does not exist.
+Result<std::optional<UniqueFd>> open_in_root(const std::string& root, const std::string& rel) {
+  UniqueFd rootfd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!rootfd) {
+    return fail_errno("open", root);
+  }
+  struct open_how how {};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  const std::string r = rel.empty() ? "." : rel;
+  long fd = ::syscall(SYS_openat2, rootfd.get(), r.c_str(), &how, sizeof how);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return std::optional<UniqueFd>();
+    }
+    return fail_errno("resolve " + r + " in", root);
+  }
+  return std::optional<UniqueFd>(UniqueFd(static_cast<int>(fd)));
+}
+
+Result<struct stat> stat_fd(int fd, const std::string& what) {
+  struct stat st {};
+  if (::fstatat(fd, "", &st, AT_EMPTY_PATH) != 0) {
+    return fail_errno("stat", what);
+  }
+  return st;
+}
+
+std::string base_name(const std::string& p) {
+  std::string s = p;
+  while (s.size() > 1 && s.back() == '/') {
+    s.pop_back();
+  }
+  auto slash = s.rfind('/');
+  return slash == std::string::npos ? s : s.substr(slash + 1);
+}
+
+std::string parent_of(const std::string& p) {
+  std::string s = p;
+  while (s.size() > 1 && s.back() == '/') {
+    s.pop_back();
+  }
+  auto slash = s.rfind('/');
+  if (slash == std::string::npos) {
+    return "";
+  }
+  return slash == 0 ? "/" : s.substr(0, slash);
+}
+
+bool wants_content(const std::string& p) {
+  return p == "." || (p.size() >= 2 && p.compare(p.size() - 2, 2, "/.") == 0);
+}
+
+struct ArchiveDeleter {
+  void operator()(struct archive* a) const {
+    if (a) {
+      archive_read_free(a);
+    }
+  }
+};
+struct WriterDeleter {
+  void operator()(struct archive* a) const {
+    if (a) {
+      archive_write_free(a);
+    }
+  }
+};
+struct EntryDeleter {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+
+// A tar of `path` (its top followed when it is a link, e.g. /proc/self/fd/N; nothing below is
+// followed) to `out_fd`. The top entry is named `top`; with `top` empty, a directory's entries are
+// written relative to it (its own entry left out).
+Result<void> write_path_tar(const std::string& path, const std::string& top, int out_fd,
+                            const std::string& what) {
+  std::unique_ptr<struct archive, ArchiveDeleter> disk(archive_read_disk_new());
+  std::unique_ptr<struct archive, WriterDeleter> w(archive_write_new());
+  if (!disk || !w) {
+    return fail(Errc::Internal, "tar " + what + ": out of memory");
+  }
+  archive_read_disk_set_symlink_hybrid(disk.get());
+  archive_write_set_format_pax_restricted(w.get());
+  archive_write_set_bytes_in_last_block(w.get(), 1);
+  if (archive_write_open_fd(w.get(), out_fd) != ARCHIVE_OK) {
+    return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
+  }
+  if (archive_read_disk_open(disk.get(), path.c_str()) != ARCHIVE_OK) {
+    return fail(Errc::Internal, "read " + what + ": " + archive_error_string(disk.get()));
+  }
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    std::unique_ptr<archive_entry, EntryDeleter> e(archive_entry_new());
+    int r = archive_read_next_header2(disk.get(), e.get());
+    if (r == ARCHIVE_EOF) {
+      break;
+    }
+    if (r < ARCHIVE_WARN) {
+      return fail(Errc::Internal, "read " + what + ": " + archive_error_string(disk.get()));
+    }
+    archive_read_disk_descend(disk.get());
+    std::string name = archive_entry_pathname(e.get());
+    std::string suffix = name.size() > path.size() ? name.substr(path.size()) : "";
+    std::string out_name;
+    if (top.empty()) {
+      if (suffix.empty()) {
+        continue;
+      }
+      out_name = suffix.substr(1);
+    } else {
+      out_name = top + suffix;
+    }
+    archive_entry_set_pathname(e.get(), out_name.c_str());
+    archive_entry_set_uname(e.get(), nullptr);
+    archive_entry_set_gname(e.get(), nullptr);
+    if (archive_write_header(w.get(), e.get()) < ARCHIVE_WARN) {
+      return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
+    }
+    if (archive_entry_filetype(e.get()) == AE_IFREG && archive_entry_size(e.get()) > 0) {
+      for (;;) {
+        la_ssize_t n = archive_read_data(disk.get(), buf.data(), buf.size());
+        if (n < 0) {
+          return fail(Errc::Internal,
+                      "read " + what + "/" + out_name + ": " + archive_error_string(disk.get()));
+        }
+        if (n == 0) {
+          break;
+        }
+        if (archive_write_data(w.get(), buf.data(), static_cast<size_t>(n)) < 0) {
+          return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
+        }
+      }
+    }
+  }
+  if (archive_write_close(w.get()) != ARCHIVE_OK) {
+    return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
+  }
+  return {};
+}
+
+Result<UniqueFd> temp_file(engine::Engine& eng) {
+  const std::string dir = eng.graphroot() + "/tmp";
+  BERTH_TRYV(util::make_dirs(dir, 0700));
+  UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd) {
+    return fail_errno("create temporary file in", dir);
+  }
+  return fd;
+}
+
+Result<void> rewind(int fd) {
+  if (::lseek(fd, 0, SEEK_SET) != 0) {
+    return fail_errno("seek", "the copy's temporary file");
+  }
+  return {};
+}
+
+Result<void> extract(int tar_fd, const std::string& dir, const std::string& what) {
+  sdk::ExtractOptions eo;
+  eo.whiteouts = sdk::WhiteoutFormat::Delete;
+  eo.allow_devices = true;
+  eo.restore_ownership = true;
+  auto r = sdk::extract_layer(tar_fd, dir, eo);
+  if (!r) {
+    return fail(std::move(r).error().wrap("copy to " + what));
+  }
+  return {};
+}
+
+Error not_found_in(const ContainerRecord& rec, const std::string& path) {
+  return Error(Errc::NotFound, "could not find \"" + path + "\" in container " + rec.name +
+                                   ": no such file or directory");
+}
+
+// CTR:PATH -> host path or `out_fd`.
+Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::string& cpath,
+                      const std::string& host, int out_fd) {
+  BERTH_TRY(auto c, lock_container(eng, ctr, true));
+  BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
+  Located loc = locate(c.rec, rootfs.path(), cpath);
+  BERTH_TRY(auto src, open_in_root(loc.root, loc.rel));
+  if (!src) {
+    return fail(not_found_in(c.rec, cpath));
+  }
+  BERTH_TRY(auto sst, stat_fd(src->get(), cpath));
+  const bool content = wants_content(cpath) && S_ISDIR(sst.st_mode);
+  std::string top = content ? "" : base_name(cpath);
+  if (top == "/" || top.empty()) {
+    top.clear();
+  }
+  const std::string what = c.rec.name + ":" + cpath;
+  if (host == "-") {
+    return write_path_tar(fd_path(src->get()), top.empty() && !S_ISDIR(sst.st_mode) ? "file" : top,
+                          out_fd, what);
+  }
+  std::string into;
+  struct stat hst {};
+  if (::stat(host.c_str(), &hst) == 0) {
+    if (S_ISDIR(hst.st_mode)) {
+      into = host;
+    } else {
+      if (S_ISDIR(sst.st_mode)) {
+        return fail(Errc::InvalidArgument, "cannot copy directory " + what + " to file " + host);
+      }
+      into = parent_of(host);
+      top = base_name(host);
+    }
+  } else if (errno == ENOENT) {
+    into = parent_of(host);
+    if (into.empty()) {
+      into = ".";
+    }
+    struct stat pst {};
+    if (::stat(into.c_str(), &pst) != 0 || !S_ISDIR(pst.st_mode)) {
+      return fail(Errc::NotFound, "copy to " + host + ": directory " + into + " does not exist");
+    }
+    top = base_name(host);
+  } else {
+    return fail_errno("stat", host);
+  }
+  BERTH_TRY(auto tmp, temp_file(eng));
+  BERTH_TRYV(write_path_tar(fd_path(src->get()), top, tmp.get(), what));
+  BERTH_TRYV(rewind(tmp.get()));
+  return extract(tmp.get(), into, host);
+}
+
+// Host path or `in_fd` -> CTR:PATH.
+Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
+                     const std::string& ctr, const std::string& cpath) {
+  BERTH_TRY(auto c, lock_container(eng, ctr, true));
+  BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
+  const std::string what = c.rec.name + ":" + cpath;
+  Located loc = locate(c.rec, rootfs.path(), cpath);
+  BERTH_TRY(auto dst, open_in_root(loc.root, loc.rel));
+  if (host == "-") {
+    if (!dst) {
+      return fail(not_found_in(c.rec, cpath));
+    }
+    BERTH_TRY(auto dst_st, stat_fd(dst->get(), cpath));
+    if (!S_ISDIR(dst_st.st_mode)) {
+      return fail(Errc::InvalidArgument,
+                  "destination " + what + " must be a directory when copying from stdin");
+    }
+    return extract(in_fd, fd_path(dst->get()), what);
+  }
+  struct stat hst {};
+  if (::stat(host.c_str(), &hst) != 0) {
+    return fail(Error::from_errno("copy from", host, errno));
+  }
+  const bool content = wants_content(host) && S_ISDIR(hst.st_mode);
+  std::string top;
+  std::optional<UniqueFd> into;
+  bool dst_is_dir = false;
+  if (dst) {
+    BERTH_TRY(auto dst_st, stat_fd(dst->get(), cpath));
+    dst_is_dir = S_ISDIR(dst_st.st_mode);
+  }
+  if (dst && dst_is_dir) {
+    into = std::move(dst);
+    top = content ? "" : base_name(host);
+  } else {
+    if (dst && S_ISDIR(hst.st_mode)) {
+      return fail(Errc::InvalidArgument, "cannot copy directory " + host + " to file " + what);
+    }
+    // Not there (or a file to replace): the parent must be a directory of the container.
+    Located ploc = locate(c.rec, rootfs.path(), parent_of(cpath));
+    BERTH_TRY(auto parent, open_in_root(ploc.root, ploc.rel));
+    bool parent_dir = false;
+    if (parent) {
+      BERTH_TRY(auto pst, stat_fd(parent->get(), cpath));
+      parent_dir = S_ISDIR(pst.st_mode);
+    }
+    if (!parent_dir) {
+      return fail(Errc::NotFound, "copy to " + what + ": directory " + parent_of(cpath) +
+                                      " does not exist in the container");
+    }
+    into = std::move(parent);
+    top = base_name(cpath);
+  }
+  if (top.empty() || top == "/" || top == ".") {
+    top = content ? "" : base_name(fs::path(host).lexically_normal().string());
+  }
+  BERTH_TRY(auto tmp, temp_file(eng));
+  BERTH_TRYV(write_path_tar(host, top, tmp.get(), host));
+  BERTH_TRYV(rewind(tmp.get()));
+  return extract(tmp.get(), fd_path(into->get()), what);
+}
+
+// "CTR:PATH" -> (CTR, PATH); nullopt for a host path. A path with a slash before the colon, or
+// starting with "." or "/", is a host path (as Podman).
+std::optional<std::pair<std::string, std::string>> split_container_path(const std::string& s) {
+  auto colon = s.find(':');
+  if (colon == std::string::npos || colon == 0) {
+    return std::nullopt;
+  }
+  if (s.front() == '/' || s.front() == '.' || s.substr(0, colon).find('/') != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::make_pair(s.substr(0, colon), s.substr(colon + 1));
+}
+
+std::string user_mounts_file(engine::Engine& eng, const std::string& id) {
+  return run_dir(eng.runroot(), id) + "/user-mounts";
+}
+
+// "<count>\n<path>\n" (mounts_on_remove reads the count too).
+std::pair<int, std::string> read_user_mounts(engine::Engine& eng, const std::string& id) {
+  auto text = util::read_file(user_mounts_file(eng, id));
+  if (!text) {
+    return {0, ""};
+  }
+  auto nl = text->find('\n');
+  int n = std::atoi(text->c_str());
+  std::string path = nl == std::string::npos ? "" : text->substr(nl + 1);
+  while (!path.empty() && path.back() == '\n') {
+    path.pop_back();
+  }
+  return {n, path};
+}
+
+}  // namespace
+
+Result<void> copy(engine::Engine& eng, const CopyOptions& o) {
+  auto src = split_container_path(o.source);
+  auto dst = split_container_path(o.destination);
+  if (src && dst) {
+    return fail(Errc::InvalidArgument,
+                "copying between containers is not supported: copy to the host first");
+  }
+  if (!src && !dst) {
+    return fail(Errc::InvalidArgument,
+                "one of the paths must be a container path (CONTAINER:PATH)");
+  }
+  if (src) {
+    std::string cpath = src->second.empty() ? "/" : src->second;
+    if (cpath.front() != '/') {
+      cpath = "/" + cpath;
+    }
+    return copy_out(eng, src->first, cpath, o.destination, o.stdout_fd);
+  }
+  std::string cpath = dst->second.empty() ? "/" : dst->second;
+  if (cpath.front() != '/') {
+    cpath = "/" + cpath;
+  }
+  return copy_in(eng, o.source, o.stdin_fd, dst->first, cpath);
+}
+
+char change_letter(sdk::Change::Kind k) {
+  switch (k) {
+    case sdk::Change::Kind::Added:
+      return 'A';
+    case sdk::Change::Kind::Deleted:
+      return 'D';
+    case sdk::Change::Kind::Modified:
+      break;
+  }
+  return 'C';
+}
+
+Result<std::vector<sdk::Change>> diff(engine::Engine& eng, const std::string& name_or_id) {
+  BERTH_TRY(auto c, lock_container(eng, name_or_id, true));
+  BERTH_TRY(auto layers, open_layers(eng));
+  BERTH_TRY(auto img, layers->image(c.rec.image_id));
+  BERTH_TRY(auto* driver, eng.storage());
+  const std::string parent = img ? img->top_layer : "";
+  auto changes = driver->changes(c.rec.layer_id, parent);
+  if (!changes) {
+    return fail(std::move(changes).error().wrap("diff container " + c.rec.name));
+  }
+  std::sort(changes->begin(), changes->end(),
+            [](const sdk::Change& a, const sdk::Change& b) { return a.path < b.path; });
+  return std::move(*changes);
+}
+
+Result<void> export_rootfs(engine::Engine& eng, const std::string& name_or_id, int out_fd) {
+  BERTH_TRY(auto c, lock_container(eng, name_or_id, true));
+  BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
+  auto r = sdk::write_tree_tar(rootfs.path(), out_fd, sdk::WhiteoutFormat::Delete);
+  if (!r) {
+    return fail(std::move(r).error().wrap("export container " + c.rec.name));
+  }
+  return {};
+}
+
+Result<std::string> mount(engine::Engine& eng, const std::string& name_or_id) {
+  BERTH_TRY(auto c, lock_container(eng, name_or_id, true));
+  BERTH_TRY(auto* driver, eng.storage());
+  auto path = driver->mount(c.rec.layer_id, sdk::MountOptions{});
+  if (!path) {
+    return fail(std::move(path).error().wrap("mount container " + c.rec.name));
+  }
+  auto [n, _] = read_user_mounts(eng, c.rec.id);
+  BERTH_TRYV(util::make_dirs(run_dir(eng.runroot(), c.rec.id), 0700));
+  auto w = util::write_file_atomic(user_mounts_file(eng, c.rec.id),
+                                   std::to_string(n + 1) + "\n" + *path + "\n");
+  if (!w) {
+    (void)driver->unmount(c.rec.layer_id);
+    return fail(std::move(w).error());
+  }
+  return *path;
+}
+
+Result<void> unmount(engine::Engine& eng, const std::string& name_or_id, bool force) {
+  BERTH_TRY(auto c, lock_container(eng, name_or_id, true));
+  auto [n, path] = read_user_mounts(eng, c.rec.id);
+  if (n <= 0) {
+    return fail(Errc::Conflict,
+                "container " + c.rec.id + " is not mounted: use `berth container mount` first");
+  }
+  BERTH_TRY(auto* driver, eng.storage());
+  const int times = force ? n : 1;
+  for (int i = 0; i < times; ++i) {
+    auto r = driver->unmount(c.rec.layer_id);
+    if (!r) {
+      return fail(std::move(r).error().wrap("unmount container " + c.rec.name));
+    }
+  }
+  if (n - times <= 0) {
+    ::unlink(user_mounts_file(eng, c.rec.id).c_str());
+    return {};
+  }
+  return util::write_file_atomic(user_mounts_file(eng, c.rec.id),
+                                 std::to_string(n - times) + "\n" + path + "\n");
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> mounted(engine::Engine& eng) {
+  BERTH_TRY(auto db, open_db(eng, true));
+  BERTH_TRY(auto all, db->all());
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : all) {
+    auto [n, path] = read_user_mounts(eng, r.id);
+    if (n > 0) {
+      out.emplace_back(r.id, path);
+    }
+  }
+  return out;
+}
+
+Result<std::string> commit(engine::Engine& eng, const std::string& name_or_id,
+                           const CommitOptions& opts) {
+  if (opts.format != "oci" && opts.format != "docker") {
+    return fail(Errc::InvalidArgument,
+                "unrecognized image type \"" + opts.format + "\" (use oci or docker)");
+  }
+  BERTH_TRY(auto c, lock_container(eng, name_or_id, true));
+  BERTH_TRY(auto layers, open_layers(eng));
+  BERTH_TRY(auto img, layers->image(c.rec.image_id));
+  if (!img) {
+    return fail(Errc::NotFound, "commit " + c.rec.name + ": its image " + c.rec.image_id +
+                                    " was removed; the container's changes cannot be committed");
+  }
+  // The container's settings become the image's, as Podman commits them.
+  const auto& o = c.rec.options;
+  json base_config = json::object();
+  try {
+    base_config = json::parse(img->config).value("config", json::object());
+  } catch (const json::exception& e) {
+    return fail(Errc::Corrupt, "image " + img->id + ": config: " + e.what());
+  }
+  json overrides = json::object();
+  if (!o.command.empty()) {
+    overrides["Cmd"] = o.command;
+  }
+  if (o.entrypoint) {
+    overrides["Entrypoint"] = *o.entrypoint;
+  }
+  if (!o.env.empty()) {
+    std::vector<std::string> env;
+    if (base_config.contains("Env") && base_config["Env"].is_array()) {
+      env = base_config["Env"].get<std::vector<std::string>>();
+    }
+    overrides["Env"] = spec::merge_env(env, o.env);
+  }
+  if (!o.workdir.empty()) {
+    overrides["WorkingDir"] = o.workdir;
+  }
+  if (!o.user.empty()) {
+    overrides["User"] = o.user;
+  }
+  if (!o.labels.empty()) {
+    json labels = base_config.value("Labels", json::object());
+    if (!labels.is_object()) {
+      labels = json::object();
+    }
+    for (const auto& [k, v] : o.labels) {
+      labels[k] = v;
+    }
+    overrides["Labels"] = labels;
+  }
+
+  ContainerState st = read_state(eng.runroot(), c.rec);
+  std::optional<sdk::RuntimePtr> paused;
+  if (opts.pause && st.status == Status::Running) {
+    auto rt = make_runtime(eng, st.runtime.empty() ? "native" : st.runtime);
+    if (rt) {
+      if (auto p = (*rt)->pause(c.rec.id); p) {
+        paused = std::move(*rt);
+      } else {
+        spdlog::warn("commit {}: could not pause the container ({}); committing it running",
+                     c.rec.name, p.error().message());
+      }
+    }
+  }
+  BERTH_TRY(auto* driver, eng.storage());
+  auto diff_fd = driver->diff(c.rec.layer_id, img->top_layer);
+  if (paused) {
+    if (auto r = (*paused)->resume(c.rec.id); !r) {
+      spdlog::warn("commit {}: resume: {}", c.rec.name, r.error().message());
+    }
+  }
+  if (!diff_fd) {
+    return fail(std::move(diff_fd).error().wrap("commit container " + c.rec.name));
+  }
+  image::CommitOptions co;
+  co.base_image_id = img->id;
+  co.diff_fd = diff_fd->get();
+  co.reference = opts.reference;
+  co.changes = opts.changes;
+  co.message = opts.message;
+  co.author = opts.author;
+  co.docker_format = opts.format == "docker";
+  co.config_overrides = std::move(overrides);
+  std::string cmd;
+  for (const auto& a : c.rec.path_args) {
+    cmd += (cmd.empty() ? "" : " ") + a;
+  }
+  co.created_by = cmd;
+  auto id = image::commit_image(*layers, co);
+  if (!id) {
+    return fail(std::move(id).error().wrap("commit container " + c.rec.name));
+  }
+  return *id;
+}
+
+}  // namespace berth::container

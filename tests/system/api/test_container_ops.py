@@ -1,0 +1,194 @@
+"""Container endpoints beyond the lifecycle, through the docker CLI and docker-py: HostConfig
+mapping at create (binds, tmpfs, resources, ports), pause/unpause, cp (archive GET/HEAD/PUT),
+changes, export, stats, update, resize, commit, and a published port reached on 127.0.0.1."""
+import io
+import json
+import os
+import socket
+import tarfile
+import time
+import unittest
+
+import docker
+
+from api_fixture import IMAGE, ApiTestCase
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class ContainerOpsTest(ApiTestCase):
+    def setUp(self):
+        self.client = docker.DockerClient(base_url=self.url, version="1.41", timeout=60)
+        self.made = []
+
+    def tearDown(self):
+        for c in self.made:
+            try:
+                self.client.api.remove_container(c, force=True)
+            except docker.errors.NotFound:
+                pass
+        self.client.close()
+
+    def run_detached(self, *cmd, **kw):
+        c = self.client.containers.run(IMAGE, list(cmd) or ["sleep", "120"], detach=True, **kw)
+        self.made.append(c.id)
+        return c
+
+    def test_hostconfig_mapping(self):
+        src = os.path.join(self.tmp, "bind-src")
+        os.makedirs(src, exist_ok=True)
+        with open(os.path.join(src, "hello.txt"), "w") as f:
+            f.write("from the host\n")
+        c = self.client.containers.create(
+            IMAGE, ["sh", "-c", "cat /data/hello.txt; grep -c ' /scratch ' /proc/mounts"],
+            volumes={src: {"bind": "/data", "mode": "ro"}}, tmpfs={"/scratch": "size=1m"},
+            mem_limit="64m", pids_limit=50, cap_drop=["NET_RAW"], network_mode="none")
+        self.made.append(c.id)
+        attrs = self.client.api.inspect_container(c.id)
+        self.assertEqual(attrs["HostConfig"]["NetworkMode"], "none")
+        mounts = {m["Destination"]: m for m in attrs["Mounts"]}
+        self.assertIn("/data", mounts)
+        self.assertEqual(mounts["/data"]["Type"], "bind")
+        self.assertFalse(mounts["/data"]["RW"])
+        c.start()
+        self.assertEqual(c.wait(timeout=60)["StatusCode"], 0)
+        logs = c.logs().decode()
+        self.assertEqual(logs, "from the host\n1\n")
+
+    def test_unknown_network_mode_is_an_error(self):
+        with self.assertRaises(docker.errors.APIError) as cm:
+            self.client.containers.create(IMAGE, ["true"], network="no-such-network")
+        self.assertIn(cm.exception.status_code, (400, 404))
+
+    def test_pause_unpause(self):
+        c = self.run_detached()
+        self.docker("pause", c.id)
+        self.assertEqual(self.client.api.inspect_container(c.id)["State"]["Status"], "paused")
+        self.assertTrue(self.client.api.inspect_container(c.id)["State"]["Paused"])
+        p = self.docker("pause", c.id, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.docker("unpause", c.id)
+        self.assertEqual(self.client.api.inspect_container(c.id)["State"]["Status"], "running")
+
+    def test_docker_cp_both_ways(self):
+        c = self.run_detached()
+        src = os.path.join(self.tmp, "cp-in.txt")
+        with open(src, "w") as f:
+            f.write("copied in\n")
+        self.docker("cp", src, c.id + ":/tmp/")
+        out = self.docker("exec", c.id, "cat", "/tmp/cp-in.txt").stdout
+        self.assertEqual(out, "copied in\n")
+        dest = os.path.join(self.tmp, "cp-out")
+        os.makedirs(dest, exist_ok=True)
+        self.docker("cp", c.id + ":/etc/hostname", dest)
+        self.assertTrue(os.path.getsize(os.path.join(dest, "hostname")) > 0)
+        p = self.docker("cp", c.id + ":/no/such/file", dest, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("/no/such/file", p.stderr)
+
+    def test_archive_api(self):
+        c = self.run_detached()
+        stream, stat = self.client.api.get_archive(c.id, "/etc/passwd")
+        data = b"".join(stream)
+        self.assertEqual(stat["name"], "passwd")
+        self.assertGreater(stat["size"], 0)
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            self.assertEqual(t.getnames(), ["passwd"])
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            payload = b"put via api\n"
+            info = tarfile.TarInfo("put.txt")
+            info.size = len(payload)
+            t.addfile(info, io.BytesIO(payload))
+        self.assertTrue(self.client.api.put_archive(c.id, "/tmp", buf.getvalue()))
+        self.assertEqual(c.exec_run(["cat", "/tmp/put.txt"]).output, b"put via api\n")
+        status, _, _ = self.request("HEAD", f"/v1.41/containers/{c.id}/archive?path=/nope")
+        self.assertEqual(status, 404)
+
+    def test_changes_export_commit(self):
+        c = self.run_detached("sh", "-c", "echo x > /made-here; sleep 120")
+        deadline = time.time() + 20
+        changes = []
+        while time.time() < deadline:
+            changes = self.client.api.diff(c.id) or []
+            if any(ch["Path"] == "/made-here" for ch in changes):
+                break
+            time.sleep(0.2)
+        self.assertIn({"Path": "/made-here", "Kind": 1}, changes)
+        exported = b"".join(c.export())
+        with tarfile.open(fileobj=io.BytesIO(exported)) as t:
+            names = [n.lstrip("./") for n in t.getnames()]
+        self.assertIn("made-here", names)
+        img = c.commit(repository="localhost/committed", tag="v1")
+        try:
+            self.assertTrue(img.id.startswith("sha256:"))
+            out = self.client.containers.run("localhost/committed:v1", ["cat", "/made-here"],
+                                             remove=True)
+            self.assertEqual(out, b"x\n")
+        finally:
+            self.client.images.remove("localhost/committed:v1", force=True)
+
+    def test_stats_update_resize(self):
+        c = self.run_detached()
+        s = c.stats(stream=False)
+        self.assertEqual(s["id"], c.id)
+        self.assertIn("cpu_stats", s)
+        self.assertGreater(s["memory_stats"]["usage"], 0)
+        self.assertGreaterEqual(s["pids_stats"]["current"], 1)
+        one = c.stats(stream=False)
+        self.assertEqual(one["id"], c.id)
+        # A one-off reading carries the previous sample (precpu), taken a second earlier.
+        self.assertGreater(one["precpu_stats"]["cpu_usage"]["total_usage"], 0)
+        c.update(mem_limit="96m", memswap_limit="96m")
+        status, body = self.request_json("POST", f"/v1.41/containers/{c.id}/resize?h=0&w=0")
+        self.assertEqual(status, 400)
+        status, body = self.request_json("POST", f"/v1.41/containers/{c.id}/resize?h=30&w=100")
+        self.assertEqual(status, 200)
+
+    def test_published_port_on_loopback(self):
+        port = free_port()
+        c = self.run_detached("sh", "-c",
+                              "echo published-ok > /tmp/index.html; "
+                              "exec httpd -f -p 8080 -h /tmp",
+                              ports={"8080/tcp": ("127.0.0.1", port)})
+        row = [x for x in self.client.api.containers() if x["Id"] == c.id][0]
+        self.assertIn({"IP": "127.0.0.1", "PrivatePort": 8080, "PublicPort": port,
+                       "Type": "tcp"}, row["Ports"])
+        attrs = self.client.api.inspect_container(c.id)
+        self.assertEqual(attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"], str(port))
+        body = b""
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        body += chunk
+                if b"published-ok" in body:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.assertIn(b"published-ok", body)
+
+    def test_docker_cli_run_publish(self):
+        port = free_port()
+        cid = self.docker("run", "-d", "-p", f"127.0.0.1:{port}:8080", IMAGE, "sh", "-c",
+                          "echo cli-ok > /tmp/i.html; exec httpd -f -p 8080 -h /tmp"
+                          ).stdout.strip()
+        self.made.append(cid)
+        out = self.docker("port", cid).stdout
+        self.assertIn(f"127.0.0.1:{port}", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
