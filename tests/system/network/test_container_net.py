@@ -149,7 +149,13 @@ class ContainerNetworkTest(ContainerTestCase):
         self.ok("rm", "-f", "-t", "0", "sweb")
         self.assertFalse(os.path.exists(os.path.join(self.runroot, "networks", "slirp",
                                                      cid + ".json")))
-        procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        # No slirp4netns (nor anything else) left for it; the monitor's own cleanup process may
+        # still be finishing for a moment after `rm -f` returns.
+        for _ in range(100):
+            procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            if cid[:12] not in procs:
+                break
+            time.sleep(0.1)
         self.assertNotIn(cid[:12], procs)
         self.assert_no_trace(cid, [])
 
