@@ -339,6 +339,10 @@ Result<std::unique_ptr<ContainerDb>> ContainerDb::open(const std::string& graph_
   }
   BERTH_TRY(auto db, store::Db::open(path, false));
   BERTH_TRYV(ensure_schema(db));
+  // As the image store: in WAL mode NORMAL keeps the database consistent through a crash of
+  // any process, syncing at checkpoints instead of at every commit (a power loss may lose the
+  // last commits, never corrupt). Per connection; writes nothing.
+  BERTH_TRYV(db.exec("PRAGMA synchronous=NORMAL"));
   return std::unique_ptr<ContainerDb>(std::make_unique<SqliteContainerDb>(std::move(db)));
 }
 
