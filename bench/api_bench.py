@@ -121,7 +121,7 @@ def main():
     if shutil.which("docker") is None:
         sys.exit("the docker CLI is needed (DOCKER_HOST clients)")
     results = {}
-    with tempfile.TemporaryDirectory(prefix="berth-api-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="berth-api-bench-", ignore_cleanup_errors=True) as tmp:
         berth, podman = make_engines(tmp)
         engines = [e for e in (berth, podman) if e is not None]
         for e in engines:
@@ -173,6 +173,8 @@ def main():
                 s.close()
             for e in engines:
                 e.run("rm", "-af", check=False)
+                e.run("system", "reset", "-f", check=False)
+            subprocess.run(["umount", "-R", tmp], capture_output=True)
     for case, r in results.items():
         line = f"{case:28s}"
         for name in ("berth", "podman"):
