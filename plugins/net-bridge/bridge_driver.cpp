@@ -41,8 +41,10 @@ std::string short_hash(const std::string& s) {
 std::string veth_name(const std::string& container_id, const std::string& network) {
   return "vb" + short_hash(container_id + "/" + network);
 }
-std::string network_key(const std::string& network) {
-  return "nw-" + short_hash(network);
+// By name and subnet: stores (--root) each have a default network "berth" on the one host-wide
+// bridge, with subnets of their own; their rules must not replace each other's.
+std::string network_key(const sdk::NetworkConfig& n) {
+  return "nw-" + short_hash(n.name + "/" + (n.subnets.empty() ? "" : n.subnets.front().subnet));
 }
 std::string container_key(const std::string& id) {
   return "ct-" + short_hash(id);
@@ -184,7 +186,7 @@ class BridgeDriver final : public sdk::NetworkDriver {
       if (!cfg.internal) {
         BERTH_TRYV(inner.add_default_route(gw, eth.index));
       }
-      BERTH_TRYV(fw.add_network({network_key(cfg.name), cfg.subnets.front().subnet, cfg.internal}));
+      BERTH_TRYV(fw.add_network({network_key(cfg), cfg.subnets.front().subnet, cfg.internal}));
 
       if (cfg.dns_enabled) {
         std::string gw_text = cfg.subnets.front().gateway;
@@ -225,7 +227,7 @@ class BridgeDriver final : public sdk::NetworkDriver {
       if (!a.network.interface.empty() && !bridge_has_ports(a.network.interface)) {
         // The last container left: the bridge and the network's rules go.
         BERTH_TRYV(host.delete_link(a.network.interface));
-        BERTH_TRYV(fw.remove_network(network_key(a.network.name)));
+        BERTH_TRYV(fw.remove_network(network_key(a.network)));
         BERTH_TRYV(dns::stop(dns_pid_file(a.network.name)));
       }
     }

@@ -1,5 +1,6 @@
 """Shared fixture for berth's end-to-end tests: each test class gets its own store (--root,
 --runroot under a temporary directory) and runs the built binary as a user would."""
+import hashlib
 import json
 import os
 import shutil
@@ -34,7 +35,14 @@ class BerthTestCase(unittest.TestCase):
         cls.env = dict(os.environ)
         empty = os.path.join(cls.tmp, "empty.conf")
         open(empty, "w").close()
-        cls.env["CONTAINERS_CONF"] = empty
+        # Test classes run at once (ctest -j), each with its own store and so its own IPAM for
+        # the default network, whose bridge (berth0) is host-wide: a subnet of its own per class
+        # keeps two stores from handing out the same address on that bridge.
+        h = int(hashlib.sha256(cls.tmp.encode()).hexdigest(), 16)
+        conf = os.path.join(cls.tmp, "containers.conf")
+        with open(conf, "w") as f:
+            f.write('[network]\ndefault_subnet = "10.%d.%d.0/24"\n' % (160 + h % 64, (h >> 8) % 256))
+        cls.env["CONTAINERS_CONF"] = conf
         cls.env["CONTAINERS_STORAGE_CONF"] = empty
         cls.env["CONTAINERS_REGISTRIES_CONF"] = empty
 

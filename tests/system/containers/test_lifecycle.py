@@ -264,9 +264,14 @@ class LifecycleTest(ContainerTestCase):
         cmd = [os.environ.get("BERTH_BIN", "berth"), "--root", self.root, "--runroot",
                self.runroot, "--storage-driver", self.storage_driver, "run", "--name", "orphan",
                IMAGE, "sleep", "1000"]
-        p = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        self.wait_running("orphan")
+        err = open(os.path.join(self.tmp, "orphan.err"), "w+")
+        self.addCleanup(err.close)
+        p = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            self.wait_running("orphan")
+        except AssertionError:
+            err.seek(0)
+            self.fail("run --name orphan: rc=%s stderr: %s" % (p.poll(), err.read()))
         p.send_signal(signal.SIGKILL)
         p.wait()
         ps = self.ok("ps", "--format", "{{.Names}} {{.Status}}").out

@@ -17,6 +17,11 @@ class NetworkCliTest(BerthTestCase):
                 self.berth("network", "rm", "-f", name["name"])
 
     def test_default_network_exists_implicitly(self):
+        # The built-in default (the fixture gives each class a subnet of its own).
+        empty = os.path.join(self.tmp, "empty.conf")
+        self.env["CONTAINERS_CONF"] = empty
+        self.addCleanup(self.env.__setitem__, "CONTAINERS_CONF",
+                        os.path.join(self.tmp, "containers.conf"))
         r = self.ok("network", "ls")
         lines = r.out.splitlines()
         self.assertEqual(lines[0].split(), ["NETWORK", "ID", "NAME", "DRIVER"])
