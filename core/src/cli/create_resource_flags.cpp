@@ -77,31 +77,50 @@ void resource_create_flags(po::options_description& d) {
       "no-healthcheck", po::bool_switch(), "Disable healthchecks on container");
 }
 
-Result<void> parse_resource_flags(Context& ctx, container::CreateOptions& o) {
-  auto& r = o.resources;
+Result<void> parse_limit_flags(Context& ctx, container::UpdateOptions& u) {
   if (ctx.has("memory")) {
-    BERTH_TRY(r.memory, size_flag(ctx, "memory", false));
+    BERTH_TRY(u.memory, size_flag(ctx, "memory", false));
   }
   if (ctx.has("memory-swap")) {
-    BERTH_TRY(r.memory_swap, size_flag(ctx, "memory-swap", true));
+    BERTH_TRY(u.memory_swap, size_flag(ctx, "memory-swap", true));
   }
   if (ctx.has("memory-reservation")) {
-    BERTH_TRY(r.memory_reservation, size_flag(ctx, "memory-reservation", false));
+    BERTH_TRY(u.memory_reservation, size_flag(ctx, "memory-reservation", false));
   }
   if (ctx.has("cpus")) {
-    r.cpus = ctx.get<double>("cpus");
+    u.cpus = ctx.get<double>("cpus");
   }
   if (ctx.has("cpu-shares")) {
-    r.cpu_shares = ctx.get<uint64_t>("cpu-shares");
+    u.cpu_shares = ctx.get<uint64_t>("cpu-shares");
   }
-  r.cpuset_cpus = ctx.str("cpuset-cpus");
-  r.cpuset_mems = ctx.str("cpuset-mems");
+  if (ctx.has("cpuset-cpus")) {
+    u.cpuset_cpus = ctx.str("cpuset-cpus");
+  }
+  if (ctx.has("cpuset-mems")) {
+    u.cpuset_mems = ctx.str("cpuset-mems");
+  }
   if (ctx.has("pids-limit")) {
-    r.pids_limit = ctx.get<int64_t>("pids-limit");
+    u.pids_limit = ctx.get<int64_t>("pids-limit");
   }
   if (ctx.has("blkio-weight")) {
-    r.blkio_weight = ctx.get<uint16_t>("blkio-weight");
+    u.blkio_weight = ctx.get<uint16_t>("blkio-weight");
   }
+  return {};
+}
+
+Result<void> parse_resource_flags(Context& ctx, container::CreateOptions& o) {
+  auto& r = o.resources;
+  container::UpdateOptions limits;
+  BERTH_TRYV(parse_limit_flags(ctx, limits));
+  r.memory = limits.memory;
+  r.memory_swap = limits.memory_swap;
+  r.memory_reservation = limits.memory_reservation;
+  r.cpus = limits.cpus;
+  r.cpu_shares = limits.cpu_shares;
+  r.cpuset_cpus = limits.cpuset_cpus.value_or("");
+  r.cpuset_mems = limits.cpuset_mems.value_or("");
+  r.pids_limit = limits.pids_limit;
+  r.blkio_weight = limits.blkio_weight;
   if (ctx.has("shm-size")) {
     BERTH_TRY(r.shm_size, size_flag(ctx, "shm-size", false));
   }

@@ -10,6 +10,7 @@
 #include "berth/engine/engine.hpp"
 #include "berth/format/output.hpp"
 #include "command.hpp"
+#include "create_flags.hpp"
 #include "output.hpp"
 
 namespace berth::cli {
@@ -62,47 +63,9 @@ Result<int> run_unpause(Context& ctx) {
       [](const bc::ContainerState& st) { return st.status == bc::Status::Paused; });
 }
 
-Result<int64_t> size_arg(Context& ctx, const char* flag, bool allow_unlimited) {
-  const std::string v = ctx.str(flag);
-  if (allow_unlimited && v == "-1") {
-    return -1;
-  }
-  auto n = bc::parse_ram_bytes(v);
-  if (!n) {
-    return fail(std::move(n).error().wrap(std::string("--") + flag));
-  }
-  return *n;
-}
-
 Result<int> run_update(Context& ctx) {
   bc::UpdateOptions u;
-  if (ctx.has("memory")) {
-    BERTH_TRY(u.memory, size_arg(ctx, "memory", false));
-  }
-  if (ctx.has("memory-swap")) {
-    BERTH_TRY(u.memory_swap, size_arg(ctx, "memory-swap", true));
-  }
-  if (ctx.has("memory-reservation")) {
-    BERTH_TRY(u.memory_reservation, size_arg(ctx, "memory-reservation", false));
-  }
-  if (ctx.has("cpus")) {
-    u.cpus = ctx.get<double>("cpus");
-  }
-  if (ctx.has("cpu-shares")) {
-    u.cpu_shares = ctx.get<uint64_t>("cpu-shares");
-  }
-  if (ctx.has("cpuset-cpus")) {
-    u.cpuset_cpus = ctx.str("cpuset-cpus");
-  }
-  if (ctx.has("cpuset-mems")) {
-    u.cpuset_mems = ctx.str("cpuset-mems");
-  }
-  if (ctx.has("pids-limit")) {
-    u.pids_limit = ctx.get<int64_t>("pids-limit");
-  }
-  if (ctx.has("blkio-weight")) {
-    u.blkio_weight = ctx.get<uint16_t>("blkio-weight");
-  }
+  BERTH_TRYV(parse_limit_flags(ctx, u));
   BERTH_TRY(auto* eng, ctx.engine());
   BERTH_TRYV(bc::update_resources(*eng, ctx.args[0], u));
   ctx.out << ctx.args[0] << "\n";
