@@ -2,6 +2,8 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #include "../store/sqlite_db.hpp"
 #include "berth/container/container.hpp"
@@ -305,8 +307,21 @@ Result<void> ensure_schema(store::Db& db) {
     BERTH_TRY(bool row, jm.step());
     wal = row && jm.text(0) == "wal";
   }  // finalized: a live statement is an open read transaction
-  if (!wal) {
-    BERTH_TRYV(db.exec("PRAGMA journal_mode=WAL"));
+  // The switch takes an exclusive lock and does not wait on the busy timeout: when several
+  // processes make the database at once (the first `run` and a `container exists` beside it),
+  // the losers retry until the winner is done (then the mode is WAL already), for up to 30 s.
+  for (int attempt = 0; !wal; ++attempt) {
+    auto r = db.exec("PRAGMA journal_mode=WAL");
+    if (r) {
+      break;
+    }
+    if (attempt >= 3000) {
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    BERTH_TRY(auto jm, db.prepare("PRAGMA journal_mode"));
+    BERTH_TRY(bool row, jm.step());
+    wal = row && jm.text(0) == "wal";
   }
   BERTH_TRY(auto tx, store::WriteTx::begin(db));
   BERTH_TRY(have, schema_version(db));  // another process may have won the race
