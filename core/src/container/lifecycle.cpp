@@ -473,6 +473,7 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
                 "or \"no\"");
   }
   BERTH_TRY(auto db, open_db(eng, false));
+  const bool generated_name = opts.name.empty();
   if (!opts.name.empty()) {
     BERTH_TRY(bool taken, db->name_taken(opts.name));
     if (taken) {
@@ -630,7 +631,18 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
   }
   BERTH_TRYV(util::write_file_atomic(rec.bundle + "/config.json", spec_json->dump(2)));
   rec.options = opts;
-  BERTH_TRYV(db->insert(rec));
+  auto inserted = db->insert(rec);
+  // A generated name another process took meanwhile (the check above is not a reservation):
+  // pick another; a name the user gave stays an error.
+  for (int i = 0;
+       !inserted && generated_name && inserted.error().code() == Errc::AlreadyExists && i < 100;
+       ++i) {
+    opts.name = random_name();
+    rec.name = opts.name;
+    rec.options.name = opts.name;
+    inserted = db->insert(rec);
+  }
+  BERTH_TRYV(inserted);
   undo.recorded = true;
   emit_event(eng, rec, "create");
   BERTH_TRYV(init_container(eng, rec));
