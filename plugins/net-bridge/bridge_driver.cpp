@@ -51,26 +51,20 @@ std::string container_key(const std::string& id) {
 }
 
 struct Cidr {
-  uint32_t ip = 0;
+  netlink::Addr ip;
   int prefix = 0;
+  bool v6() const { return ip.family == AF_INET6; }
 };
-
-Result<uint32_t> parse_ip(const std::string& s) {
-  in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) {
-    return fail(Errc::InvalidArgument, "invalid IPv4 address " + s);
-  }
-  return ntohl(a.s_addr);
-}
 
 Result<Cidr> parse_cidr(const std::string& s) {
   auto slash = s.find('/');
   if (slash == std::string::npos) {
     return fail(Errc::InvalidArgument, "invalid address " + s + " (expected CIDR)");
   }
-  BERTH_TRY(uint32_t ip, parse_ip(s.substr(0, slash)));
+  BERTH_TRY(auto ip, netlink::Addr::parse(s.substr(0, slash)));
   int prefix = std::atoi(s.c_str() + slash + 1);
-  if (prefix < 0 || prefix > 32) {
+  int max = ip.family == AF_INET6 ? 128 : 32;
+  if (prefix < 0 || prefix > max || s.size() == slash + 1) {
     return fail(Errc::InvalidArgument, "invalid prefix in " + s);
   }
   return Cidr{ip, prefix};
@@ -117,9 +111,12 @@ class BridgeDriver final : public sdk::NetworkDriver {
     }
     for (const auto& s : c.subnets) {
       BERTH_TRY(auto cidr, parse_cidr(s.subnet));
-      (void)cidr;
-      BERTH_TRY(auto gw, parse_ip(s.gateway));
-      (void)gw;
+      BERTH_TRY(auto gw, netlink::Addr::parse(s.gateway));
+      if (gw.family != cidr.ip.family) {
+        return fail(Errc::InvalidArgument, "network " + c.name + ": gateway " + s.gateway +
+                                               " and subnet " + s.subnet +
+                                               " are of different IP versions");
+      }
     }
     if (c.mtu == 0) {
       c.mtu = kDefaultMtu;
@@ -145,16 +142,24 @@ class BridgeDriver final : public sdk::NetworkDriver {
 
     sdk::SetupStatus status;
     std::string first_ip;
+    std::string first_ip6;
     for (const auto& a : req.attachments) {
       BERTH_TRY(auto cfg, validate(a.network));
       if (a.addresses.empty()) {
         return fail(Errc::InvalidArgument, "network " + cfg.name + ": no address was allocated");
       }
-      BERTH_TRY(auto subnet, parse_cidr(cfg.subnets.front().subnet));
-      BERTH_TRY(uint32_t gw, parse_ip(cfg.subnets.front().gateway));
-      BERTH_TRY(auto addr, parse_cidr(a.addresses.front()));
+      bool has_v6 = false;
+      std::vector<std::string> subnets;
+      for (const auto& sn : cfg.subnets) {
+        subnets.push_back(sn.subnet);
+        has_v6 = has_v6 || sn.subnet.find(':') != std::string::npos;
+      }
+      if (has_v6 && !cfg.internal) {
+        // Routing for the containers' IPv6 traffic out (netavark does the same).
+        BERTH_TRYV(write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1"));
+      }
 
-      // The bridge, its gateway address, up.
+      // The bridge, its gateway addresses (one per subnet), up.
       auto br = host.link(cfg.interface);
       if (!br && br.error().code() == Errc::NotFound) {
         BERTH_TRYV(host.create_bridge(cfg.interface, cfg.mtu));
@@ -163,7 +168,11 @@ class BridgeDriver final : public sdk::NetworkDriver {
       if (!br) {
         return fail(std::move(br).error());
       }
-      BERTH_TRYV(host.add_address(br->index, gw, subnet.prefix));
+      for (const auto& sn : cfg.subnets) {
+        BERTH_TRY(auto subnet, parse_cidr(sn.subnet));
+        BERTH_TRY(auto gw, netlink::Addr::parse(sn.gateway));
+        BERTH_TRYV(host.add_address(br->index, gw, subnet.prefix));
+      }
       BERTH_TRYV(host.set_up(br->index));
       BERTH_TRYV(write_sysctl("/proc/sys/net/ipv4/conf/" + cfg.interface + "/route_localnet", "1"));
 
@@ -181,20 +190,42 @@ class BridgeDriver final : public sdk::NetworkDriver {
       BERTH_TRYV(write_sysctl("/sys/class/net/" + vname + "/brport/hairpin_mode", "1"));
 
       BERTH_TRY(auto eth, inner.link(a.interface_name));
-      BERTH_TRYV(inner.add_address(eth.index, addr.ip, addr.prefix));
       BERTH_TRYV(inner.set_up(eth.index));
-      if (!cfg.internal) {
-        BERTH_TRYV(inner.add_default_route(gw, eth.index));
+      std::string gw4;
+      for (const auto& address : a.addresses) {
+        BERTH_TRY(auto addr, parse_cidr(address));
+        BERTH_TRYV(inner.add_address(eth.index, addr.ip, addr.prefix));
+        std::string bare = address.substr(0, address.find('/'));
+        std::string& first = addr.v6() ? first_ip6 : first_ip;
+        if (first.empty()) {
+          first = bare;
+        }
+        // The default route of each IP version through the gateway of its subnet.
+        for (const auto& sn : cfg.subnets) {
+          BERTH_TRY(auto gw, netlink::Addr::parse(sn.gateway));
+          if (gw.family != addr.ip.family) {
+            continue;
+          }
+          if (!cfg.internal) {
+            BERTH_TRYV(inner.add_default_route(gw, eth.index));
+          }
+          if (!addr.v6() && gw4.empty()) {
+            gw4 = sn.gateway;
+          }
+          break;
+        }
       }
-      BERTH_TRYV(fw.add_network({network_key(cfg), cfg.subnets.front().subnet, cfg.internal}));
+      BERTH_TRYV(fw->add_network({network_key(cfg), subnets, cfg.internal}));
 
+      // The interface's gateway as reported, and where the responder listens: the IPv4 gateway
+      // (the IPv6 one on an IPv6-only network).
+      std::string gateway = gw4.empty() ? cfg.subnets.front().gateway : gw4;
       if (cfg.dns_enabled) {
-        std::string gw_text = cfg.subnets.front().gateway;
         BERTH_TRYV(dns::ensure_running(
-            {cfg.name, gw_text, dns_port(), lease_file(cfg.name), dns_pid_file(cfg.name)}));
-        if (std::find(status.dns_servers.begin(), status.dns_servers.end(), gw_text) ==
+            {cfg.name, gateway, dns_port(), lease_file(cfg.name), dns_pid_file(cfg.name)}));
+        if (std::find(status.dns_servers.begin(), status.dns_servers.end(), gateway) ==
             status.dns_servers.end()) {
-          status.dns_servers.push_back(gw_text);
+          status.dns_servers.push_back(gateway);
         }
       }
 
@@ -202,14 +233,12 @@ class BridgeDriver final : public sdk::NetworkDriver {
       is.name = a.interface_name;
       is.mac = eth.mac;
       is.addresses = a.addresses;
-      is.gateway = cfg.subnets.front().gateway;
+      is.gateway = gateway;
       status.interfaces.push_back(is);
-      if (first_ip.empty()) {
-        first_ip = a.addresses.front().substr(0, a.addresses.front().find('/'));
-      }
     }
-    if (!req.ports.empty() && !first_ip.empty()) {
-      BERTH_TRYV(fw.add_container({container_key(req.container_id), first_ip, req.ports}));
+    if (!req.ports.empty() && (!first_ip.empty() || !first_ip6.empty())) {
+      BERTH_TRYV(
+          fw->add_container({container_key(req.container_id), first_ip, first_ip6, req.ports}));
     }
     return status;
   }
@@ -220,22 +249,22 @@ class BridgeDriver final : public sdk::NetworkDriver {
     // The published ports' rules go with the request that names them (a full teardown, or the
     // disconnect of the network that carries them), not with the disconnect of another network.
     if (!req.ports.empty()) {
-      BERTH_TRYV(fw.remove_container(container_key(req.container_id)));
+      BERTH_TRYV(fw->remove_container(container_key(req.container_id)));
     }
     for (const auto& a : req.attachments) {
       BERTH_TRYV(host.delete_link(veth_name(req.container_id, a.network.name)));
       if (!a.network.interface.empty() && !bridge_has_ports(a.network.interface)) {
         // The last container left: the bridge and the network's rules go.
         BERTH_TRYV(host.delete_link(a.network.interface));
-        BERTH_TRYV(fw.remove_network(network_key(a.network)));
+        BERTH_TRYV(fw->remove_network(network_key(a.network)));
         BERTH_TRYV(dns::stop(dns_pid_file(a.network.name)));
       }
     }
-    return fw.remove_table_if_unused();
+    return fw->remove_base_if_unused();
   }
 
   std::vector<std::pair<std::string, std::string>> info() override {
-    return {{"firewall", "nftables (libnftables, table inet berth)"},
+    return {{"firewall", firewall::probe_description(option("firewall_driver"))},
             {"netlink", "libmnl"},
             {"dns", "berth-dns responder on the gateway, port " + std::to_string(dns_port())}};
   }
@@ -259,11 +288,20 @@ class BridgeDriver final : public sdk::NetworkDriver {
     }
     return 53;
   }
+  // A string option of the plugin context (containers.conf's [network] values the core passes).
+  std::string option(const std::string& key) const {
+    auto j =
+        nlohmann::json::parse(ctx_.options_json.empty() ? "{}" : ctx_.options_json, nullptr, false);
+    if (j.is_object() && j.contains(key) && j[key].is_string()) {
+      return j[key].get<std::string>();
+    }
+    return "";
+  }
 
-  // The table `inet berth` is one per host (network namespace), shared by every store: berth
-  // processes over different stores (--root/--runroot) change it too, so the lock that
-  // serialises the read-modify-write of its rules is host-wide, not per store.
-  Result<firewall::Firewall> open_firewall() {
+  // The rules are one set per host (network namespace), shared by every store: berth processes
+  // over different stores (--root/--runroot) change them too, so the lock that serialises their
+  // read-modify-write is host-wide, not per store.
+  Result<firewall::FirewallPtr> open_firewall() {
     fs::path dir = "/run/lock";
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
@@ -273,7 +311,8 @@ class BridgeDriver final : public sdk::NetworkDriver {
         return fail(Errc::Internal, "create " + dir.string() + ": " + ec.message());
       }
     }
-    return firewall::Firewall::open((dir / "berth-nftables.lock").string());
+    return firewall::open_firewall(option("firewall_driver"),
+                                   (dir / "berth-nftables.lock").string());
   }
 
   sdk::PluginContext ctx_;

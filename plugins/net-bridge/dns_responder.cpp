@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <fstream>
 #include <map>
@@ -55,12 +56,18 @@ std::string lower(std::string s) {
   return s;
 }
 
+// A container's addresses, as they go in A and AAAA records.
+struct Entry {
+  std::vector<std::array<uint8_t, 4>> v4;
+  std::vector<std::array<uint8_t, 16>> v6;
+};
+
 class Names {
  public:
   explicit Names(std::string file) : file_(std::move(file)) {}
 
-  // name -> IPv4 (network byte order); re-read when the lease file changes.
-  const std::map<std::string, uint32_t>& get() {
+  // name -> addresses; re-read when the lease file changes.
+  const std::map<std::string, Entry>& get() {
     struct stat st {};
     if (::stat(file_.c_str(), &st) != 0) {
       names_.clear();
@@ -78,8 +85,16 @@ class Names {
       return names_;
     }
     for (const auto& l : j["leases"]) {
-      in_addr a{};
-      if (inet_pton(AF_INET, l.value("ip", "").c_str(), &a) != 1) {
+      Entry e;
+      std::array<uint8_t, 4> a4{};
+      std::array<uint8_t, 16> a6{};
+      if (inet_pton(AF_INET, l.value("ip", "").c_str(), a4.data()) == 1) {
+        e.v4.push_back(a4);
+      }
+      if (inet_pton(AF_INET6, l.value("ip6", "").c_str(), a6.data()) == 1) {
+        e.v6.push_back(a6);
+      }
+      if (e.v4.empty() && e.v6.empty()) {
         continue;
       }
       std::vector<std::string> keys;
@@ -90,7 +105,7 @@ class Names {
       }
       for (const auto& k : keys) {
         if (!k.empty()) {
-          names_[lower(k)] = a.s_addr;
+          names_[lower(k)] = e;
         }
       }
     }
@@ -101,7 +116,7 @@ class Names {
   std::string file_;
   timespec mtime_{};
   ino_t ino_ = 0;
-  std::map<std::string, uint32_t> names_;
+  std::map<std::string, Entry> names_;
 };
 
 std::vector<sockaddr_in> upstreams() {
@@ -171,7 +186,7 @@ std::vector<uint8_t> forward(const uint8_t* q, size_t n) {
   Names names(cfg.lease_file);
   std::vector<uint8_t> buf(4096);
   for (;;) {
-    sockaddr_in peer{};
+    sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
     ssize_t n =
         ::recvfrom(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&peer), &plen);
@@ -198,14 +213,38 @@ std::vector<uint8_t> forward(const uint8_t* q, size_t n) {
       reply.assign(buf.begin(), buf.begin() + static_cast<long>(qend));
       reply[2] = static_cast<uint8_t>(0x84 | (buf[2] & 0x01));  // QR, AA, RD as asked
       reply[3] = 0x80;                                          // RA, NOERROR
-      reply[6] = 0;
-      reply[7] = qtype == 1 ? 1 : 0;  // one A answer; none for AAAA and others
       reply[8] = reply[9] = reply[10] = reply[11] = 0;
-      if (qtype == 1) {
-        const uint8_t* ip = reinterpret_cast<const uint8_t*>(&it->second);
-        uint8_t rr[] = {0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ip[0], ip[1], ip[2], ip[3]};
+      // A (1) and AAAA (28) answers; a name with none of the asked type gets NOERROR and no
+      // answer, so resolvers go on to the other type.
+      uint16_t count = 0;
+      auto answer = [&](uint16_t type, const uint8_t* ip, uint8_t len) {
+        uint8_t rr[] = {0xC0,
+                        0x0C,
+                        static_cast<uint8_t>(type >> 8),
+                        static_cast<uint8_t>(type),
+                        0,
+                        1,
+                        0,
+                        0,
+                        0,
+                        60,
+                        0,
+                        len};
         reply.insert(reply.end(), rr, rr + sizeof rr);
+        reply.insert(reply.end(), ip, ip + len);
+        ++count;
+      };
+      if (qtype == 1) {
+        for (const auto& a : it->second.v4) {
+          answer(1, a.data(), 4);
+        }
+      } else if (qtype == 28) {
+        for (const auto& a : it->second.v6) {
+          answer(28, a.data(), 16);
+        }
       }
+      reply[6] = static_cast<uint8_t>(count >> 8);
+      reply[7] = static_cast<uint8_t>(count);
     } else {
       reply = forward(buf.data(), static_cast<size_t>(n));
       if (reply.empty()) {
@@ -226,17 +265,31 @@ Result<void> ensure_running(const ResponderConfig& cfg) {
   if (old > 0 && is_responder(old)) {
     return {};
   }
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  bool v6 = cfg.listen_ip.find(':') != std::string::npos;
+  UniqueFd sock(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock) {
     return fail_errno("socket", "DNS responder");
   }
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(cfg.port);
-  if (inet_pton(AF_INET, cfg.listen_ip.c_str(), &sa.sin_addr) != 1) {
+  sockaddr_storage ss{};
+  socklen_t sslen = 0;
+  int ok = 0;
+  if (v6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(cfg.port);
+    ok = inet_pton(AF_INET6, cfg.listen_ip.c_str(), &sa->sin6_addr);
+    sslen = sizeof *sa;
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(cfg.port);
+    ok = inet_pton(AF_INET, cfg.listen_ip.c_str(), &sa->sin_addr);
+    sslen = sizeof *sa;
+  }
+  if (ok != 1) {
     return fail(Errc::InvalidArgument, "DNS responder: invalid address " + cfg.listen_ip);
   }
-  if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+  if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&ss), sslen) != 0) {
     return fail(std::move(Error::from_errno("bind DNS responder of network " + cfg.network + " to",
                                             cfg.listen_ip + ":" + std::to_string(cfg.port), errno))
                     .hint("another DNS server holds the port; set dns_bind_port in "

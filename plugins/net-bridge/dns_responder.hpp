@@ -1,7 +1,7 @@
 #pragma once
 // The DNS responder of a network (aardvark-dns's role): a process of its own, forked from the
-// plugin (no exec), answering A queries for the names and aliases of the containers on the
-// network from its lease file (<run_root>/networks/<network>.json, re-read when it changes) and
+// plugin (no exec), answering A and AAAA queries for the names and aliases of the containers on
+// the network from its lease file (<run_root>/networks/<network>.json, re-read when it changes) and
 // forwarding every other query to the host's resolvers. One per network, started by the first
 // setup, stopped when the network's bridge goes.
 #include <string>

@@ -1,60 +1,73 @@
 #pragma once
-// NAT, forwarding and published ports with nftables (libnftables, no `nft` process), in the
-// table `inet berth`:
-//   base chains prerouting/output (nat) jump to `ports` for local destinations; postrouting (nat)
-//   and forward (filter) jump to one chain per network (`nw-<hash>-post`, `nw-<hash>-fwd`);
-//   `ports` jumps to one chain per container (`ct-<hash>-dnat`).
-// Every jump carries a comment naming its chain so teardown deletes exactly those rules; when no
-// per-network chain is left the table goes too.
+// NAT, forwarding and published ports of bridge networks, through a backend chosen at run time
+// (containers.conf `[network] firewall_driver`, as Podman 5 / netavark):
+//   nftables  libnftables, loaded with dlopen (no `nft` process), the table `inet berth`;
+//   iptables  Debian's `iptables`/`ip6tables` (whatever alternative they point to: -nft or
+//             -legacy), driven in batches through iptables-save/iptables-restore;
+//   none      no rules at all (the admin manages the firewall);
+//   ""        nftables, or iptables where libnftables or the kernel's nf_tables is missing.
+//
+// Both backends lay the rules out alike: the nat hooks prerouting/output send local destinations
+// to a ports chain, which jumps to one chain per container (`ct-<hash>-dnat`); nat postrouting
+// and filter forward jump to one chain per network (`nw-<hash>-post`, `nw-<hash>-fwd`). Every
+// jump carries a comment naming its key, so teardown deletes exactly those rules; when no
+// per-network or per-container chain is left, berth's base chains go too.
 //
 // Published ports reached from the host itself (127.0.0.1:<port>) are DNAT'ed in the output
 // hook; the bridge gets route_localnet=1 and the network masquerades 127.0.0.0/8 sources, as
-// netavark does, so no userspace proxy runs.
+// netavark does, so no userspace proxy runs. IPv6 subnets get the same rules in ip6 form; ::1 is
+// not forwarded (IPv6 has no route_localnet).
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "berth/sdk/network.hpp"
 #include "berth/sdk/result.hpp"
 
-struct nft_ctx;
-
 namespace berth::firewall {
 
 struct NetworkRules {
-  std::string key;  // "nw-<hash>"
-  std::string subnet;
+  std::string key;                   // "nw-<hash>"
+  std::vector<std::string> subnets;  // CIDRs, IPv4 and/or IPv6
   bool internal = false;
 };
 
 struct ContainerRules {
-  std::string key;  // "ct-<hash>"
-  std::string container_ip;
+  std::string key;            // "ct-<hash>"
+  std::string container_ip;   // IPv4 target of the ports (empty: none)
+  std::string container_ip6;  // IPv6 target (empty: none)
   std::vector<sdk::PortMapping> ports;
 };
 
 class Firewall {
  public:
-  // `lock_file` serialises berth processes changing the table.
-  static Result<Firewall> open(const std::string& lock_file);
-  ~Firewall();
-  Firewall(Firewall&& o) noexcept;
-  Firewall& operator=(Firewall&&) = delete;
-
-  Result<void> add_network(const NetworkRules& n);
-  Result<void> remove_network(const std::string& key);
-  Result<void> add_container(const ContainerRules& c);
-  Result<void> remove_container(const std::string& key);
-  // Deletes the table when no network chain is left.
-  Result<void> remove_table_if_unused();
-
- private:
-  Firewall() = default;
-  Result<std::string> run(const std::string& cmds, bool json = false);
-  Result<void> ensure_table();
-  Result<void> delete_jumps(const std::string& chain, const std::string& comment);
-  Result<std::vector<std::string>> chains();
-  ::nft_ctx* ctx_ = nullptr;
-  int lock_fd_ = -1;
+  virtual ~Firewall() = default;
+  // Idempotent: re-adding replaces the network's (container's) rules.
+  virtual Result<void> add_network(const NetworkRules& n) = 0;
+  virtual Result<void> remove_network(const std::string& key) = 0;
+  virtual Result<void> add_container(const ContainerRules& c) = 0;
+  virtual Result<void> remove_container(const std::string& key) = 0;
+  // Removes berth's base chains (the nftables table) when no network or container chain is left.
+  virtual Result<void> remove_base_if_unused() = 0;
+  // "nftables (libnftables, table inet berth)", for `berth info`.
+  virtual std::string describe() const = 0;
 };
+using FirewallPtr = std::unique_ptr<Firewall>;
+
+// The backend for `driver` ("", "nftables", "iptables", "none"), holding `lock_file` (flock)
+// for its life: the rules are host-wide, changed by berth processes of every store. A named
+// driver that cannot work here is an error saying why; "" falls back as above.
+Result<FirewallPtr> open_firewall(const std::string& driver, const std::string& lock_file);
+
+// What `driver` resolves to on this host, without taking the lock ("nftables", "iptables",
+// "none") and why, for `berth info`.
+std::string probe_description(const std::string& driver);
+
+// The backends, for open_firewall and the tests.
+Result<FirewallPtr> open_nftables();
+Result<FirewallPtr> open_iptables();
+// Why the backend cannot run here (empty: it can).
+std::string nftables_missing();
+std::string iptables_missing();
 
 }  // namespace berth::firewall

@@ -75,6 +75,25 @@ ifinfomsg* put_link_header(nlmsghdr* nlh, uint16_t type, uint16_t flags) {
 
 }  // namespace
 
+size_t Addr::size() const {
+  return family == AF_INET6 ? 16 : 4;
+}
+
+Result<Addr> Addr::parse(const std::string& text) {
+  Addr a;
+  a.family = text.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  if (inet_pton(a.family, text.c_str(), a.bytes) != 1) {
+    return fail(Errc::InvalidArgument, "invalid IP address " + text);
+  }
+  return a;
+}
+
+std::string Addr::str() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family, bytes, buf, sizeof buf);
+  return buf;
+}
+
 Result<Socket> Socket::open() {
   Socket s;
   s.nl_.reset(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC));
@@ -221,49 +240,54 @@ Result<void> Socket::set_up(int index, int master) {
   return {};
 }
 
-Result<void> Socket::add_address(int index, uint32_t ip, int prefix) {
+Result<void> Socket::add_address(int index, const Addr& ip, int prefix) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = RTM_NEWADDR;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
   auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-  ifa->ifa_family = AF_INET;
+  ifa->ifa_family = static_cast<uint8_t>(ip.family);
   ifa->ifa_prefixlen = static_cast<uint8_t>(prefix);
   ifa->ifa_index = static_cast<uint32_t>(index);
   ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-  uint32_t be = htonl(ip);
-  mnl_attr_put_u32(nlh, IFA_LOCAL, be);
-  mnl_attr_put_u32(nlh, IFA_ADDRESS, be);
-  if (prefix < 31) {
-    uint32_t bcast = htonl(ip | ~(prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix)));
+  mnl_attr_put(nlh, IFA_LOCAL, ip.size(), ip.bytes);
+  mnl_attr_put(nlh, IFA_ADDRESS, ip.size(), ip.bytes);
+  if (ip.family == AF_INET && prefix < 31) {
+    uint32_t host = 0;
+    std::memcpy(&host, ip.bytes, 4);
+    host = ntohl(host);
+    uint32_t bcast = htonl(host | ~(prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix)));
     mnl_attr_put_u32(nlh, IFA_BROADCAST, bcast);
+  }
+  if (ip.family == AF_INET6) {
+    ifa->ifa_flags = IFA_F_NODAD;
+    mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD);
   }
   auto r = talk(nlh);
   if (!r && r.error().sys_errno() != EEXIST) {
-    in_addr a{be};
-    return fail(std::move(r).error().wrap(std::string("add address ") + inet_ntoa(a) + "/" +
-                                          std::to_string(prefix)));
+    return fail(
+        std::move(r).error().wrap("add address " + ip.str() + "/" + std::to_string(prefix)));
   }
   return {};
 }
 
-Result<void> Socket::add_default_route(uint32_t gateway, int index) {
+Result<void> Socket::add_default_route(const Addr& gateway, int index) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = RTM_NEWROUTE;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-  rtm->rtm_family = AF_INET;
+  rtm->rtm_family = static_cast<uint8_t>(gateway.family);
   rtm->rtm_dst_len = 0;
   rtm->rtm_table = RT_TABLE_MAIN;
   rtm->rtm_protocol = RTPROT_BOOT;
   rtm->rtm_scope = RT_SCOPE_UNIVERSE;
   rtm->rtm_type = RTN_UNICAST;
-  mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(gateway));
+  mnl_attr_put(nlh, RTA_GATEWAY, gateway.size(), gateway.bytes);
   mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
   auto r = talk(nlh);
   if (!r && r.error().sys_errno() != EEXIST) {
-    return fail(std::move(r).error().wrap("add default route"));
+    return fail(std::move(r).error().wrap("add default route via " + gateway.str()));
   }
   return {};
 }

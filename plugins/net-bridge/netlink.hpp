@@ -3,6 +3,7 @@
 // another one (a socket opened inside it).
 #include <libmnl/libmnl.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,6 +11,16 @@
 #include "berth/sdk/result.hpp"
 
 namespace berth::netlink {
+
+// An IPv4 or IPv6 address in network byte order.
+struct Addr {
+  int family = 0;  // AF_INET, AF_INET6
+  uint8_t bytes[16] = {};
+  size_t size() const;
+  // "10.88.0.1" or "fd00::1"; InvalidArgument names the text.
+  static Result<Addr> parse(const std::string& text);
+  std::string str() const;
+};
 
 struct LinkInfo {
   int index = 0;
@@ -32,9 +43,10 @@ class Socket {
                            uint32_t mtu, const std::string& peer_mac);
   // Brings the link up (and sets its master when master > 0).
   Result<void> set_up(int index, int master = 0);
-  // EEXIST is success.
-  Result<void> add_address(int index, uint32_t ip, int prefix);
-  Result<void> add_default_route(uint32_t gateway, int index);
+  // EEXIST is success. IPv6 addresses are added without duplicate address detection (the
+  // subnet is berth's own), so they are usable at once.
+  Result<void> add_address(int index, const Addr& ip, int prefix);
+  Result<void> add_default_route(const Addr& gateway, int index);
   // A missing link is success.
   Result<void> delete_link(const std::string& name);
 

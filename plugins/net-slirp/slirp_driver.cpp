@@ -1,5 +1,6 @@
-// The slirp network driver: slirp4netns plumbs a tap device in the container's namespace and
-// forwards host ports to it through its API socket (add_hostfwd). slirp4netns runs detached
+// The slirp network driver: slirp4netns plumbs a tap device in the container's namespace; host
+// TCP ports are relayed into the namespace by berth's port relay (port_proxy.hpp), UDP ports are
+// forwarded by slirp4netns through its API socket (add_hostfwd). slirp4netns runs detached
 // (double fork, own session) so it outlives the short-lived berth process; its pid and API
 // socket are recorded under <run_root>/networks/slirp/<container id>.json for teardown.
 #include <fcntl.h>
@@ -14,12 +15,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "berth/sdk/network.hpp"
 #include "berth/sdk/plugin.hpp"
 #include "berth/sdk/unique_fd.hpp"
+#include "port_proxy.hpp"
 
 namespace berth::slirp {
 
@@ -140,11 +143,28 @@ class SlirpDriver final : public sdk::NetworkDriver {
       return setup_pasta(req, state);
     }
     if (!fs::exists(state, ec)) {
-      BERTH_TRY(pid_t pid, spawn(req.netns_path, sock,
-                                 (dir / (req.container_id.substr(0, 12) + ".log")).string()));
-      std::ofstream(state) << json{{"pid", pid}, {"api_socket", sock}}.dump() << "\n";
+      // TCP ports through berth's relay (splice, no user-mode TCP stack), as Podman's default
+      // port handler; UDP through slirp4netns's own forwarding below.
+      std::vector<sdk::PortMapping> tcp;
+      std::copy_if(req.ports.begin(), req.ports.end(), std::back_inserter(tcp),
+                   [](const sdk::PortMapping& p) { return p.protocol == "tcp"; });
+      pid_t proxy = 0;
+      if (!tcp.empty()) {
+        BERTH_TRY(proxy, start_port_proxy(req.netns_path, tcp));
+      }
+      auto pid =
+          spawn(req.netns_path, sock, (dir / (req.container_id.substr(0, 12) + ".log")).string());
+      if (!pid) {
+        (void)stop_port_proxy(proxy);
+        return fail(std::move(pid).error());
+      }
+      std::ofstream(state) << json{{"pid", *pid}, {"api_socket", sock}, {"proxy_pid", proxy}}.dump()
+                           << "\n";
     }
     for (const auto& p : req.ports) {
+      if (p.protocol == "tcp") {
+        continue;
+      }
       for (uint32_t i = 0; i < p.range; ++i) {
         json args = {{"proto", p.protocol},
                      {"host_addr", p.host_ip.empty() ? "0.0.0.0" : p.host_ip},
@@ -182,6 +202,7 @@ class SlirpDriver final : public sdk::NetworkDriver {
       if (pid > 0 && is_slirp(pid)) {
         BERTH_TRYV(stop(pid));
       }
+      BERTH_TRYV(stop_port_proxy(j.value("proxy_pid", 0)));
       if (j.contains("pid_file")) {
         fs::remove(j.value("pid_file", ""), ec);
       }
@@ -228,6 +249,12 @@ class SlirpDriver final : public sdk::NetworkDriver {
         args.insert(args.end(), {"-u", "none"});
       }
       args.insert(args.end(), {"-T", "none", "-U", "none"});
+      if (::geteuid() == 0) {
+        // As root pasta switches to nobody before it opens the namespace, which then cannot
+        // reach it under the store's runroot (mode 0700): it keeps root's identity instead (it
+        // still sandboxes itself).
+        args.insert(args.end(), {"--runas", "0:0"});
+      }
       BERTH_TRY(std::string out, run_wait(args));
       std::ifstream pf(pid_file);
       pid_t pid = 0;

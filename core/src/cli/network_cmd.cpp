@@ -150,13 +150,18 @@ Result<int> run_inspect(Context& ctx) {
     network::Ipam ipam(store.lease_file(n.name), n);
     BERTH_TRY(auto leases, ipam.leases());
     for (const auto& l : leases) {
+      json subnets = json::array();
+      if (!l.ip.empty()) {
+        subnets.push_back(
+            {{"ipnet", l.ip + "/" + std::to_string(l.prefix)}, {"gateway", l.gateway}});
+      }
+      if (!l.ip6.empty()) {
+        subnets.push_back(
+            {{"ipnet", l.ip6 + "/" + std::to_string(l.prefix6)}, {"gateway", l.gateway6}});
+      }
       containers[l.container_id] = {
           {"name", l.container_name},
-          {"interfaces",
-           {{l.interface_name,
-             {{"subnets", json::array({{{"ipnet", l.ip + "/" + std::to_string(l.prefix)},
-                                        {"gateway", l.gateway}}})},
-              {"mac_address", l.mac}}}}}};
+          {"interfaces", {{l.interface_name, {{"subnets", subnets}, {"mac_address", l.mac}}}}}};
     }
     j["containers"] = containers;
     out.push_back(j);

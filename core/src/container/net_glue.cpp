@@ -773,7 +773,8 @@ void net_inspect(engine::Engine& eng, const ContainerRecord& rec, const Containe
                 {"GlobalIPv6PrefixLen", 0}, {"MacAddress", ""},      {"NetworkID", name},
                 {"DriverOpts", nullptr},    {"IPAMConfig", nullptr}, {"Links", nullptr}};
       std::vector<std::string> al = aliases;
-      if (auto net = store.get(name); net && !net->is_default) {
+      auto net = store.get(name);
+      if (net && !net->is_default) {
         al.push_back(rec.id.substr(0, 12));
       }
       e["Aliases"] = al;
@@ -782,19 +783,41 @@ void net_inspect(engine::Engine& eng, const ContainerRecord& rec, const Containe
           if (i.value("network", "") != name) {
             continue;
           }
-          auto addrs = i.value("addresses", std::vector<std::string>{});
-          if (!addrs.empty()) {
-            auto slash = addrs[0].find('/');
-            e["IPAddress"] = addrs[0].substr(0, slash);
-            e["IPPrefixLen"] =
-                slash == std::string::npos ? 0 : std::atoi(addrs[0].c_str() + slash + 1);
+          // IPv4 in IPAddress, IPv6 in GlobalIPv6Address (dual stack has both), as Docker.
+          bool have4 = false;
+          bool have6 = false;
+          for (const auto& a : i.value("addresses", std::vector<std::string>{})) {
+            auto slash = a.find('/');
+            int len = slash == std::string::npos ? 0 : std::atoi(a.c_str() + slash + 1);
+            bool v6 = network::is_ipv6(a);
+            if (v6 && !have6) {
+              e["GlobalIPv6Address"] = a.substr(0, slash);
+              e["GlobalIPv6PrefixLen"] = len;
+              have6 = true;
+            } else if (!v6 && !have4) {
+              e["IPAddress"] = a.substr(0, slash);
+              e["IPPrefixLen"] = len;
+              have4 = true;
+            }
           }
-          e["Gateway"] = i.value("gateway", "");
+          std::string gw = i.value("gateway", "");
+          if (!network::is_ipv6(gw)) {
+            e["Gateway"] = gw;
+          }
+          if (have6 && net) {
+            for (const auto& sc : net->subnets) {
+              if (network::is_ipv6(sc.subnet)) {
+                e["IPv6Gateway"] = sc.gateway;
+                break;
+              }
+            }
+          }
           e["MacAddress"] = i.value("mac", "");
         }
       }
       if (first) {
-        for (const char* k : {"IPAddress", "IPPrefixLen", "Gateway", "MacAddress"}) {
+        for (const char* k : {"IPAddress", "IPPrefixLen", "Gateway", "MacAddress",
+                              "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPv6Gateway"}) {
           ns[k] = e[k];
         }
         first = false;

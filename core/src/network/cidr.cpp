@@ -1,6 +1,8 @@
 // IPv4 addresses and subnets, and picking a free subnet from the pools.
 #include <arpa/inet.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -113,6 +115,114 @@ std::vector<Ipv4Net> host_routes() {
     Ipv4Net n;
     n.prefix = __builtin_popcount(m);
     n.addr = ntohl(dest) & n.mask();
+    out.push_back(n);
+  }
+  return out;
+}
+
+Result<Uint128> parse_ipv6(std::string_view text) {
+  in6_addr a{};
+  std::string s(text);
+  if (inet_pton(AF_INET6, s.c_str(), &a) != 1) {
+    return fail(Errc::InvalidArgument, "invalid IPv6 address \"" + s + "\"");
+  }
+  Uint128 v = 0;
+  for (uint8_t b : a.s6_addr) {
+    v = v << 8 | b;
+  }
+  return v;
+}
+
+std::string format_ipv6(Uint128 addr) {
+  in6_addr a{};
+  for (int i = 15; i >= 0; --i) {
+    a.s6_addr[i] = static_cast<uint8_t>(addr & 0xff);
+    addr >>= 8;
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, &a, buf, sizeof buf);
+  return buf;
+}
+
+Result<Ipv6Net> Ipv6Net::parse(std::string_view cidr) {
+  std::string s(cidr);
+  auto slash = s.find('/');
+  if (slash == std::string::npos) {
+    return fail(Errc::InvalidArgument,
+                "invalid subnet \"" + s + "\": expected CIDR notation such as fd10:2:3:4::/64");
+  }
+  auto ip = parse_ipv6(s.substr(0, slash));
+  if (!ip) {
+    return fail(Errc::InvalidArgument, "invalid subnet \"" + s + "\": " + ip.error().message());
+  }
+  std::string p = s.substr(slash + 1);
+  int prefix = -1;
+  if (!p.empty() && p.size() <= 3 && p.find_first_not_of("0123456789") == std::string::npos) {
+    prefix = std::stoi(p);
+  }
+  if (prefix < 0 || prefix > 128) {
+    return fail(Errc::InvalidArgument,
+                "invalid subnet \"" + s + "\": the prefix length must be 0 to 128");
+  }
+  Ipv6Net n;
+  n.prefix = prefix;
+  n.addr = *ip & n.mask();
+  if (n.addr != *ip) {
+    return fail(
+        Errc::InvalidArgument,
+        "invalid subnet \"" + s + "\": host bits are set (the network address is " + n.str() + ")");
+  }
+  return n;
+}
+
+std::string Ipv6Net::str() const {
+  return format_ipv6(addr) + "/" + std::to_string(prefix);
+}
+
+Result<Ipv6Net> pick_ula_subnet(const std::vector<Ipv6Net>& used) {
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    uint8_t id[5];
+    if (::getrandom(id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+      return fail_errno("getrandom", "IPv6 unique local subnet");
+    }
+    Uint128 a = 0xfd;
+    for (uint8_t b : id) {
+      a = a << 8 | b;
+    }
+    Ipv6Net cand{a << 80, 64};  // fdXX:XXXX:XXXX:0000::/64
+    bool clash = false;
+    for (const auto& u : used) {
+      clash = clash || cand.overlaps(u);
+    }
+    if (!clash) {
+      return cand;
+    }
+  }
+  return fail(Errc::Conflict,
+              "could not find a free IPv6 unique local subnet (pass --subnet with an IPv6 CIDR)");
+}
+
+std::vector<Ipv6Net> host_routes6() {
+  std::vector<Ipv6Net> out;
+  std::ifstream f("/proc/net/ipv6_route");
+  std::string dest;
+  std::string plen;
+  std::string rest;
+  while (f >> dest >> plen && std::getline(f, rest)) {
+    if (dest.size() != 32) {
+      continue;
+    }
+    int prefix = std::stoi(plen, nullptr, 16);
+    Uint128 a = 0;
+    for (char c : dest) {
+      a = a << 4 | static_cast<Uint128>(std::stoi(std::string(1, c), nullptr, 16));
+    }
+    Ipv6Net n{a, prefix};
+    n.addr &= n.mask();
+    // The default route, link-local and multicast say nothing about which subnets are free.
+    if (prefix == 0 || (a >> 118) == 0x3fa || (a >> 120) == 0xff) {
+      continue;
+    }
     out.push_back(n);
   }
   return out;

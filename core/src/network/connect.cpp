@@ -40,8 +40,10 @@ Result<sdk::NetworkDriverPtr> make_driver(engine::Engine& engine, const std::str
   sdk::PluginContext ctx;
   ctx.home = (fs::path(engine.graphroot()) / "networks").string();
   ctx.run_root = engine.runroot();
-  ctx.options_json =
-      nlohmann::json{{"dns_bind_port", engine.config().containers.network.dns_bind_port}}.dump();
+  BERTH_TRY(auto fw, firewall_driver(engine.config().containers));
+  nlohmann::json opts = {{"dns_bind_port", engine.config().containers.network.dns_bind_port},
+                         {"firewall_driver", fw}};
+  ctx.options_json = opts.dump();
   ctx.rootless = engine.rootless();
   auto d = engine.plugins().create<sdk::NetworkDriver>(name, ctx);
   if (!d) {
@@ -220,7 +222,7 @@ Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const Contain
         return fail(std::move(lease).error());
       }
       p.leased = true;
-      p.attachment.addresses = {lease->ip + "/" + std::to_string(lease->prefix)};
+      p.attachment.addresses = lease->addresses();
     }
   }
 
@@ -282,7 +284,7 @@ Result<void> disconnect_container(engine::Engine& engine, const ContainerNetRequ
     BERTH_TRY(auto leases, ipam.leases());
     for (const auto& l : leases) {
       if (l.container_id == req.container_id) {
-        p.attachment.addresses = {l.ip + "/" + std::to_string(l.prefix)};
+        p.attachment.addresses = l.addresses();
         p.attachment.interface_name = l.interface_name;
         if (!l.ports.empty()) {
           ports = l.ports;
@@ -361,7 +363,7 @@ Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const Conta
   want.netns = req.netns_path;
   want.ip = net.static_ip;
   BERTH_TRY(auto lease, ipam.allocate(want));
-  p.attachment.addresses = {lease.ip + "/" + std::to_string(lease.prefix)};
+  p.attachment.addresses = lease.addresses();
   p.attachment.interface_name = net.interface_name;
   auto setup_req = request_for(req, {p.attachment}, {});
   auto driver = make_driver(engine, p.driver);
@@ -403,7 +405,7 @@ Result<void> disconnect_network(engine::Engine& engine, const ContainerNetReques
   bool found = false;
   for (const auto& l : leases) {
     if (l.container_id == req.container_id) {
-      p.attachment.addresses = {l.ip + "/" + std::to_string(l.prefix)};
+      p.attachment.addresses = l.addresses();
       p.attachment.interface_name = l.interface_name;
       ports = l.ports;
       found = true;
@@ -443,7 +445,7 @@ Result<std::vector<std::string>> reload_networks(engine::Engine& engine) {
       }
       sdk::Attachment a;
       a.network = to_driver_config(n);
-      a.addresses = {l.ip + "/" + std::to_string(l.prefix)};
+      a.addresses = l.addresses();
       a.mac = l.mac;
       a.interface_name = l.interface_name;
       a.aliases = l.aliases;

@@ -178,7 +178,9 @@ Result<std::string> hosts_file(engine::Engine& engine, const ContainerNetRequest
     BERTH_TRY(auto leases, ipam.leases());
     for (const auto& l : leases) {
       if (l.container_id != req.container_id && !l.container_name.empty()) {
-        in.peers.emplace_back(l.ip, l.container_name);
+        for (const auto& ip : l.addresses()) {
+          in.peers.emplace_back(ip, l.container_name);
+        }
       }
     }
   }

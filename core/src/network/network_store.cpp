@@ -86,6 +86,49 @@ Result<SubnetConfig> make_subnet(const std::string& cidr, const std::string& gat
   return sc;
 }
 
+// The IPv6 counterpart of make_subnet (no broadcast address; the subnet-router anycast address,
+// the network address, is never handed out).
+Result<SubnetConfig> make_subnet6(const std::string& cidr, const std::string& gateway,
+                                  const std::string& range) {
+  BERTH_TRY(auto net, Ipv6Net::parse(cidr));
+  if (net.prefix > 126) {
+    return fail(Errc::InvalidArgument, "subnet " + cidr +
+                                           " is too small: it must have room for a gateway and a "
+                                           "container (/126 or larger)");
+  }
+  SubnetConfig sc;
+  sc.subnet = net.str();
+  Uint128 gw = net.addr + 1;
+  if (!gateway.empty()) {
+    BERTH_TRY(gw, parse_ipv6(gateway));
+    if (!net.contains(gw) || gw == net.addr) {
+      return fail(Errc::InvalidArgument,
+                  "gateway " + gateway + " is not a host address of subnet " + sc.subnet);
+    }
+  }
+  sc.gateway = format_ipv6(gw);
+  if (!range.empty()) {
+    Uint128 start = 0;
+    Uint128 end = 0;
+    if (auto dash = range.find('-'); dash != std::string::npos) {
+      BERTH_TRY(start, parse_ipv6(range.substr(0, dash)));
+      BERTH_TRY(end, parse_ipv6(range.substr(dash + 1)));
+    } else {
+      BERTH_TRY(auto r, Ipv6Net::parse(range));
+      start = r.addr;
+      end = r.last();
+    }
+    start = std::max(start, net.addr + 1);
+    end = std::min(end, net.last());
+    if (!net.contains(start) || !net.contains(end) || start > end) {
+      return fail(Errc::InvalidArgument,
+                  "ip range " + range + " is not inside subnet " + sc.subnet);
+    }
+    sc.lease_range = {format_ipv6(start), format_ipv6(end)};
+  }
+  return sc;
+}
+
 }  // namespace
 
 void set_network_users(NetworkUsers users) {
@@ -285,11 +328,16 @@ Result<Network> NetworkStore::create(const CreateOptions& opts) {
   std::set<std::string> names;
   std::set<std::string> ifaces;
   std::vector<std::pair<Ipv4Net, std::string>> used;
+  std::vector<std::pair<Ipv6Net, std::string>> used6;
   for (const auto& n : all) {
     names.insert(n.name);
     ifaces.insert(n.network_interface);
     for (const auto& s : n.subnets) {
-      if (auto p = Ipv4Net::parse(s.subnet)) {
+      if (is_ipv6(s.subnet)) {
+        if (auto p = Ipv6Net::parse(s.subnet)) {
+          used6.emplace_back(*p, n.name);
+        }
+      } else if (auto p = Ipv4Net::parse(s.subnet)) {
         used.emplace_back(*p, n.name);
       }
     }
@@ -318,9 +366,6 @@ Result<Network> NetworkStore::create(const CreateOptions& opts) {
                                          "use --ignore)");
   }
   n.driver = opts.driver.empty() ? "bridge" : opts.driver;
-  if (opts.ipv6) {
-    return fail(Errc::NotSupported, "--ipv6: IPv6 networks are not supported by berth yet");
-  }
   if (opts.gateways.size() > opts.subnets.size() || opts.ip_ranges.size() > opts.subnets.size()) {
     return fail(Errc::InvalidArgument,
                 "each --gateway and --ip-range needs a --subnet (they pair up by position)");
@@ -342,14 +387,39 @@ Result<Network> NetworkStore::create(const CreateOptions& opts) {
     }
   }
   std::vector<Ipv4Net> routes = host_routes();
+  std::vector<Ipv6Net> routes6 = host_routes6();
+  bool have4 = false;
+  bool have6 = false;
   for (size_t i = 0; i < opts.subnets.size(); ++i) {
-    if (opts.subnets[i].find(':') != std::string::npos) {
-      return fail(Errc::NotSupported,
-                  "subnet " + opts.subnets[i] + ": IPv6 networks are not supported by berth yet");
+    std::string gw = i < opts.gateways.size() ? opts.gateways[i] : "";
+    std::string range = i < opts.ip_ranges.size() ? opts.ip_ranges[i] : "";
+    if (is_ipv6(opts.subnets[i])) {
+      // An IPv6 subnet implies --ipv6, as in Podman.
+      BERTH_TRY(auto sc, make_subnet6(opts.subnets[i], gw, range));
+      auto net = *Ipv6Net::parse(sc.subnet);
+      for (const auto& [u, owner] : used6) {
+        if (u.overlaps(net)) {
+          return fail(Errc::Conflict, "subnet " + sc.subnet + " overlaps subnet " + u.str() +
+                                          " of network " + owner + " (pick another --subnet)");
+        }
+      }
+      for (const auto& r : routes6) {
+        if (r.overlaps(net)) {
+          return fail(Errc::Conflict, "subnet " + sc.subnet +
+                                          " is already used on the host (route to " + r.str() +
+                                          "); pick another --subnet");
+        }
+      }
+      used6.emplace_back(net, n.name);
+      n.subnets.push_back(sc);
+      have6 = true;
+      continue;
     }
-    BERTH_TRY(auto sc,
-              make_subnet(opts.subnets[i], i < opts.gateways.size() ? opts.gateways[i] : "",
-                          i < opts.ip_ranges.size() ? opts.ip_ranges[i] : ""));
+    if (!gw.empty() && is_ipv6(gw)) {
+      return fail(Errc::InvalidArgument,
+                  "gateway " + gw + " is IPv6 but its subnet " + opts.subnets[i] + " is IPv4");
+    }
+    BERTH_TRY(auto sc, make_subnet(opts.subnets[i], gw, range));
     auto net = *Ipv4Net::parse(sc.subnet);
     for (const auto& [u, owner] : used) {
       if (u.overlaps(net)) {
@@ -366,14 +436,34 @@ Result<Network> NetworkStore::create(const CreateOptions& opts) {
     }
     used.emplace_back(net, n.name);
     n.subnets.push_back(sc);
+    have4 = true;
   }
-  if (n.subnets.empty() && n.driver == "bridge") {
+  if (have6 && n.driver != "bridge") {
+    return fail(Errc::InvalidArgument,
+                "IPv6 subnets need the bridge driver (the " + n.driver + " driver has none)");
+  }
+  n.ipv6_enabled = opts.ipv6 || have6;
+  if (n.ipv6_enabled && n.driver != "bridge") {
+    return fail(Errc::InvalidArgument, "--ipv6 needs the bridge driver");
+  }
+  // No subnet given: an IPv4 one from the pools; with --ipv6 also a unique local /64 (dual
+  // stack, as Podman). --ipv6 with only an IPv6 subnet makes an IPv6-only network.
+  if (!have4 && !have6 && n.driver == "bridge") {
     std::vector<Ipv4Net> taken = routes;
     for (const auto& [u, owner] : used) {
       taken.push_back(u);
     }
     BERTH_TRY(auto net, pick_subnet(pools_, taken));
     BERTH_TRY(auto sc, make_subnet(net.str(), "", ""));
+    n.subnets.push_back(sc);
+  }
+  if (n.ipv6_enabled && !have6) {
+    std::vector<Ipv6Net> taken = routes6;
+    for (const auto& [u, owner] : used6) {
+      taken.push_back(u);
+    }
+    BERTH_TRY(auto net, pick_ula_subnet(taken));
+    BERTH_TRY(auto sc, make_subnet6(net.str(), "", ""));
     n.subnets.push_back(sc);
   }
   n.network_interface = opts.interface_name;

@@ -74,14 +74,38 @@ std::string fetch(uint16_t port) {
   return "";
 }
 
+// Connects to [addr]:port over IPv6 (retrying while the listener starts) and reads what it sends.
+std::string fetch6(const std::string& addr, uint16_t port) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    UniqueFd s(::socket(AF_INET6, SOCK_STREAM, 0));
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(port);
+    inet_pton(AF_INET6, addr.c_str(), &sa.sin6_addr);
+    timeval tv{2, 0};
+    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+      char buf[64] = {};
+      ssize_t n = ::read(s.get(), buf, sizeof buf - 1);
+      if (n > 0) {
+        return std::string(buf, static_cast<size_t>(n));
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
+}
+
 // A one-shot TCP server on port 80 inside a namespace that sends "hello from <tag>".
 pid_t serve_in(const std::string& netns, const std::string& tag) {
   pid_t pid = ::fork();
   if (pid == 0) {
     std::string code =
         "import socket\n"
-        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-        "s.bind(('0.0.0.0', 80)); s.listen(8)\n"
+        "s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, "
+        "1)\n"
+        "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+        "s.bind(('::', 80)); s.listen(8)\n"
         "while True:\n"
         "  c,_=s.accept(); c.sendall(b'hello from " +
         tag + "'); c.close()\n";
@@ -106,12 +130,25 @@ class NetworkDriverTest : public ::testing::Test {
     char tmpl[] = "/tmp/berth-nettest-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
+    make_engine("");
+    // Unique per test process: bridges and namespaces never collide with a parallel run.
+    tag_ = std::to_string(::getpid() % 100000);
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "%x", static_cast<unsigned>(::getpid() % 65536));
+    ula_ = std::string("fd42:b37:") + hex + ":1::/64";
+  }
+  // The engine over this test's store; `firewall` sets containers.conf's firewall_driver.
+  void make_engine(const std::string& firewall) {
     config::Config cfg;
     cfg.storage.graphroot = (dir_ / "root").string();
     cfg.storage.runroot = (dir_ / "run").string();
+    if (!firewall.empty()) {
+      std::string conf = (dir_ / "containers.conf").string();
+      ASSERT_TRUE(
+          util::write_file_atomic(conf, "[network]\nfirewall_driver = \"" + firewall + "\"\n"));
+      cfg.containers.files.push_back(conf);
+    }
     engine_ = engine::Engine::with(cfg, {BERTH_TEST_PLUGIN_DIR});
-    // Unique per test process: bridges and namespaces never collide with a parallel run.
-    tag_ = std::to_string(::getpid() % 100000);
   }
   void TearDown() override {
     for (auto& req : connected_) {
@@ -170,8 +207,20 @@ class NetworkDriverTest : public ::testing::Test {
     return st;
   }
 
+  Network make_dual_network(const std::string& name, const std::string& v4, const std::string& v6) {
+    auto store = NetworkStore::for_engine(*engine_);
+    CreateOptions o;
+    o.name = name;
+    o.subnets = {v4, v6};
+    o.interface_name = "bt" + tag_ + name.substr(0, 2);
+    auto n = store.create(o);
+    EXPECT_TRUE(n) << n.error().message();
+    return *n;
+  }
+
   fs::path dir_;
   std::string tag_;
+  std::string ula_;  // an IPv6 unique local /64 of this test process
   std::unique_ptr<engine::Engine> engine_;
   std::vector<std::string> netns_;
   std::vector<ContainerNetRequest> connected_;
@@ -226,6 +275,102 @@ TEST_F(NetworkDriverTest, BridgeTwoNamespacesPingAndPublishedPort) {
   EXPECT_EQ(rules.out.find("10.213.0."), std::string::npos) << rules.out;
   EXPECT_EQ(rules.out.find("dport " + std::to_string(port)), std::string::npos) << rules.out;
   EXPECT_EQ(Ipam(NetworkStore::for_engine(*engine_).lease_file("ta"), net).leases()->size(), 0u);
+}
+
+TEST_F(NetworkDriverTest, BridgeIpv6DualStackPingAndPublishedPort) {
+  auto net = make_dual_network("t6", "10.213.6.0/24", ula_);
+  ASSERT_TRUE(net.ipv6_enabled);
+  auto v6 = *Ipv6Net::parse(ula_);
+  std::string gw6 = format_ipv6(v6.addr + 1);
+  std::string a6 = format_ipv6(v6.addr + 2);
+  auto nsa = make_netns("a6");
+  auto nsb = make_netns("b6");
+  uint16_t port = free_port();
+  auto ra = request("a6", nsa, "t6");
+  ra.ports = *parse_publish(std::to_string(port) + ":80");
+  auto sa = connect(ra);
+  ASSERT_TRUE(sa) << sa.error().message();
+  EXPECT_EQ(sa->interfaces[0].addresses, (std::vector<std::string>{"10.213.6.2/24", a6 + "/64"}));
+  EXPECT_EQ(sa->interfaces[0].gateway, "10.213.6.1");
+  ASSERT_TRUE(connect(request("b6", nsb, "t6")));
+
+  auto ping = sh("nsenter --net=" + nsb + " busybox ping6 -c 1 -W 5 " + a6);
+  EXPECT_EQ(ping.rc, 0) << ping.out;
+  auto route = sh("nsenter --net=" + nsa + " ip -6 route");
+  EXPECT_NE(route.out.find("default via " + gw6 + " dev eth0"), std::string::npos) << route.out;
+  // The DNS responder answers AAAA with the IPv6 address, A with the IPv4 one.
+  auto aaaa = sh("nsenter --net=" + nsb + " busybox nslookup -type=aaaa a6 10.213.6.1");
+  EXPECT_NE(aaaa.out.find(a6), std::string::npos) << aaaa.out;
+  auto a = sh("nsenter --net=" + nsb + " busybox nslookup -type=a a6 10.213.6.1");
+  EXPECT_NE(a.out.find("10.213.6.2"), std::string::npos) << a.out;
+
+  // The published port over IPv4 (loopback) and IPv6 (the gateway address).
+  pid_t server = serve_in(nsa, "a6");
+  EXPECT_EQ(fetch(port), "hello from a6");
+  EXPECT_EQ(fetch6(gw6, port), "hello from a6");
+  stop(server);
+  auto rules = sh("nft list table inet berth");
+  EXPECT_NE(rules.out.find("dnat ip6 to [" + a6 + "]:80"), std::string::npos) << rules.out;
+  EXPECT_NE(rules.out.find("ip6 saddr " + ula_ + " ip6 daddr != " + ula_ + " masquerade"),
+            std::string::npos)
+      << rules.out;
+
+  for (auto& r : connected_) {
+    ASSERT_TRUE(disconnect_container(*engine_, r));
+  }
+  connected_.clear();
+  EXPECT_EQ(sh("ip -o link").out.find(net.network_interface), std::string::npos);
+  auto after = sh("nft list ruleset");
+  EXPECT_EQ(after.out.find(ula_), std::string::npos) << after.out;
+  EXPECT_EQ(after.out.find("dport " + std::to_string(port)), std::string::npos) << after.out;
+}
+
+TEST_F(NetworkDriverTest, IptablesBackendPublishedPortAndCleanup) {
+  if (sh("command -v iptables-restore && command -v ip6tables-restore").rc != 0) {
+    GTEST_SKIP() << "iptables is not installed";
+  }
+  make_engine("iptables");
+  auto net = make_dual_network("tx", "10.213.7.0/24", ula_);
+  auto ns = make_netns("x");
+  uint16_t port = free_port();
+  auto r = request("x", ns, "tx");
+  r.ports = *parse_publish(std::to_string(port) + ":80");
+  ASSERT_TRUE(connect(r));
+  pid_t server = serve_in(ns, "x");
+  EXPECT_EQ(fetch(port), "hello from x");
+  auto v6 = *Ipv6Net::parse(ula_);
+  EXPECT_EQ(fetch6(format_ipv6(v6.addr + 1), port), "hello from x");
+  stop(server);
+  auto v4rules = sh("iptables-save -t nat; iptables-save -t filter");
+  EXPECT_NE(v4rules.out.find("--dport " + std::to_string(port) +
+                             " -j DNAT --to-destination 10.213.7.2:80"),
+            std::string::npos)
+      << v4rules.out;
+  EXPECT_NE(v4rules.out.find("-s 10.213.7.0/24 ! -d 10.213.7.0/24 -j MASQUERADE"),
+            std::string::npos)
+      << v4rules.out;
+  auto v6rules = sh("ip6tables-save -t nat");
+  EXPECT_NE(v6rules.out.find("-j DNAT --to-destination [" + format_ipv6(v6.addr + 2) + "]:80"),
+            std::string::npos)
+      << v6rules.out;
+  // Nothing of it in nftables' own table.
+  EXPECT_EQ(sh("nft list table inet berth").out.find("dport " + std::to_string(port)),
+            std::string::npos);
+  // Reload re-applies without duplicating.
+  ASSERT_TRUE(reload_networks(*engine_));
+  auto again = sh("iptables-save -t nat");
+  size_t first = again.out.find("-j DNAT --to-destination 10.213.7.2:80");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(again.out.find("-j DNAT --to-destination 10.213.7.2:80", first + 1), std::string::npos)
+      << again.out;
+
+  ASSERT_TRUE(disconnect_container(*engine_, connected_.back()));
+  connected_.clear();
+  auto after = sh("iptables-save; ip6tables-save");
+  EXPECT_EQ(after.out.find("10.213.7."), std::string::npos) << after.out;
+  EXPECT_EQ(after.out.find(ula_), std::string::npos) << after.out;
+  EXPECT_EQ(after.out.find("dport " + std::to_string(port)), std::string::npos) << after.out;
+  EXPECT_EQ(sh("ip -o link").out.find(net.network_interface), std::string::npos);
 }
 
 TEST_F(NetworkDriverTest, ReloadRestoresFlushedRules) {

@@ -50,6 +50,24 @@ def nft_ruleset():
     return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
 
 
+def holders_of(path):
+    """Pids of the processes with `path` open."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    pids.append(int(pid))
+                    break
+            except OSError:
+                continue
+    return pids
+
+
 def fetch(url, attempts=100):
     """The body at url, retried while the server in the container starts."""
     last = None
@@ -66,13 +84,18 @@ def fetch(url, attempts=100):
 HTTPD = "mkdir -p /www && echo hello-from-{0} > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
-class ContainerNetworkTest(ContainerTestCase):
+class NetworkTestBase(ContainerTestCase):
+    """A store whose default network has a subnet of its own, and helpers (no tests: the
+    network test modules derive their classes from it)."""
+    default_subnet = DEFAULT_SUBNET
+    extra_conf = ""  # more [network] lines for containers.conf
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         conf = os.path.join(cls.tmp, "containers.conf")
         with open(conf, "w") as f:
-            f.write(f'[network]\ndefault_subnet = "{DEFAULT_SUBNET}"\n')
+            f.write(f'[network]\ndefault_subnet = "{cls.default_subnet}"\n{cls.extra_conf}')
         cls.env["CONTAINERS_CONF"] = conf
         if PLUGIN_DIR:
             cls.env["BERTH_PLUGIN_PATH"] = PLUGIN_DIR
@@ -107,6 +130,9 @@ class ContainerNetworkTest(ContainerTestCase):
                         self.assertNotIn(cid, fh.read(), f)
         self.assertFalse(os.path.exists(os.path.join(self.runroot, "netns", "berth-" + cid)))
 
+
+
+class ContainerNetworkTest(NetworkTestBase):
     def test_published_port_bridge(self):
         port = free_port()
         cid = self.run_d("web", "-p", f"127.0.0.1:{port}:80", IMAGE, "sh", "-c",
@@ -146,6 +172,10 @@ class ContainerNetworkTest(ContainerTestCase):
         self.assertEqual(self.ok("port", "sweb").out, f"80/tcp -> 0.0.0.0:{port}\n")
         r = self.ok("exec", "sweb", "cat", "/etc/resolv.conf")
         self.assertIn("nameserver 10.0.2.3", r.out)
+        # The TCP port goes through berth's relay, which holds the namespace open.
+        ns = os.path.join(self.runroot, "netns", "berth-" + cid)
+        comms = [open(f"/proc/{p}/comm").read().strip() for p in holders_of(ns)]
+        self.assertIn("berth-portfwd", comms)
         self.ok("rm", "-f", "-t", "0", "sweb")
         self.assertFalse(os.path.exists(os.path.join(self.runroot, "networks", "slirp",
                                                      cid + ".json")))
@@ -157,6 +187,8 @@ class ContainerNetworkTest(ContainerTestCase):
                 break
             time.sleep(0.1)
         self.assertNotIn(cid[:12], procs)
+        # Nor berth's TCP port relay (a fork of berth: its command line names no container).
+        self.assertEqual(holders_of(ns), [])
         self.assert_no_trace(cid, [])
 
     def test_names_and_aliases_resolve(self):

@@ -38,6 +38,45 @@ TEST(PickSubnet, SkipsUsedSubnetsAndRoutes) {
   EXPECT_EQ(none.error().code(), Errc::Conflict);
 }
 
+TEST(Cidr6, ParseFormatAndOverlap) {
+  auto n = Ipv6Net::parse("fd12:3456:789a:1::/64");
+  ASSERT_TRUE(n) << n.error().message();
+  EXPECT_EQ(n->str(), "fd12:3456:789a:1::/64");
+  EXPECT_EQ(format_ipv6(n->addr + 1), "fd12:3456:789a:1::1");
+  EXPECT_EQ(format_ipv6(n->last()), "fd12:3456:789a:1:ffff:ffff:ffff:ffff");
+  EXPECT_TRUE(n->contains(*parse_ipv6("fd12:3456:789a:1:abcd::5")));
+  EXPECT_FALSE(n->contains(*parse_ipv6("fd12:3456:789a:2::5")));
+  EXPECT_TRUE(n->overlaps(*Ipv6Net::parse("fd12:3456:789a::/48")));
+  EXPECT_FALSE(n->overlaps(*Ipv6Net::parse("fd12:3456:789a:2::/64")));
+  auto bad = Ipv6Net::parse("fd12:3456:789a:1::1/64");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("network address is fd12:3456:789a:1::/64"),
+            std::string::npos);
+  EXPECT_FALSE(Ipv6Net::parse("fd12::/129"));
+  EXPECT_FALSE(Ipv6Net::parse("fd12::"));
+  EXPECT_FALSE(Ipv6Net::parse("fd12::g/64"));
+  EXPECT_TRUE(is_ipv6("fd00::1"));
+  EXPECT_FALSE(is_ipv6("10.0.0.1"));
+}
+
+TEST(Cidr6, PicksUnusedUniqueLocalSubnets) {
+  std::vector<Ipv6Net> used;
+  for (int i = 0; i < 20; ++i) {
+    auto n = pick_ula_subnet(used);
+    ASSERT_TRUE(n) << n.error().message();
+    EXPECT_EQ(n->prefix, 64);
+    EXPECT_TRUE(Ipv6Net::parse("fd00::/8")->contains(n->addr)) << n->str();
+    for (const auto& u : used) {
+      EXPECT_FALSE(n->overlaps(u)) << n->str();
+    }
+    used.push_back(*n);
+  }
+  // Every unique local subnet taken: a clear Conflict.
+  auto none = pick_ula_subnet({*Ipv6Net::parse("fc00::/7")});
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code(), Errc::Conflict);
+}
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -151,6 +190,56 @@ TEST_F(StoreTest, PicksFreeSubnetsAndRejectsBadInput) {
   EXPECT_EQ(s.create(badmtu).error().code(), Errc::InvalidArgument);
 }
 
+TEST_F(StoreTest, Ipv6DualStackAndIpv6Only) {
+  auto s = store();
+  // --ipv6 alone: an IPv4 subnet from the pools and a unique local /64 (dual stack).
+  CreateOptions dual;
+  dual.name = "dual";
+  dual.ipv6 = true;
+  auto d = s.create(dual);
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_TRUE(d->ipv6_enabled);
+  ASSERT_EQ(d->subnets.size(), 2u);
+  EXPECT_EQ(d->subnets[0].subnet, "10.213.0.0/24");
+  auto v6 = Ipv6Net::parse(d->subnets[1].subnet);
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->prefix, 64);
+  EXPECT_EQ(d->subnets[1].gateway, format_ipv6(v6->addr + 1));
+  auto j = nlohmann::json::parse(*util::read_file(dir_ / "networks" / "dual.json"));
+  EXPECT_EQ(j["ipv6_enabled"], true);
+  EXPECT_EQ(j["subnets"][1]["subnet"], d->subnets[1].subnet);
+
+  // An IPv6 subnet implies --ipv6; alone it makes an IPv6-only network.
+  CreateOptions only;
+  only.name = "only6";
+  only.subnets = {"fd42:1:2:3::/64"};
+  only.gateways = {"fd42:1:2:3::fe"};
+  only.ip_ranges = {"fd42:1:2:3::100-fd42:1:2:3::1ff"};
+  auto o = s.create(only);
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_TRUE(o->ipv6_enabled);
+  ASSERT_EQ(o->subnets.size(), 1u);
+  EXPECT_EQ(o->subnets[0].gateway, "fd42:1:2:3::fe");
+  EXPECT_EQ(o->subnets[0].lease_range.start_ip, "fd42:1:2:3::100");
+
+  CreateOptions overlap;
+  overlap.name = "ov";
+  overlap.subnets = {"fd42:1:2::/48"};
+  auto r = s.create(overlap);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::Conflict);
+  EXPECT_NE(r.error().message().find("of network only6"), std::string::npos);
+  CreateOptions small;
+  small.name = "small";
+  small.subnets = {"fd42:9::/127"};
+  EXPECT_EQ(s.create(small).error().code(), Errc::InvalidArgument);
+  CreateOptions mixed;
+  mixed.name = "mixed";
+  mixed.subnets = {"fd42:9::/64"};
+  mixed.gateways = {"10.0.0.1"};
+  EXPECT_EQ(s.create(mixed).error().code(), Errc::InvalidArgument);
+}
+
 TEST_F(StoreTest, RemoveRefusesNetworkInUseAndPruneSkipsIt) {
   auto s = store();
   CreateOptions o;
@@ -160,7 +249,7 @@ TEST_F(StoreTest, RemoveRefusesNetworkInUseAndPruneSkipsIt) {
   o.name = "idle";
   o.labels = {{"k", "v"}};
   ASSERT_TRUE(s.create(o));
-  Ipam ipam(s.lease_file("used"), *used);
+  Ipam ipam(s.lease_file("used"), *used, dir_ / "host-ipam");
   Lease l;
   l.container_id = "c1";
   l.container_name = "web";

@@ -59,6 +59,38 @@ Result<Ipv4Net> pick_subnet(const std::vector<config::SubnetPool>& pools,
 std::vector<Ipv4Net> host_routes();
 
 // ---------------------------------------------------------------------------------------------
+// IPv6 addresses, as 128-bit integers so that subnets and lease ranges are plain arithmetic
+
+__extension__ typedef unsigned __int128 Uint128;
+
+// An address or CIDR with a ':' is IPv6.
+inline bool is_ipv6(std::string_view ip_or_cidr) {
+  return ip_or_cidr.find(':') != std::string_view::npos;
+}
+Result<Uint128> parse_ipv6(std::string_view text);
+std::string format_ipv6(Uint128 addr);  // RFC 5952 (inet_ntop)
+
+struct Ipv6Net {
+  Uint128 addr = 0;  // the network address (host bits cleared)
+  int prefix = 0;
+
+  // "fd12:3456:789a:1::/64"; host bits set is an error naming the network address.
+  static Result<Ipv6Net> parse(std::string_view cidr);
+  Uint128 mask() const { return prefix == 0 ? Uint128(0) : ~Uint128(0) << (128 - prefix); }
+  Uint128 last() const { return addr | ~mask(); }
+  bool contains(Uint128 ip) const { return (ip & mask()) == addr; }
+  bool overlaps(const Ipv6Net& o) const { return contains(o.addr) || o.contains(addr); }
+  std::string str() const;
+};
+
+// A unique local /64 as RFC 4193 makes them (fd00::/8, a random 40-bit global id, subnet 0)
+// that overlaps nothing in `used`; what Podman's --ipv6 picks when no IPv6 --subnet is given.
+Result<Ipv6Net> pick_ula_subnet(const std::vector<Ipv6Net>& used);
+// IPv6 destinations of the host's routes (/proc/net/ipv6_route), default and link-local
+// excluded.
+std::vector<Ipv6Net> host_routes6();
+
+// ---------------------------------------------------------------------------------------------
 // Network configs
 
 struct LeaseRange {
@@ -159,24 +191,41 @@ class NetworkStore {
 struct Lease {
   std::string container_id;
   std::string container_name;
-  std::string ip;  // without prefix
+  std::string ip;  // IPv4, without prefix; empty on an IPv6-only network
   int prefix = 0;
   std::string gateway;
+  std::string ip6;  // IPv6 (dual stack or IPv6-only networks), without prefix
+  int prefix6 = 0;
+  std::string gateway6;
   std::string mac;
   std::string interface_name;
   std::vector<std::string> aliases;
   std::string netns;
   std::vector<sdk::PortMapping> ports;
+
+  // The CIDRs the container gets: IPv4 first, then IPv6.
+  std::vector<std::string> addresses() const;
 };
 nlohmann::json to_json(const Lease& l);
 Lease lease_from_json(const nlohmann::json& j);
 
+// Where the bridge networks' host-wide reservations live (see Ipam).
+inline constexpr const char* kHostIpamDir = "/run/berth/ipam";
+
 class Ipam {
  public:
-  Ipam(std::filesystem::path lease_file, Network network);
-  // The lowest free address of the lease range (gateway, network and broadcast addresses never),
-  // or `want.ip` when set (static --ip: must be in the subnet and free). A container that already
-  // has a lease gets it back. Conflict when the range is exhausted or the address is taken.
+  // `host_dir`: besides the store's lease file, a network on a bridge (network_interface set)
+  // records every address it hands out in <host_dir>/<bridge>.json under a host-wide flock, and
+  // avoids the addresses recorded there by other stores: stores with lease files of their own
+  // (--root/--runroot) share one bridge (berth0) and never hand out an address twice on it.
+  // A reservation whose store no longer holds the lease is dropped when next seen.
+  Ipam(std::filesystem::path lease_file, Network network,
+       std::filesystem::path host_dir = kHostIpamDir);
+  // The lowest free address of the lease range (gateway, network and broadcast addresses never)
+  // of the network's first IPv4 subnet, and of its first IPv6 subnet: one of each on a dual
+  // stack network. `want.ip` / `want.ip6` when set (static --ip: must be in the subnet and
+  // free; an IPv6 address in `want.ip` is taken as `want.ip6`). A container that already has a
+  // lease gets it back. Conflict when the range is exhausted or the address is taken.
   Result<Lease> allocate(Lease want);
   // Idempotent.
   Result<void> release(const std::string& container_id);
@@ -187,6 +236,7 @@ class Ipam {
  private:
   std::filesystem::path file_;
   Network network_;
+  std::filesystem::path host_dir_;
 };
 
 // ---------------------------------------------------------------------------------------------
