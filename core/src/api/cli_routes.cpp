@@ -213,20 +213,6 @@ Result<CliChild> spawn_cli(const std::vector<std::string>& argv, const CliReques
   return c;
 }
 
-bool write_all_fd(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 int exit_status(int st) {
   if (WIFEXITED(st)) {
     return WEXITSTATUS(st);
@@ -261,7 +247,7 @@ void relay_input(int sock, std::string pending, CliChild& c, int stop, int pidfd
           }
           stdin_open = false;
         } else if (c.in) {
-          if (!write_all_fd(c.in.get(), data)) {
+          if (!send_all(c.in.get(), data)) {
             stdin_open = false;
             if (!c.master) {
               c.in.reset();

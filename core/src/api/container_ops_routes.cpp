@@ -24,44 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-#define API_ENGINE(eng)                     \
-  auto eng##_r = ctx->open_engine();        \
-  if (!eng##_r) {                           \
-    return error_response(eng##_r.error()); \
-  }                                         \
-  engine::Engine& eng = **eng##_r
-
-Response container_error(const Error& e, const std::string& id) {
-  if (e.code() == Errc::NotFound && e.message().find("container") != std::string::npos) {
-    return error_response(404, "No such container: " + id);
-  }
-  return error_response(e);
-}
-
-Response status_only(int status) {
-  Response r;
-  r.status = status;
-  r.content_type.clear();
-  return r;
-}
-
-// The container's full id and state word (Podman's), or the answer to give.
-struct Found {
-  std::string id;
-  std::string name;
-  std::string status;
-  bool tty = false;
-};
-Result<Found> find(engine::Engine& eng, const std::string& name_or_id) {
-  BERTH_TRY(auto j, container::inspect(eng, name_or_id, false));
-  Found f;
-  f.id = j.value("Id", name_or_id);
-  f.name = j.value("Name", "");
-  f.status = j["State"].value("Status", "");
-  f.tty = j.contains("Config") && jbool(j["Config"], "Tty", false);
-  return f;
-}
-
 // /proc/stat's total CPU time in nanoseconds (Docker's system_cpu_usage) and the online CPUs.
 std::pair<uint64_t, int> system_cpu() {
   std::ifstream in("/proc/stat");
@@ -102,7 +64,14 @@ json docker_stats(const container::StatsSample& s, const container::StatsSample*
                                     {"system_cpu_usage", 0},
                                     {"online_cpus", cpus},
                                     {"throttling_data", json::object()}};
-  auto ts = [](int64_t ns) { return container::rfc3339_nano(ns); };
+  // Docker writes UTC as "Z" (2015-01-08T22:57:31.547920715Z).
+  auto ts = [](int64_t ns) {
+    std::string t = container::rfc3339_nano(ns);
+    if (t.ends_with("+00:00")) {
+      t.replace(t.size() - 6, 6, "Z");
+    }
+    return t;
+  };
   return {
       {"read", ts(s.read_at)},
       {"preread", prev != nullptr ? ts(prev->read_at) : "0001-01-01T00:00:00Z"},
@@ -227,37 +196,52 @@ struct CopyOut {
 
 }  // namespace
 
+Result<ContainerRef> find_container(engine::Engine& eng, const std::string& name_or_id) {
+  BERTH_TRY(auto j, container::inspect(eng, name_or_id, false));
+  ContainerRef f;
+  f.id = j.value("Id", name_or_id);
+  f.name = j.value("Name", "");
+  f.status = j["State"].value("Status", "");
+  f.tty = j.contains("Config") && jbool(j["Config"], "Tty", false);
+  return f;
+}
+
+std::expected<ContainerRef, Response> lookup_container(const ServiceContext& ctx,
+                                                       const std::string& name, bool strict) {
+  auto eng = ctx.open_engine();
+  if (!eng) {
+    return std::unexpected(error_response(eng.error()));
+  }
+  auto f = find_container(**eng, name);
+  if (!f) {
+    return std::unexpected(object_error(f.error(), ObjectKind::Container, name, strict));
+  }
+  return *f;
+}
+
 void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
-  r.add("POST", "/containers/{id}/pause", [ctx](Request& req) -> Response {
-    API_ENGINE(eng);
-    const auto& id = req.params["id"];
-    auto f = find(eng, id);
-    if (!f) {
-      return container_error(f.error(), id);
-    }
-    if (f->status != "running") {
-      return error_response(409, "Container " + id + " is not running");
-    }
-    if (auto res = container::pause(eng, f->id); !res) {
-      return container_error(res.error(), id);
-    }
-    return status_only(204);
-  });
-  r.add("POST", "/containers/{id}/unpause", [ctx](Request& req) -> Response {
-    API_ENGINE(eng);
-    const auto& id = req.params["id"];
-    auto f = find(eng, id);
-    if (!f) {
-      return container_error(f.error(), id);
-    }
-    if (f->status != "paused") {
-      return error_response(409, "Container " + id + " is not paused");
-    }
-    if (auto res = container::unpause(eng, f->id); !res) {
-      return container_error(res.error(), id);
-    }
-    return status_only(204);
-  });
+  // pause and unpause: the same checks, the other state.
+  auto pause_route = [ctx](bool pause) {
+    return [ctx, pause](Request& req) -> Response {
+      API_ENGINE(eng);
+      const auto& id = req.params["id"];
+      auto f = find_container(eng, id);
+      if (!f) {
+        return object_error(f.error(), ObjectKind::Container, id, true);
+      }
+      if (f->status != (pause ? "running" : "paused")) {
+        return error_response(409,
+                              "Container " + id + (pause ? " is not running" : " is not paused"));
+      }
+      auto res = pause ? container::pause(eng, f->id) : container::unpause(eng, f->id);
+      if (!res) {
+        return object_error(res.error(), ObjectKind::Container, id, true);
+      }
+      return empty_response(204);
+    };
+  };
+  r.add("POST", "/containers/{id}/pause", pause_route(true));
+  r.add("POST", "/containers/{id}/unpause", pause_route(false));
 
   r.add("POST", "/containers/{id}/update", [ctx](Request& req) -> Response {
     auto body = req.json_body();
@@ -313,24 +297,21 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     }
     API_ENGINE(eng);
     if (auto res = container::update_resources(eng, req.params["id"], o); !res) {
-      return container_error(res.error(), req.params["id"]);
+      return object_error(res.error(), ObjectKind::Container, req.params["id"], true);
     }
     return json_response(200, {{"Warnings", warnings}});
   });
 
   r.add("GET", "/containers/{id}/stats", [ctx](Request& req) -> Response {
-    std::string id;
-    {
-      API_ENGINE(eng);
-      auto f = find(eng, req.params["id"]);
-      if (!f) {
-        return container_error(f.error(), req.params["id"]);
-      }
-      id = f->id;
+    auto found = lookup_container(*ctx, req.params["id"], true);
+    if (!found) {
+      return found.error();
     }
+    const std::string id = found->id;
     const bool stream = req.q_bool("stream", true);
     const bool one_shot = req.q_bool("one-shot");
     Response resp;
+    resp.chunked = true;
     resp.stream = [ctx, id, stream, one_shot](RawConnection& conn) {
       auto eng = ctx->open_engine();
       if (!eng) {
@@ -375,9 +356,9 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
       return error_response(400, "resize needs h and w between 1 and 65535");
     }
     API_ENGINE(eng);
-    auto f = find(eng, req.params["id"]);
+    auto f = find_container(eng, req.params["id"]);
     if (!f) {
-      return container_error(f.error(), req.params["id"]);
+      return object_error(f.error(), ObjectKind::Container, req.params["id"], true);
     }
     if (f->status != "running" && f->status != "paused") {
       return error_response(409, "Container " + req.params["id"] + " is not running");
@@ -400,15 +381,11 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
   });
 
   r.add("GET", "/containers/{id}/export", [ctx](Request& req) -> Response {
-    std::string id;
-    {
-      API_ENGINE(eng);
-      auto f = find(eng, req.params["id"]);
-      if (!f) {
-        return container_error(f.error(), req.params["id"]);
-      }
-      id = f->id;
+    auto found = lookup_container(*ctx, req.params["id"], true);
+    if (!found) {
+      return found.error();
     }
+    const std::string id = found->id;
     Response resp;
     resp.content_type = "application/x-tar";
     resp.stream = [ctx, id](RawConnection& conn) {
@@ -423,7 +400,7 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     API_ENGINE(eng);
     auto ch = container::diff(eng, req.params["id"]);
     if (!ch) {
-      return container_error(ch.error(), req.params["id"]);
+      return object_error(ch.error(), ObjectKind::Container, req.params["id"], true);
     }
     json out = json::array();
     for (const auto& c : *ch) {
@@ -441,15 +418,11 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     if (path.empty()) {
       return error_response(400, "the path to copy must be given: path=...");
     }
-    std::string id;
-    {
-      API_ENGINE(eng);
-      auto f = find(eng, req.params["id"]);
-      if (!f) {
-        return container_error(f.error(), req.params["id"]);
-      }
-      id = f->id;
+    auto found = lookup_container(*ctx, req.params["id"], true);
+    if (!found) {
+      return found.error();
     }
+    const std::string id = found->id;
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {
       return error_response(500, std::string("pipe: ") + std::strerror(errno));
@@ -522,9 +495,9 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
       return error_response(400, "the destination path must be given: path=...");
     }
     API_ENGINE(eng);
-    auto f = find(eng, req.params["id"]);
+    auto f = find_container(eng, req.params["id"]);
     if (!f) {
-      return container_error(f.error(), req.params["id"]);
+      return object_error(f.error(), ObjectKind::Container, req.params["id"], true);
     }
     UniqueFd in;
     if (!req.body_file.empty()) {
@@ -573,9 +546,9 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     o.format = "docker";
     o.changes = req.q_all("changes");
     API_ENGINE(eng);
-    auto f = find(eng, ctr);
+    auto f = find_container(eng, ctr);
     if (!f) {
-      return container_error(f.error(), ctr);
+      return object_error(f.error(), ObjectKind::Container, ctr, true);
     }
     // pause needs a running container; a stopped one is committed as it is.
     if (f->status != "running") {

@@ -6,16 +6,20 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "berth/container/mount_options.hpp"
@@ -23,6 +27,7 @@
 #include "berth/container/resource_ops.hpp"
 #include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
+#include "berth/events/events.hpp"
 #include "berth/sdk/unique_fd.hpp"
 #include "berth/util/digest.hpp"
 #include "berth/util/fs.hpp"
@@ -35,38 +40,6 @@ namespace berth::api {
 namespace {
 
 using nlohmann::json;
-
-#define API_ENGINE(eng)                     \
-  auto eng##_r = ctx->open_engine();        \
-  if (!eng##_r) {                           \
-    return error_response(eng##_r.error()); \
-  }                                         \
-  engine::Engine& eng = **eng##_r
-
-Response no_such_container(const std::string& id) {
-  return error_response(404, "No such container: " + id);
-}
-
-Response container_error(const Error& e, const std::string& id) {
-  if (e.code() == Errc::NotFound) {
-    return no_such_container(id);
-  }
-  return error_response(e);
-}
-
-Response no_content() {
-  Response r;
-  r.status = 204;
-  r.content_type.clear();
-  return r;
-}
-
-Response not_modified() {
-  Response r;
-  r.status = 304;
-  r.content_type.clear();
-  return r;
-}
 
 // Docker's state words from Podman's.
 std::string docker_state(const std::string& s) {
@@ -831,46 +804,10 @@ int wait_child(pid_t pid) {
   return -1;
 }
 
-// Whether process `pid` holds a connected unix SOCK_SEQPACKET socket: `berth attach` has reached
-// the monitor. Read from /proc because the CLI child has no other way to say so.
-bool child_attached(pid_t pid) {
-  std::set<std::string> inodes;
-  std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
-    auto target = std::filesystem::read_symlink(e.path(), ec);
-    std::string t = ec ? std::string() : target.string();
-    if (t.rfind("socket:[", 0) == 0) {
-      inodes.insert(t.substr(8, t.size() - 9));
-    }
-  }
-  if (inodes.empty()) {
-    return false;
-  }
-  auto table = util::read_file("/proc/net/unix");
-  if (!table) {
-    return false;
-  }
-  std::istringstream in(*table);
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    // Num RefCount Protocol Flags Type St Inode [Path]
-    std::istringstream f(line);
-    std::string num, ref, proto, flags, type, st, inode;
-    f >> num >> ref >> proto >> flags >> type >> st >> inode;
-    if (inodes.count(inode) != 0 && type == "0005" && st == "03") {
-      return true;
-    }
-  }
-  return false;
-}
-
-// Runs a berth CLI child on a hijacked connection; returns its exit code. With `before_answer`,
-// the answer's headers are sent only once `ready(pid)` holds (or the child ended), so a client
-// that starts the container right after the answer misses no output.
+// Runs a berth CLI child (exec) on a hijacked connection; returns its exit code. `spawned` runs
+// once the child runs, before its output is relayed.
 int serve_child(const std::vector<std::string>& argv, RawConnection& conn, bool with_stdin,
-                bool tty) {
+                bool tty, const std::function<void(pid_t)>& spawned = {}) {
   if (!conn.leftover.empty()) {
     spdlog::debug("API: {} bytes sent before the hijack are dropped", conn.leftover.size());
   }
@@ -884,29 +821,103 @@ int serve_child(const std::vector<std::string>& argv, RawConnection& conn, bool 
     }
     return 126;
   }
-  if (conn.send_head) {
-    // Attach: answer once the child is attached (bounded: a child that fails exits first).
-    for (int i = 0; i < 1000 && conn.wait_attached; ++i) {
-      if (child_attached(child->pid)) {
-        break;
-      }
-      int st = 0;
-      if (::waitpid(child->pid, &st, WNOHANG) == child->pid) {
-        // Ended already (an error): answer, relay what it printed, report its code.
-        conn.send_head();
-        if (!tty) {
-          pump_child(*child, conn.fd, true);
-        }
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      ::usleep(5000);
-    }
-    conn.send_head();
+  if (spawned) {
+    spawned(child->pid);
   }
   if (!tty) {
     pump_child(*child, conn.fd, true);
   }
   return wait_child(child->pid);
+}
+
+// `berth attach` in the service itself (a CLI child per attach cost `docker run` a process start):
+// a connection to the monitor's attach socket, which takes stdin as messages and sends
+// [type, data...] messages: 2 stdout, 3 stderr, 4 the exit code. Signals and detach keys, which
+// container::attach() handles for a terminal, have no place on a hijacked connection.
+Result<UniqueFd> attach_monitor(engine::Engine& eng, const ContainerRef& c) {
+  if (c.status != "running" && c.status != "created") {
+    return fail(Errc::Conflict,
+                "you can only attach to running containers: container " + c.id + " is " + c.status);
+  }
+  const std::string dir = container::run_dir(eng.runroot(), c.id);
+  UniqueFd dfd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd) {
+    return fail_errno("open", dir);
+  }
+  UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!sock) {
+    return fail_errno("socket", "attach to container " + c.id);
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // Through the directory's fd: a runroot path can be longer than sun_path.
+  const std::string path = "/proc/self/fd/" + std::to_string(dfd.get()) + "/attach";
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return fail_errno("connect to the attach socket of container " + c.id + " in", dir);
+  }
+  events::Event e;
+  e.type = std::string(events::type::kContainer);
+  e.status = "attach";
+  e.id = c.id;
+  e.name = c.name;
+  if (auto r = events::EventLog::from_config(eng.config()).emit(e); !r) {
+    spdlog::debug("API: attach event of {}: {}", c.id, r.error().message());
+  }
+  return sock;
+}
+
+// Relays the monitor's output onto the hijacked connection (framed without a tty) and, with
+// stdin, the client's input to the monitor, until the container ends or the client goes.
+void relay_attach(int monitor, RawConnection& conn, bool tty, bool with_stdin) {
+  if (with_stdin && !conn.leftover.empty()) {
+    (void)::send(monitor, conn.leftover.data(), conn.leftover.size(), MSG_NOSIGNAL);
+  }
+  bool client_open = true;
+  char buf[32769];
+  for (;;) {
+    // Without stdin only a client that has gone (HUP) counts: the docker CLI shuts its side
+    // for writing as soon as it has no input to send, and reads on.
+    pollfd p[2] = {{monitor, POLLIN, 0}, {conn.fd, static_cast<short>(with_stdin ? POLLIN : 0), 0}};
+    if (::poll(p, client_open ? 2 : 1, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+    if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      ssize_t n = ::recv(monitor, buf, sizeof(buf), 0);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        return;  // the monitor has gone: the container ended
+      }
+      const auto type = static_cast<uint8_t>(buf[0]);
+      std::string_view data(buf + 1, static_cast<size_t>(n - 1));
+      if (type == 4) {
+        return;  // the exit code: the output is complete
+      }
+      if ((type == 2 || type == 3) &&
+          !(tty ? send_all(conn.fd, data) : write_frame(conn.fd, type == 2 ? 1 : 2, data))) {
+        return;  // the client has gone
+      }
+    }
+    if (client_open && p[1].revents != 0) {
+      ssize_t n = with_stdin ? ::recv(conn.fd, buf, sizeof(buf), 0) : 0;
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n > 0) {
+        (void)::send(monitor, buf, static_cast<size_t>(n), MSG_NOSIGNAL);
+      } else if (with_stdin) {
+        client_open = false;  // the end of stdin; the output may go on
+        ::shutdown(monitor, SHUT_WR);
+      } else {
+        return;  // the client hung up
+      }
+    }
+  }
 }
 
 struct ExecSession {
@@ -925,6 +936,11 @@ struct ExecSession {
   bool started = false;
   std::optional<int> exit_code;
   pid_t pid = 0;
+  // The terminal of a tty session (a duplicate of the pty master its `berth exec -t` child
+  // relays), set while it runs; `size` is the last size asked for, applied once it is there.
+  UniqueFd terminal;
+  bool terminal_searched = false;  // found, or the child ended without one
+  std::optional<winsize> size;
 };
 
 class ExecTable {
@@ -941,11 +957,57 @@ class ExecTable {
     return it == sessions_.end() ? nullptr : it->second;
   }
   std::mutex& mu() { return mu_; }
+  // Signalled when a session's terminal search ends.
+  std::condition_variable& terminal_cv() { return terminal_cv_; }
 
  private:
   std::mutex mu_;
+  std::condition_variable terminal_cv_;
   std::map<std::string, std::shared_ptr<ExecSession>> sessions_;
 };
+
+// Sets the size of a session's terminal; the caller holds the table's lock.
+Result<void> apply_size(ExecSession& s) {
+  if (!s.terminal || !s.size) {
+    return {};
+  }
+  if (::ioctl(s.terminal.get(), TIOCSWINSZ, &*s.size) != 0) {
+    return fail_errno("resize the terminal of exec session", s.id);
+  }
+  return {};
+}
+
+// A tty session's child got its pty master from the runtime just after the exec started: finds
+// it (a few milliseconds; bounded by the child's end) so that resizes reach it.
+void find_terminal(ExecTable& table, ExecSession& s, pid_t child) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+  std::optional<UniqueFd> found;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pidfd && std::chrono::steady_clock::now() < give_up) {
+    auto t = container::exec_terminal(pidfd.get(), child);
+    if (t) {
+      found = std::move(*t);
+      break;
+    }
+    if (t.error().code() != Errc::NotFound) {
+      spdlog::warn("API: exec session {}: {}", s.id, t.error().message());
+      break;
+    }
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 2) > 0) {
+      break;  // the child ended
+    }
+  }
+  std::lock_guard<std::mutex> l(table.mu());
+  if (found) {
+    s.terminal = std::move(*found);
+    if (auto r = apply_size(s); !r) {
+      spdlog::warn("API: {}", r.error().message());
+    }
+  }
+  s.terminal_searched = true;
+  table.terminal_cv().notify_all();
+}
 
 std::vector<std::string> exec_argv(const ServiceContext& ctx, const ExecSession& s, bool detach) {
   auto argv = berth_argv(ctx);
@@ -1037,7 +1099,7 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     API_ENGINE(eng);
     auto j = container::inspect(eng, req.params["id"], req.q_bool("size"));
     if (!j) {
-      return container_error(j.error(), req.params["id"]);
+      return object_error(j.error(), ObjectKind::Container, req.params["id"]);
     }
     if (libpod) {
       return json_response(200, *j);
@@ -1066,34 +1128,34 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     const auto& id = req.params["id"];
     auto s = state_of(eng, id);
     if (!s) {
-      return container_error(s.error(), id);
+      return object_error(s.error(), ObjectKind::Container, id);
     }
     if (*s == "running") {
-      return not_modified();
+      return empty_response(304);
     }
     if (auto res = container::start(eng, id); !res) {
-      return container_error(res.error(), id);
+      return object_error(res.error(), ObjectKind::Container, id);
     }
-    return no_content();
+    return empty_response(204);
   });
   r.add("POST", "/containers/{id}/stop", [ctx, state_of](Request& req) -> Response {
     API_ENGINE(eng);
     const auto& id = req.params["id"];
     auto s = state_of(eng, id);
     if (!s) {
-      return container_error(s.error(), id);
+      return object_error(s.error(), ObjectKind::Container, id);
     }
     if (*s != "running" && *s != "paused") {
-      return not_modified();
+      return empty_response(304);
     }
     std::optional<uint32_t> t;
     if (auto v = req.q("t"); v && !v->empty()) {
       t = static_cast<uint32_t>(std::max(0, std::atoi(v->c_str())));
     }
     if (auto res = container::stop(eng, id, t); !res) {
-      return container_error(res.error(), id);
+      return object_error(res.error(), ObjectKind::Container, id);
     }
-    return no_content();
+    return empty_response(204);
   });
   r.add("POST", "/containers/{id}/restart", [ctx](Request& req) -> Response {
     API_ENGINE(eng);
@@ -1102,9 +1164,9 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
       t = static_cast<uint32_t>(std::max(0, std::atoi(v->c_str())));
     }
     if (auto res = container::restart(eng, req.params["id"], t); !res) {
-      return container_error(res.error(), req.params["id"]);
+      return object_error(res.error(), ObjectKind::Container, req.params["id"]);
     }
-    return no_content();
+    return empty_response(204);
   });
   r.add("POST", "/containers/{id}/kill", [ctx, state_of](Request& req) -> Response {
     auto sig = parse_signal(req.q_or("signal", "SIGKILL"));
@@ -1115,16 +1177,16 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     const auto& id = req.params["id"];
     auto s = state_of(eng, id);
     if (!s) {
-      return container_error(s.error(), id);
+      return object_error(s.error(), ObjectKind::Container, id);
     }
     if (*s != "running" && *s != "paused") {
       return error_response(
           409, "Cannot kill container: " + id + ": container " + id + " is not running");
     }
     if (auto res = container::kill(eng, id, *sig); !res) {
-      return container_error(res.error(), id);
+      return object_error(res.error(), ObjectKind::Container, id);
     }
-    return no_content();
+    return empty_response(204);
   });
   r.add("POST", "/containers/{id}/rename", [ctx](Request& req) -> Response {
     auto name = req.q_or("name", "");
@@ -1133,15 +1195,15 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     }
     API_ENGINE(eng);
     if (auto res = container::rename(eng, req.params["id"], name); !res) {
-      return container_error(res.error(), req.params["id"]);
+      return object_error(res.error(), ObjectKind::Container, req.params["id"]);
     }
-    return no_content();
+    return empty_response(204);
   });
   r.add("GET", "/containers/{id}/top", [ctx](Request& req) -> Response {
     API_ENGINE(eng);
     auto rows = container::top(eng, req.params["id"]);
     if (!rows) {
-      return container_error(rows.error(), req.params["id"]);
+      return object_error(rows.error(), ObjectKind::Container, req.params["id"]);
     }
     json titles = json::array();
     json procs = json::array();
@@ -1160,9 +1222,9 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     ro.force = req.q_bool("force");
     ro.volumes = req.q_bool("v");
     if (auto res = container::remove(eng, req.params["id"], ro); !res) {
-      return container_error(res.error(), req.params["id"]);
+      return object_error(res.error(), ObjectKind::Container, req.params["id"]);
     }
-    return no_content();
+    return empty_response(204);
   });
   r.add("POST", "/containers/prune", [ctx](Request&) -> Response {
     API_ENGINE(eng);
@@ -1176,15 +1238,11 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
 
   // wait answers when the container gets there, on a thread of its own: it may take hours.
   r.add("POST", "/containers/{id}/wait", [ctx](Request& req) -> Response {
-    std::string id;
-    {
-      API_ENGINE(eng);
-      auto j = container::inspect(eng, req.params["id"], false);
-      if (!j) {
-        return container_error(j.error(), req.params["id"]);
-      }
-      id = j->value("Id", req.params["id"]);
+    auto found = lookup_container(*ctx, req.params["id"]);
+    if (!found) {
+      return found.error();
     }
+    const std::string id = found->id;
     std::string cond = req.q_or("condition", "not-running");
     if (cond != "not-running" && cond != "next-exit" && cond != "removed") {
       return error_response(
@@ -1200,8 +1258,8 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
         auto code = container::wait(**eng, id, {"stopped"});
         // read_state() reports a container whose pid is gone as exited with code -1 until the
         // monitor has written the exit file; give the monitor a moment to do so.
-        for (int i = 0; code && *code < 0 && i < 100; ++i) {
-          ::usleep(20 * 1000);
+        for (int i = 0; code && *code < 0 && i < 400; ++i) {
+          ::usleep(5 * 1000);
           auto j = container::inspect(**eng, id, false);
           if (!j) {
             break;
@@ -1218,13 +1276,14 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
           out = {{"StatusCode", *code}, {"Error", nullptr}};
         }
         if (cond == "removed" && code) {
-          // The monitor's cleanup removes an AutoRemove container shortly after it exits.
-          for (int i = 0; i < 600; ++i) {
+          // The monitor's cleanup removes an AutoRemove container shortly after it exits (a few
+          // milliseconds: `docker run --rm` waits for this, so poll finely).
+          for (int i = 0; i < 6000; ++i) {
             auto e = container::exists(**eng, id);
             if (!e || !*e) {
               break;
             }
-            ::usleep(50 * 1000);
+            ::usleep(5 * 1000);
           }
         }
       }
@@ -1234,17 +1293,12 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
   });
 
   r.add("GET", "/containers/{id}/logs", [ctx](Request& req) -> Response {
-    std::string id;
-    bool tty = false;
-    {
-      API_ENGINE(eng);
-      auto j = container::inspect(eng, req.params["id"], false);
-      if (!j) {
-        return container_error(j.error(), req.params["id"]);
-      }
-      id = j->value("Id", req.params["id"]);
-      tty = j->contains("Config") && jbool((*j)["Config"], "Tty", false);
+    auto found = lookup_container(*ctx, req.params["id"]);
+    if (!found) {
+      return found.error();
     }
+    const std::string id = found->id;
+    const bool tty = found->tty;
     const bool want_out = req.q_bool("stdout");
     const bool want_err = req.q_bool("stderr");
     if (!want_out && !want_err) {
@@ -1306,16 +1360,10 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
   });
 
   r.add("POST", "/containers/{id}/attach", [ctx](Request& req) -> Response {
-    std::string id;
-    bool tty = false;
-    {
-      API_ENGINE(eng);
-      auto j = container::inspect(eng, req.params["id"], false);
-      if (!j) {
-        return container_error(j.error(), req.params["id"]);
-      }
-      id = j->value("Id", req.params["id"]);
-      tty = j->contains("Config") && jbool((*j)["Config"], "Tty", false);
+    API_ENGINE(eng);
+    auto found = find_container(eng, req.params["id"]);
+    if (!found) {
+      return object_error(found.error(), ObjectKind::Container, req.params["id"]);
     }
     if (!req.q_bool("stream", true) && req.q_bool("logs")) {
       return error_response(501,
@@ -1323,20 +1371,19 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
                             "API service yet: use GET /containers/{id}/logs");
     }
     const bool with_stdin = req.q_bool("stdin");
+    const bool tty = found->tty;
+    // Attached before the answer goes out, so a start right after it loses no output.
+    auto sock = attach_monitor(eng, *found);
+    if (!sock) {
+      return error_response(sock.error());
+    }
+    auto monitor = std::make_shared<UniqueFd>(std::move(*sock));
     Response resp;
     resp.hijack = true;
-    resp.defer_head = true;
     resp.content_type =
         tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-    resp.stream = [ctx, id, tty, with_stdin](RawConnection& conn) {
-      auto argv = berth_argv(*ctx);
-      argv.insert(argv.end(), {"container", "attach", "--sig-proxy=false", "--detach-keys", ""});
-      if (!with_stdin) {
-        argv.push_back("--no-stdin");
-      }
-      argv.push_back(id);
-      conn.wait_attached = true;
-      serve_child(argv, conn, with_stdin, tty);
+    resp.stream = [monitor, tty, with_stdin](RawConnection& conn) {
+      relay_attach(monitor->get(), conn, tty, with_stdin);
     };
     return resp;
   });
@@ -1358,7 +1405,7 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     API_ENGINE(eng);
     auto j = container::inspect(eng, req.params["id"], false);
     if (!j) {
-      return container_error(j.error(), req.params["id"]);
+      return object_error(j.error(), ObjectKind::Container, req.params["id"]);
     }
     if (docker_state((*j)["State"].value("Status", "")) != "running") {
       return error_response(409, "Container " + req.params["id"] + " is not running");
@@ -1404,6 +1451,7 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
       int code = wait_child(child->pid);
       std::lock_guard<std::mutex> l(execs->mu());
       s->running = false;
+      execs->terminal_cv().notify_all();
       if (code != 0) {
         s->exit_code = code;
         return error_response(500, "exec session " + s->id + " failed to start (exit code " +
@@ -1416,10 +1464,17 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     resp.content_type =
         s->tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
     resp.stream = [ctx, execs, s](RawConnection& conn) {
-      int code = serve_child(exec_argv(*ctx, *s, false), conn, s->attach_stdin, s->tty);
+      std::function<void(pid_t)> spawned;
+      if (s->tty) {
+        spawned = [&](pid_t child) { find_terminal(*execs, *s, child); };
+      }
+      int code = serve_child(exec_argv(*ctx, *s, false), conn, s->attach_stdin, s->tty, spawned);
       std::lock_guard<std::mutex> l(execs->mu());
       s->running = false;
       s->exit_code = code;
+      s->terminal.reset();
+      s->terminal_searched = true;
+      execs->terminal_cv().notify_all();
     };
     return resp;
   });
@@ -1448,8 +1503,9 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
                                  {"user", s->user}}}});
   });
 
-  // The size is recorded and answered; the exec's terminal keeps the size it started with until
-  // `berth exec` forwards SIGWINCH from its own terminal (core/src/container/attach.cpp).
+  // TIOCSWINSZ on the session's pty. Like Docker, a resize of a session that is starting waits
+  // (briefly) for its terminal, so the size holds once the answer is sent; one before the start
+  // is kept and applied when the terminal is there. A session without a tty has nothing to size.
   r.add("POST", "/exec/{id}/resize", [execs](Request& req) -> Response {
     auto s = execs->get(req.params["id"]);
     if (!s) {
@@ -1459,6 +1515,18 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     int w = std::atoi(req.q_or("w", "0").c_str());
     if (h <= 0 || w <= 0 || h > 65535 || w > 65535) {
       return error_response(400, "resize needs h and w between 1 and 65535");
+    }
+    std::unique_lock<std::mutex> l(execs->mu());
+    if (!s->tty) {
+      return json_response(200, json::object());
+    }
+    s->size = winsize{static_cast<unsigned short>(h), static_cast<unsigned short>(w), 0, 0};
+    if (s->running) {
+      execs->terminal_cv().wait_for(l, std::chrono::seconds(10),
+                                    [&] { return s->terminal_searched || !s->running; });
+    }
+    if (auto res = apply_size(*s); !res) {
+      return error_response(res.error());
     }
     return json_response(200, json::object());
   });

@@ -25,6 +25,35 @@ Response not_implemented(const Request& req) {
       501, req.method + " " + req.path + " is not implemented by berth's API service yet");
 }
 
+Response empty_response(int status) {
+  Response r;
+  r.status = status;
+  r.content_type.clear();
+  return r;
+}
+
+Response object_error(const Error& e, ObjectKind kind, const std::string& name, bool strict) {
+  if (e.code() != Errc::NotFound) {
+    return error_response(e);
+  }
+  const char* word = kind == ObjectKind::Container ? "container"
+                     : kind == ObjectKind::Network ? "network"
+                                                   : "volume";
+  const auto names = [&](std::string_view w) { return e.message().find(w) != std::string::npos; };
+  if (strict && (!names(word) || (kind != ObjectKind::Container && names("container")))) {
+    return error_response(e);
+  }
+  switch (kind) {
+    case ObjectKind::Container:
+      return error_response(404, "No such container: " + name);
+    case ObjectKind::Network:
+      return error_response(404, "network " + name + " not found");
+    case ObjectKind::Volume:
+      return error_response(404, "get " + name + ": no such volume");
+  }
+  return error_response(e);
+}
+
 Result<std::vector<std::string>> docker_filters(const Request& req) {
   std::vector<std::string> out;
   auto f = req.q("filters");
@@ -128,9 +157,15 @@ std::vector<std::string> berth_argv(const ServiceContext& ctx) {
 }
 
 bool send_all(int fd, std::string_view data) {
+  bool socket = true;
   while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    ssize_t n = socket ? ::send(fd, data.data(), data.size(), MSG_NOSIGNAL)
+                       : ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && errno == ENOTSOCK && socket) {
+      socket = false;
       continue;
     }
     if (n <= 0) {
@@ -141,10 +176,7 @@ bool send_all(int fd, std::string_view data) {
   return true;
 }
 
-bool write_frame(int fd, uint8_t stream, std::string_view data) {
-  if (data.empty()) {
-    return true;
-  }
+std::string frame(uint8_t stream, std::string_view data) {
   char h[8] = {static_cast<char>(stream),
                0,
                0,
@@ -153,9 +185,13 @@ bool write_frame(int fd, uint8_t stream, std::string_view data) {
                static_cast<char>((data.size() >> 16) & 0xff),
                static_cast<char>((data.size() >> 8) & 0xff),
                static_cast<char>(data.size() & 0xff)};
-  std::string frame(h, 8);
-  frame.append(data);
-  return send_all(fd, frame);
+  std::string f(h, 8);
+  f.append(data);
+  return f;
+}
+
+bool write_frame(int fd, uint8_t stream, std::string_view data) {
+  return data.empty() || send_all(fd, frame(stream, data));
 }
 
 }  // namespace berth::api

@@ -14,14 +14,10 @@ namespace {
 
 using nlohmann::json;
 
-// The store a request works on; read-only for readers.
+// The store a request works on (read-only for readers), with its engine as `eng`.
 #define API_STORE(var, eng, ro)             \
-  auto eng##_r = ctx->open_engine();        \
-  if (!eng##_r) {                           \
-    return error_response(eng##_r.error()); \
-  }                                         \
-  auto& eng = *eng##_r;                     \
-  auto var##_r = eng->store(ro);            \
+  API_ENGINE(eng);                          \
+  auto var##_r = eng.store(ro);             \
   if (!var##_r) {                           \
     return error_response(var##_r.error()); \
   }                                         \
@@ -98,7 +94,7 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
       return error_response(filters.error());
     }
     API_STORE(st, eng, true);
-    auto users = image_users(*eng);
+    auto users = image_users(eng);
     image::ListOptions lo;
     lo.filters = *filters;
     lo.containers = [&](const std::string& id) { return users.count(id) ? users[id] : 0; };
@@ -214,7 +210,7 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
 
   r.add("DELETE", "/images/{name*}", [ctx](Request& req) -> Response {
     API_STORE(st, eng, false);
-    auto users = image_users(*eng);
+    auto users = image_users(eng);
     image::RemoveOptions ro;
     ro.force = req.q_bool("force");
     ro.in_use = [&](const std::string& id) { return users.count(id) != 0; };
@@ -297,7 +293,7 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
       return error_response(filters.error());
     }
     API_STORE(st, eng, false);
-    auto users = image_users(*eng);
+    auto users = image_users(eng);
     // Sizes before, to report what was reclaimed.
     std::map<std::string, int64_t> sizes;
     if (auto imgs = st.images()) {

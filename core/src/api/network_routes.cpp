@@ -15,13 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-#define API_ENGINE(eng)                     \
-  auto eng##_r = ctx->open_engine();        \
-  if (!eng##_r) {                           \
-    return error_response(eng##_r.error()); \
-  }                                         \
-  engine::Engine& eng = **eng##_r
-
 // Docker clients name the default network "bridge".
 std::string resolve_name(engine::Engine& eng, const std::string& name) {
   if (name == "bridge") {
@@ -36,18 +29,6 @@ std::string resolve_name(engine::Engine& eng, const std::string& name) {
 std::mutex& users_hook_mutex() {
   static std::mutex mu;
   return mu;
-}
-
-Response no_such_network(const std::string& name) {
-  return error_response(404, "network " + name + " not found");
-}
-
-Response network_error(const Error& e, const std::string& name) {
-  if (e.code() == Errc::NotFound && e.message().find("network") != std::string::npos &&
-      e.message().find("container") == std::string::npos) {
-    return no_such_network(name);
-  }
-  return error_response(e);
 }
 
 // Docker's network object; `containers` from the leases.
@@ -260,7 +241,7 @@ void add_network_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     const auto& name = req.params["id"];
     auto n = store.get(resolve_name(eng, name));
     if (!n) {
-      return network_error(n.error(), name);
+      return object_error(n.error(), ObjectKind::Network, name, true);
     }
     return json_response(
         200, libpod ? network::to_json(*n) : docker_network(*n, network_containers(store, *n)));
@@ -302,7 +283,7 @@ void add_network_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
           res.error().message().find("default") != std::string::npos) {
         return error_response(403, res.error().message());
       }
-      return network_error(res.error(), name);
+      return object_error(res.error(), ObjectKind::Network, name, true);
     }
     Response resp;
     resp.status = 204;
@@ -357,7 +338,7 @@ void add_network_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     const auto ctr = (*body)["Container"].get<std::string>();
     auto store = network::NetworkStore::for_engine(eng);
     if (auto n = store.get(name); !n) {
-      return network_error(n.error(), req.params["id"]);
+      return object_error(n.error(), ObjectKind::Network, req.params["id"], true);
     }
     if (auto res = container::network_connect(eng, name, ctr, o); !res) {
       if (res.error().code() == Errc::NotFound) {
@@ -384,7 +365,7 @@ void add_network_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     const auto ctr = (*body)["Container"].get<std::string>();
     auto store = network::NetworkStore::for_engine(eng);
     if (auto n = store.get(name); !n) {
-      return network_error(n.error(), req.params["id"]);
+      return object_error(n.error(), ObjectKind::Network, req.params["id"], true);
     }
     if (auto res = container::network_disconnect(eng, name, ctr, jbool(*body, "Force", false));
         !res) {

@@ -88,6 +88,7 @@ Response pull_image(const std::shared_ptr<ServiceContext>& ctx, Request& req) {
     }
   }
   Response resp;
+  resp.chunked = true;
   resp.stream = [ctx, name, po](RawConnection& conn) mutable {
     int fd = conn.fd;
     po.progress = [fd](const std::string& line) { send_line(fd, {{"status", line}}); };
@@ -122,6 +123,7 @@ void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) 
     }
     std::string dest = tag.empty() ? image : image + ":" + tag;
     Response resp;
+    resp.chunked = true;
     resp.stream = [ctx, image, dest, creds = *creds](RawConnection& conn) {
       int fd = conn.fd;
       copy::PushOptions po;

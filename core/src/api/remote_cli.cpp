@@ -20,6 +20,7 @@
 
 #include "berth/api/client.hpp"
 #include "berth/sdk/unique_fd.hpp"
+#include "routes.hpp"
 
 extern char** environ;
 
@@ -28,34 +29,9 @@ namespace {
 
 using nlohmann::json;
 
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = fd == STDOUT_FILENO || fd == STDERR_FILENO
-                    ? ::write(fd, data.data(), data.size())
-                    : ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
+// A frame to the service; an empty stdin frame is the end of stdin.
 bool send_frame(int fd, uint8_t type, std::string_view data) {
-  char h[8] = {static_cast<char>(type),
-               0,
-               0,
-               0,
-               static_cast<char>((data.size() >> 24) & 0xff),
-               static_cast<char>((data.size() >> 16) & 0xff),
-               static_cast<char>((data.size() >> 8) & 0xff),
-               static_cast<char>(data.size() & 0xff)};
-  std::string f(h, 8);
-  f.append(data);
-  return write_all(fd, f);
+  return send_all(fd, frame(type, data));
 }
 
 Result<UniqueFd> dial(const std::string& uri) {
@@ -149,51 +125,26 @@ int fail_exit(const std::string& msg) {
 
 }  // namespace
 
-RemoteArgs split_remote_args(const std::vector<std::string>& args) {
-  RemoteArgs r;
-  size_t i = 0;
-  auto value = [&](const std::string& a, size_t eq) -> std::optional<std::string> {
-    if (eq != std::string::npos) {
-      return a.substr(eq + 1);
-    }
-    if (i + 1 < args.size()) {
-      return args[++i];
-    }
-    return std::nullopt;
-  };
-  for (; i < args.size(); ++i) {
-    const auto& a = args[i];
-    if (a.size() < 2 || a[0] != '-' || a == "--") {
-      break;
-    }
-    const auto eq = a.find('=');
-    const std::string name = a.substr(0, eq);
-    if (name == "--url") {
-      r.url = value(a, eq).value_or("");
-    } else if (name == "--connection") {
-      r.connection = value(a, eq).value_or("");
-    } else if (a == "-c") {
-      r.connection = value(a, std::string::npos).value_or("");
-    } else if (a.rfind("-c", 0) == 0 && a.size() > 2 && a[1] == 'c') {
-      r.connection = a.substr(2);
-    } else if (name == "--remote" || a == "-r") {
-      r.remote = eq == std::string::npos || a.substr(eq + 1) == "true" || a.substr(eq + 1) == "1";
-    } else if (name == "--config") {
-      r.config = value(a, eq).value_or("");
-    } else if (name == "--root" || name == "--runroot" || name == "--storage-driver" ||
-               name == "--storage-opt") {
-      (void)value(a, eq);  // the service's store is the one used
-    } else if (name == "--log-level") {
-      r.forwarded.push_back(a);
-      if (eq == std::string::npos && i + 1 < args.size()) {
-        r.forwarded.push_back(args[++i]);
-      }
-    } else {
-      break;  // --help, --version, or an unknown flag: the command line decides
-    }
+GlobalFlagRole global_flag_role(std::string_view name) {
+  if (name == "url" || name == "connection" || name == "remote" || name == "config") {
+    return GlobalFlagRole::Remote;
   }
-  r.forwarded.insert(r.forwarded.end(), args.begin() + static_cast<long>(i), args.end());
-  return r;
+  if (name == "root" || name == "runroot" || name == "storage-driver" || name == "storage-opt") {
+    return GlobalFlagRole::Store;
+  }
+  return GlobalFlagRole::Forwarded;
+}
+
+Result<std::string> remote_uri(const RemoteArgs& ra) {
+  if (!ra.url.empty()) {
+    return ra.url;  // no configuration needed
+  }
+  config::GlobalOverrides o;
+  if (!ra.config.empty()) {
+    o.config_path = ra.config;
+  }
+  BERTH_TRY(auto cfg, config::load_config(config::ConfigPaths::from_host(), o));
+  return resolve_service_uri(cfg, ra.url, ra.connection, ra.remote);
 }
 
 int run_remote_cli(const std::string& uri, const std::vector<std::string>& argv) {
@@ -227,7 +178,7 @@ int run_remote_cli(const std::string& uri, const std::vector<std::string>& argv)
                     "\r\nContent-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: "
                     "tcp\r\nContent-Length: " +
                     std::to_string(b.size()) + "\r\n\r\n" + b;
-  if (!write_all(sock, req)) {
+  if (!send_all(sock, req)) {
     return fail_exit("send the command to " + uri + ": " + std::strerror(errno));
   }
   // The answer's head; bytes after it are already frames.
@@ -304,10 +255,10 @@ int run_remote_cli(const std::string& uri, const std::vector<std::string>& argv)
       std::string_view data(in.data() + 8, n);
       switch (in[0]) {
         case 1:
-          (void)write_all(STDOUT_FILENO, data);
+          (void)send_all(STDOUT_FILENO, data);
           break;
         case 2:
-          (void)write_all(STDERR_FILENO, data);
+          (void)send_all(STDERR_FILENO, data);
           break;
         case 3:
           try {

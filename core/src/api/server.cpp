@@ -8,6 +8,7 @@
 // clang-format on
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,7 +20,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <thread>
@@ -31,6 +34,7 @@
 #include "berth/util/digest.hpp"
 #include "berth/util/fs.hpp"
 #include "berth/util/log.hpp"
+#include "routes.hpp"
 
 namespace berth::api {
 
@@ -71,18 +75,43 @@ std::string raw_error(int status, std::string_view reason, std::string_view mess
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-bool write_fully(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+// Relays what a stream writes into `from` to the client on `to` in HTTP chunks until `from`
+// ends, then sends the last chunk. A client that hangs up (or a failed send) closes `from`, so
+// the stream's next write fails and it ends.
+void relay_chunked(UniqueFd from, int to) {
+  char buf[65536];
+  for (;;) {
+    // A client that has gone (HUP); one that only shut its side for writing still reads.
+    pollfd p[2] = {{from.get(), POLLIN, 0}, {to, 0, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+    if ((p[1].revents & (POLLHUP | POLLERR)) != 0) {
+      return;
+    }
+    if (p[0].revents == 0) {
+      continue;
+    }
+    ssize_t n = ::read(from.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n <= 0) {
-      return false;
+      (void)send_all(to, "0\r\n\r\n");
+      return;
     }
-    data.remove_prefix(static_cast<size_t>(n));
+    char size[24];
+    int len = std::snprintf(size, sizeof(size), "%zx\r\n", static_cast<size_t>(n));
+    std::string chunk(size, static_cast<size_t>(len));
+    chunk.append(buf, static_cast<size_t>(n));
+    chunk += "\r\n";
+    if (!send_all(to, chunk)) {
+      return;
+    }
   }
-  return true;
 }
 
 // Uploads routed to a file instead of memory.
@@ -170,6 +199,9 @@ void Server::start_stream(int fd, std::string leftover, Response resp, bool upgr
       head = "HTTP/1.1 " + std::to_string(resp.status) + " " +
              std::string(http::obsolete_reason(static_cast<http::status>(resp.status))) + "\r\n";
       head += "Content-Type: " + resp.content_type + "\r\nConnection: close\r\n";
+      if (resp.chunked) {
+        head += "Transfer-Encoding: chunked\r\n";
+      }
     }
     for (auto& [k, v] : resp.headers) {
       head += k + ": " + v + "\r\n";
@@ -179,22 +211,23 @@ void Server::start_stream(int fd, std::string leftover, Response resp, bool upgr
     RawConnection conn;
     conn.fd = fd;
     conn.leftover = std::move(leftover);
-    bool sent = false;
-    bool ok = true;
-    auto send_head = [&] {
-      if (!sent) {
-        sent = true;
-        ok = write_fully(fd, head);
+    const bool ok = send_all(fd, head);
+    if (ok && resp.chunked && !resp.hijack) {
+      // The stream writes into a socket pair whose other end is relayed in chunks.
+      int sp[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        spdlog::warn("API: socketpair for a chunked stream: {}", std::strerror(errno));
+        (void)send_all(fd, "0\r\n\r\n");
+      } else {
+        UniqueFd inner(sp[0]);
+        std::thread relay(relay_chunked, UniqueFd(sp[1]), fd);
+        conn.fd = inner.get();
+        resp.stream(conn);
+        inner.reset();
+        relay.join();
       }
-    };
-    if (resp.defer_head) {
-      conn.send_head = send_head;
-    } else {
-      send_head();
-    }
-    if (ok) {
+    } else if (ok) {
       resp.stream(conn);
-      send_head();
     }
     ::shutdown(fd, SHUT_RDWR);
     ::close(fd);

@@ -318,6 +318,7 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     }
     auto log = std::make_shared<events::EventLog>(events::EventLog::from_config((*eng)->config()));
     Response resp;
+    resp.chunked = true;
     resp.stream = [log, ro, libpod](RawConnection& conn) {
       (void)log->read(ro, [&](const events::Event& e) {
         json line;

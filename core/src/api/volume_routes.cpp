@@ -67,13 +67,6 @@ int64_t tree_size(const std::string& path) {
 
 namespace {
 
-#define API_ENGINE(eng)                     \
-  auto eng##_r = ctx->open_engine();        \
-  if (!eng##_r) {                           \
-    return error_response(eng##_r.error()); \
-  }                                         \
-  engine::Engine& eng = **eng##_r
-
 struct Volumes {
   std::unique_ptr<events::EventLog> log;
   volume::VolumeStorePtr store;
@@ -84,14 +77,6 @@ Result<Volumes> open_volumes(engine::Engine& eng) {
   v.log = std::make_unique<events::EventLog>(events::EventLog::from_config(eng.config()));
   BERTH_TRY(v.store, volume::VolumeStore::open(eng.config(), v.log.get()));
   return v;
-}
-
-Response no_such_volume(const std::string& name) {
-  return error_response(404, "get " + name + ": no such volume");
-}
-
-Response volume_error(const Error& e, const std::string& name) {
-  return e.code() == Errc::NotFound ? no_such_volume(name) : error_response(e);
 }
 
 // Docker's volume filters: name, driver, label, dangling (Podman's list takes them as is).
@@ -196,7 +181,7 @@ void add_volume_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     const auto& name = req.params["name"];
     auto v = vs->store->get(name);
     if (!v) {
-      return volume_error(v.error(), name);
+      return object_error(v.error(), ObjectKind::Volume, name);
     }
     return json_response(200, libpod ? volume::to_inspect_json(*v) : docker_volume(*v, {}, {}));
   };
@@ -234,7 +219,7 @@ void add_volume_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
       }
     }
     if (auto res = vs->store->remove(name, o); !res) {
-      return volume_error(res.error(), name);
+      return object_error(res.error(), ObjectKind::Volume, name);
     }
     Response resp;
     resp.status = 204;

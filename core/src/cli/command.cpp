@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "berth/api/client.hpp"
 #include "berth/util/log.hpp"
 
 namespace berth::cli {
@@ -233,6 +234,75 @@ size_t first_positional(const po::options_description& d, const std::vector<std:
   return args.size();
 }
 
+// With remote flags (`berth --url unix:///... ps`, `berth ps --url unix:///...`), the command line
+// to run on the service: the remote flags (into `ra`) and the store flags (the service's store is
+// used) are taken out of the leading flags [0, lead_end), described by `lead`, and of the command's
+// options [cmd_end, opts_end), described by `opts`; the command's words and its positional
+// passthrough (`run IMAGE CMD...`, from opts_end) stay as they are.
+std::vector<std::string> remote_command_line(const std::vector<std::string>& args, size_t lead_end,
+                                             size_t cmd_end, size_t opts_end,
+                                             const po::options_description& lead,
+                                             const po::options_description& opts,
+                                             api::RemoteArgs& ra) {
+  std::vector<std::string> out;
+  auto strip = [&](size_t from, size_t to, const po::options_description& d) {
+    for (size_t k = from; k < to; ++k) {
+      const std::string& a = args[k];
+      if (a == "--") {
+        out.insert(out.end(), args.begin() + static_cast<long>(k),
+                   args.begin() + static_cast<long>(to));
+        return;
+      }
+      if (a.size() < 2 || a[0] != '-') {
+        out.push_back(a);
+        continue;
+      }
+      const bool is_long = a.rfind("--", 0) == 0;
+      const auto eq = a.find('=');
+      const po::option_description* o =
+          is_long ? d.find_nothrow(a.substr(2, eq == std::string::npos ? eq : eq - 2), false)
+                  : d.find_nothrow(a.substr(0, 2), false, false, false);
+      const bool takes_value = o != nullptr && o->semantic()->max_tokens() > 0;
+      // Where its value is: in the token (--x=v, -xv), the next token, or none.
+      const bool value_in_token =
+          (is_long && eq != std::string::npos) || (!is_long && a.size() > 2);
+      const bool value_next = takes_value && o->semantic()->min_tokens() > 0 && !value_in_token;
+      const auto role =
+          o == nullptr ? api::GlobalFlagRole::Forwarded : api::global_flag_role(o->long_name());
+      if (role == api::GlobalFlagRole::Forwarded || (!is_long && a.size() > 2 && !takes_value)) {
+        // Not a global flag to take out (or a group of short switches): kept with its value.
+        out.push_back(a);
+        if (value_next && k + 1 < to) {
+          out.push_back(args[++k]);
+        }
+        continue;
+      }
+      std::string value;
+      if (value_next && k + 1 < to) {
+        value = args[++k];
+      } else if (value_in_token) {
+        value = is_long ? a.substr(eq + 1) : a.substr(2);
+      }
+      const std::string name = o->long_name();
+      if (name == "url") {
+        ra.url = value;
+      } else if (name == "connection") {
+        ra.connection = value;
+      } else if (name == "remote") {
+        ra.remote = !value_in_token || value == "true" || value == "1";
+      } else if (name == "config") {
+        ra.config = value;
+      }
+    }
+  };
+  strip(0, lead_end, lead);
+  out.insert(out.end(), args.begin() + static_cast<long>(lead_end),
+             args.begin() + static_cast<long>(cmd_end));
+  strip(cmd_end, opts_end, opts);
+  out.insert(out.end(), args.begin() + static_cast<long>(opts_end), args.end());
+  return out;
+}
+
 std::string unknown_option_message(const po::error& e) {
   std::string m = e.what();
   // Boost says "unrecognised option '--foo'"; Podman says "unknown flag: --foo".
@@ -300,6 +370,7 @@ int run_cli(int argc, char** argv) {
 
   // Global options before the command.
   size_t i = 0;
+  size_t lead_end = 0;
   std::vector<std::string> leading;
   while (i < args.size() && !args[i].empty() && args[i][0] == '-') {
     const auto& a = args[i];
@@ -324,6 +395,8 @@ int run_cli(int argc, char** argv) {
       leading.push_back(args[i++]);
     }
   }
+
+  lead_end = i;
 
   // The command path.
   Command* node = &tree().root;
@@ -390,8 +463,11 @@ int run_cli(int argc, char** argv) {
 
   std::vector<std::string> rest(args.begin() + static_cast<long>(i), args.end());
   std::vector<std::string> trailing;
+  const size_t cmd_end = i;
+  size_t opts_end = args.size();
   if (!node->interspersed) {
     size_t p = first_positional(all, rest);
+    opts_end = std::min(args.size(), cmd_end + p);
     if (p < rest.size()) {
       size_t start = rest[p] == "--" ? p + 1 : p;
       trailing.assign(rest.begin() + static_cast<long>(start), rest.end());
@@ -402,7 +478,11 @@ int run_cli(int argc, char** argv) {
   if (!normalized) {
     return engine_error(ctx.err, normalized.error().message());
   }
-  std::vector<std::string> parse_args = leading;
+  auto lead_normalized = normalize_switches(gdesc, leading);
+  if (!lead_normalized) {
+    return engine_error(ctx.err, lead_normalized.error().message());
+  }
+  std::vector<std::string> parse_args = std::move(*lead_normalized);
   parse_args.insert(parse_args.end(), normalized->begin(), normalized->end());
   try {
     auto style = po::command_line_style::unix_style ^ po::command_line_style::allow_guessing;
@@ -437,6 +517,18 @@ int run_cli(int argc, char** argv) {
     }
     return engine_error(ctx.err, "`berth " + node->path + "` " + want + ", received " +
                                      std::to_string(ctx.args.size()) + "\n" + see_help(*node));
+  }
+  if (!ctx.globals.url.empty() || !ctx.globals.connection.empty() || ctx.globals.remote) {
+    // Remote flags, before the command or among its options: the service runs it.
+    api::RemoteArgs ra;
+    ra.forwarded = remote_command_line(args, lead_end, cmd_end, opts_end, gdesc, all, ra);
+    auto uri = api::remote_uri(ra);
+    if (!uri) {
+      return engine_error(ctx.err, uri.error().message());
+    }
+    if (!uri->empty()) {
+      return api::run_remote_cli(*uri, ra.forwarded);
+    }
   }
   if (auto r = util::init_logging(ctx.globals.log_level); !r) {
     return engine_error(ctx.err, r.error().message());

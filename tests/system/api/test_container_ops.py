@@ -1,9 +1,11 @@
 """Container endpoints beyond the lifecycle, through the docker CLI and docker-py: HostConfig
 mapping at create (binds, tmpfs, resources, ports), pause/unpause, cp (archive GET/HEAD/PUT),
 changes, export, stats, update, resize, commit, and a published port reached on 127.0.0.1."""
+import calendar
 import io
 import json
 import os
+import re
 import socket
 import tarfile
 import time
@@ -20,6 +22,15 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def rfc3339_nanos(ts):
+    """Unix nanoseconds of Docker's UTC timestamps: 2006-01-02T15:04:05.999999999Z."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z", ts)
+    if not m:
+        raise AssertionError(f"not an RFC 3339 UTC timestamp: {ts!r}")
+    secs = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    return secs * 10**9 + int((m.group(2) or "").ljust(9, "0"))
 
 
 class ContainerOpsTest(ApiTestCase):
@@ -150,6 +161,48 @@ class ContainerOpsTest(ApiTestCase):
         self.assertEqual(status, 400)
         status, body = self.request_json("POST", f"/v1.41/containers/{c.id}/resize?h=30&w=100")
         self.assertEqual(status, 200)
+
+    def test_stats_stream_through_docker_py_decoder(self):
+        c = self.run_detached("sh", "-c", "while :; do :; done")
+        samples = []
+        stream = c.stats(stream=True, decode=True)
+        try:
+            for s in stream:
+                samples.append(s)
+                if len(samples) == 3:
+                    break
+        finally:
+            stream.close()
+        self.assertEqual(len(samples), 3)
+        reads = []
+        for s in samples:
+            self.assertEqual(s["id"], c.id)
+            self.assertGreater(s["memory_stats"]["usage"], 0)
+            self.assertGreater(s["cpu_stats"]["system_cpu_usage"], 0)
+            self.assertGreaterEqual(s["cpu_stats"]["online_cpus"], 1)
+            reads.append(rfc3339_nanos(s["read"]))
+        self.assertLess(reads[0], reads[1])
+        self.assertLess(reads[1], reads[2])
+        # Each sample's precpu is the sample before it; the first has none, as Docker's.
+        self.assertEqual(samples[0]["precpu_stats"]["cpu_usage"]["total_usage"], 0)
+        for prev, cur in zip(samples, samples[1:]):
+            self.assertEqual(cur["precpu_stats"]["cpu_usage"]["total_usage"],
+                             prev["cpu_stats"]["cpu_usage"]["total_usage"])
+            self.assertEqual(cur["precpu_stats"]["system_cpu_usage"],
+                             prev["cpu_stats"]["system_cpu_usage"])
+            self.assertEqual(cur["preread"], prev["read"])
+            # The busy loop: CPU time grows between samples; the usual percentage is sane.
+            cpu_delta = (cur["cpu_stats"]["cpu_usage"]["total_usage"] -
+                         cur["precpu_stats"]["cpu_usage"]["total_usage"])
+            system_delta = (cur["cpu_stats"]["system_cpu_usage"] -
+                            cur["precpu_stats"]["system_cpu_usage"])
+            self.assertGreater(cpu_delta, 0)
+            self.assertGreater(system_delta, 0)
+            percent = cpu_delta / system_delta * cur["cpu_stats"]["online_cpus"] * 100
+            self.assertGreater(percent, 1)
+            self.assertLessEqual(percent, 100 * cur["cpu_stats"]["online_cpus"] + 5)
+        # The stream goes on while the container runs; the service is still there afterwards.
+        self.assertTrue(self.client.ping())
 
     def test_published_port_on_loopback(self):
         port = free_port()

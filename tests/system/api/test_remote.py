@@ -63,6 +63,43 @@ class RemoteCliTest(ApiTestCase):
         self.assertEqual(r.rc, 125, r)
         self.assertIn("nope", r.err)
 
+    def test_global_flags_after_the_command(self):
+        # --url after the command runs it on the service, as before it; the leading store flags
+        # name an empty store, which a run on this side would have used.
+        other = ["--root", os.path.join(self.tmp, "other-root"),
+                 "--runroot", os.path.join(self.tmp, "other-runroot")]
+        r = self.berth(*other, "images", "--format", "{{.Repository}}:{{.Tag}}",
+                       "--url", self.url, store=False)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(IMAGE, r.out.split())
+        r = self.berth(*other, "run", "--url=" + self.url, "--rm", IMAGE, "echo", "on-service",
+                       store=False)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.out, "on-service\n")
+        # Store flags after the command are left out, as before it (the service's store is
+        # used); the command's own arguments stay as they are, flags alike.
+        r = self.remote("run", "--root", os.path.join(self.tmp, "other-root"), "--rm", IMAGE,
+                        "echo", "--root", "--url", "x")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.out, "--root --url x\n")
+        # --log-level after the command reaches the command on the service: a bad level is
+        # its error, as it is locally.
+        local = self.berth("ps", "--log-level", "bogus")
+        self.assertEqual(local.rc, 125, local)
+        r = self.remote("ps", "--log-level", "bogus")
+        self.assertEqual(r.rc, 125, r)
+        self.assertEqual(r.err, local.err)
+        r = self.remote("ps", "-a", "--log-level", "error", "--format", "json")
+        self.assertEqual(r.rc, 0, r)
+        # --connection after the command, from containers.conf.
+        conf = os.path.join(self.tmp, "after.conf")
+        with open(conf, "w") as f:
+            f.write('[engine.service_destinations.after]\nuri = "%s"\n' % self.url)
+        r = self.berth(*other, "images", "-q", "--connection", "after",
+                       env={"CONTAINERS_CONF": conf}, store=False)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(self.image_id.replace("sha256:", "")[:12], r.out)
+
     def test_unreachable_service(self):
         r = self.berth("--url", "unix://" + os.path.join(self.tmp, "missing.sock"), "ps",
                        store=False)

@@ -25,19 +25,28 @@ struct ClientResponse {
   std::string body;
 };
 
-// The leading global flags of a berth command line, split for the remote CLI: the remote flags
-// (--url, --connection/-c, --remote/-r), the store flags (--root, --runroot, --storage-driver,
-// --storage-opt, --config: the service's store is used remotely, so they are not forwarded) and
-// the rest of the command line as it is forwarded.
+// The remote flags of a berth command line (--url, --connection/-c, --remote/-r; --config, to
+// resolve --connection) and the command line to forward without them and without the store
+// flags (the service's store is used). The CLI fills it as it parses (core/src/cli).
 struct RemoteArgs {
   std::string url;
   std::string connection;
   bool remote = false;
-  std::string config;  // --config, to resolve --connection
+  std::string config;
   std::vector<std::string> forwarded;
   bool wanted() const { return !url.empty() || !connection.empty() || remote; }
 };
-RemoteArgs split_remote_args(const std::vector<std::string>& args);
+
+// The remote CLI's part in a global flag of the command line ("url" for --url, as named without
+// dashes): Remote (url, connection, remote, config: they choose the service), Store (root,
+// runroot, storage-driver, storage-opt: the service's store is used, so they are dropped) or
+// Forwarded (the rest, such as log-level).
+enum class GlobalFlagRole { Remote, Store, Forwarded };
+GlobalFlagRole global_flag_role(std::string_view long_name);
+
+// The service URI the remote flags of `ra` ask for: --url as given, else resolve_service_uri()
+// over the host's containers.conf (and ra.config). "" when the CLI should run locally.
+Result<std::string> remote_uri(const RemoteArgs& ra);
 
 // Runs one berth command on the service at `uri` (POST /libpod/berth/cli, docs/remote.md): the
 // client's stdin, terminal size and working directory go with it, its output comes back. Returns

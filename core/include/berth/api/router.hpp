@@ -50,9 +50,6 @@ struct Request {
 struct RawConnection {
   int fd = -1;
   std::string leftover;
-  // Set when Response::defer_head: sends the answer's headers (once; later calls do nothing).
-  std::function<void()> send_head;
-  bool wait_attached = false;  // attach: send the headers once the attach client is connected
 };
 
 struct Response {
@@ -67,9 +64,10 @@ struct Response {
   // With `stream`: a hijack (attach, exec start). The answer is "101 UPGRADED" when the client
   // asked for "Upgrade: tcp", else "200 OK", as Docker does; the stream is raw both ways.
   bool hijack = false;
-  // With `stream`: the stream sends the headers itself through RawConnection::send_head (attach
-  // answers only once it is attached, so a start right after the answer loses no output).
-  bool defer_head = false;
+  // With `stream` (not a hijack): the body goes out with "Transfer-Encoding: chunked", as
+  // Docker's JSON streams do (stats, events, pull, push): docker-py decodes a stream only when
+  // it is chunked, and reads an unchunked one as a single JSON document.
+  bool chunked = false;
 };
 
 Response json_response(int status, const nlohmann::json& body);
