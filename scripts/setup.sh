@@ -16,7 +16,7 @@ packages=(
   libsqlite3-dev libisal-dev libssl-dev libcurl4-openssl-dev libmnl-dev
   # run and test
   busybox-static fuse-overlayfs uidmap catatonit skopeo docker-registry runc iproute2
-  nftables libnftables-dev slirp4netns passt
+  nftables libnftables-dev iptables slirp4netns passt curl
   python3 python3-jwt python3-cryptography python3-docker docker-compose apache2-utils tar gzip zstd
 )
 
@@ -38,6 +38,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --userns=auto as root takes its ranges from the user "containers" in /etc/subuid and
+# /etc/subgid, as Podman does (the range Podman's documentation suggests).
+if [ "$(id -u)" -eq 0 ]; then
+  id containers >/dev/null 2>&1 || useradd --system --no-create-home containers
+  for f in /etc/subuid /etc/subgid; do
+    grep -qs '^containers:' "$f" || echo "containers:2147483647:2147483648" >>"$f"
+  done
 fi
 
 # ccache: paths relative to the checkout, so a clone elsewhere (CI) reuses the cache.

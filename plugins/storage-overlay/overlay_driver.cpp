@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -798,7 +799,16 @@ Result<std::string> OverlayDriver::mount(const std::string& id, const sdk::Mount
         m.lowers.insert(m.lowers.end(), lowers.begin(), lowers.end());
       }
       m.options = opts_.mountopt;
-      m.options.insert(m.options.end(), opts.options.begin(), opts.options.end());
+      std::string idmap;
+      for (const auto& o : opts.options) {
+        if (o.rfind("idmap=", 0) == 0) {
+          idmap = o.substr(6);
+        } else {
+          m.options.push_back(o);
+        }
+      }
+      BERTH_TRY(UniqueFd userns, idmap_for(id, idmap, rw));
+      m.userns_fd = userns.get();
       auto r = mount_overlay(m, method_, program_);
       if (!r) {
         return fail(std::move(r).error().wrap("overlay: mount layer " + id));
@@ -817,6 +827,58 @@ Result<std::string> OverlayDriver::mount(const std::string& id, const sdk::Mount
     ++held_[id];
   }
   return path;
+}
+
+Result<UniqueFd> OverlayDriver::idmap_for(const std::string& id, const std::string& given,
+                                          bool rw) {
+  // A container layer keeps its map in <id>/idmap, so that every later mount (a restart,
+  // `berth mount`) shows the same owners; a new map replaces the recorded one.
+  const fs::path file = dir(id) / "idmap";
+  std::string text = given;
+  if (text.empty()) {
+    auto recorded = read_small(file);
+    if (!recorded) {
+      if (recorded.error().sys_errno() == ENOENT) {
+        return UniqueFd();
+      }
+      return fail(std::move(recorded).error());
+    }
+    text = *recorded;
+  }
+  BERTH_TRY(IdMaps maps, parse_idmap(text));
+  if (!given.empty()) {
+    BERTH_TRYV(write_small(file, given));
+  }
+  if (rw) {
+    // The upper dir is the container's own: its root is the merged root, owned by the mapped
+    // root (overlay writes the upper with the mounter's credentials, so it is not idmapped).
+    auto host_of = [](const std::vector<IdMapEntry>& m) -> std::optional<uint32_t> {
+      for (const auto& e : m) {
+        if (e.from == 0) {
+          return e.to;
+        }
+      }
+      return std::nullopt;
+    };
+    auto uid = host_of(maps.uids);
+    auto gid = host_of(maps.gids);
+    const fs::path diff = dir(id) / "diff";
+    struct stat st {};
+    if (::lstat(diff.c_str(), &st) != 0) {
+      return fail_errno("overlay: stat", diff.string());
+    }
+    const uid_t want_uid = uid ? *uid : st.st_uid;
+    const gid_t want_gid = gid ? *gid : st.st_gid;
+    if ((st.st_uid != want_uid || st.st_gid != want_gid) &&
+        ::lchown(diff.c_str(), want_uid, want_gid) != 0) {
+      return fail_errno("overlay: chown the container's upper dir", diff.string());
+    }
+  }
+  auto ns = make_userns(maps);
+  if (!ns) {
+    return fail(std::move(ns).error().wrap("overlay: mount layer " + id + " idmapped"));
+  }
+  return std::move(*ns);
 }
 
 Result<void> OverlayDriver::unmount(const std::string& id) {
@@ -923,7 +985,34 @@ Result<UniqueFd> OverlayDriver::diff(const std::string& id, const std::string& p
   if (!out) {
     return fail_errno("overlay: create diff file in", staging.string());
   }
-  auto w = sdk::write_tree_tar(dir(id) / "diff", out.get(), sdk::WhiteoutFormat::Overlay);
+  // A container in a user namespace wrote its upper dir with host ids: the diff is read
+  // through an idmapped mount with the inverse map, so the layer holds the container's ids.
+  fs::path root = dir(id) / "diff";
+  UniqueFd tree;
+  if (auto recorded = read_small(dir(id) / "idmap"); recorded) {
+    BERTH_TRY(IdMaps maps, parse_idmap(*recorded));
+    for (auto* v : {&maps.uids, &maps.gids}) {
+      for (auto& e : *v) {
+        std::swap(e.from, e.to);
+      }
+    }
+    BERTH_TRY(UniqueFd ns, make_userns(maps));
+    tree.reset(static_cast<int>(
+        ::syscall(SYS_open_tree, AT_FDCWD, root.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+    if (!tree) {
+      return fail_errno("overlay: diff layer " + id + ": open_tree", root.string());
+    }
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(ns.get());
+    if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+      return fail_errno("overlay: diff layer " + id + ": idmap", root.string());
+    }
+    root = "/proc/self/fd/" + std::to_string(tree.get());
+  } else if (recorded.error().sys_errno() != ENOENT) {
+    return fail(std::move(recorded).error());
+  }
+  auto w = sdk::write_tree_tar(root, out.get(), sdk::WhiteoutFormat::Overlay);
   if (!w) {
     return fail(std::move(w).error().wrap("overlay: diff layer " + id));
   }

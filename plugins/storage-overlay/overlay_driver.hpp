@@ -101,6 +101,10 @@ class OverlayDriver final : public sdk::StorageDriver {
   Result<std::string> parent_of(const std::string& id);
   // Recreates l/<link> entries lost to a crash between a layer's rename and its link.
   Result<void> ensure_links(const std::vector<std::string>& lowers);
+  // The user namespace to idmap the lowers of `id` with: from `given` (Podman's idmap option
+  // value, then recorded with the layer) or the recorded one; an empty fd when neither. For a
+  // read-write mount the upper dir's root is chowned to the mapped root.
+  Result<UniqueFd> idmap_for(const std::string& id, const std::string& given, bool rw);
   Result<void> check_parent(const std::string& id, const std::string& parent);
   Result<void> setup_home();
   void probe_host();

@@ -1,15 +1,19 @@
 #include "overlay_mount.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -130,8 +134,39 @@ Result<void> mount_lowerdir_plus(const OverlayMount& m) {
     }
     return fail(Error(errc_from_errno(err), std::move(msg), err));
   };
+  // The idmapped trees stay open until the superblock is made: closing the last fd of a
+  // detached mount unmounts it, and overlay clones the layers only at create.
+  std::vector<UniqueFd> trees;
   for (const auto& l : m.lowers) {
-    BERTH_TRYV(config(FSCONFIG_SET_STRING, "lowerdir+", (m.home / l).c_str()));
+    if (m.userns_fd < 0) {
+      BERTH_TRYV(config(FSCONFIG_SET_STRING, "lowerdir+", (m.home / l).c_str()));
+      continue;
+    }
+    // An idmapped clone of the layer, handed to overlay as an fd: no mount is left behind.
+    const fs::path layer = m.home / l;
+    UniqueFd tree(static_cast<int>(
+        ::syscall(SYS_open_tree, AT_FDCWD, layer.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+    if (!tree) {
+      return fail_errno(what + ": open_tree", layer.string());
+    }
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(m.userns_fd);
+    if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+      return fail(Error::from_errno(what + ": idmap (mount_setattr MOUNT_ATTR_IDMAP)",
+                                    layer.string(), errno)
+                      .hint("the file system under the store must support idmapped mounts "
+                            "(ext4, xfs, btrfs, tmpfs on Linux 5.12 and later)"));
+    }
+    if (::fsconfig(fsfd.get(), FSCONFIG_SET_FD, "lowerdir+", nullptr, tree.get()) != 0) {
+      const int err = errno;
+      return fail(Error(errc_from_errno(err),
+                        what + ": set lowerdir+ from an idmapped mount of " + layer.string() +
+                            ": " + std::strerror(err) + " (kernel: " + kernel_log(fsfd.get()) +
+                            "; overlay takes layers as fds since Linux 6.13)",
+                        err));
+    }
+    trees.push_back(std::move(tree));
   }
   if (!m.upper.empty()) {
     BERTH_TRYV(config(FSCONFIG_SET_STRING, "upperdir", (m.home / m.upper).c_str()));
@@ -321,6 +356,13 @@ const char* method_name(MountMethod m) {
 }
 
 Result<void> mount_overlay(const OverlayMount& m, MountMethod method, const std::string& program) {
+  if (m.userns_fd >= 0 && method != MountMethod::LowerdirPlus) {
+    return fail(Errc::NotSupported,
+                describe_target(m, method) +
+                    ": idmapped layers (a container in a user namespace) need the kernel's "
+                    "overlay with fsconfig lowerdir+ (Linux 6.13 or later), not " +
+                    method_name(method) + "; run the container with --userns=host");
+  }
   if (method != MountMethod::Program && m.lowers.size() > kMaxKernelLowers) {
     return fail(Errc::InvalidArgument,
                 describe_target(m, method) + ": the layer has " + std::to_string(m.lowers.size()) +
@@ -338,6 +380,119 @@ Result<void> mount_overlay(const OverlayMount& m, MountMethod method, const std:
       return mount_program(m, program);
   }
   return fail(Errc::Internal, "unknown mount method");
+}
+
+Result<IdMaps> parse_idmap(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return fail(Errc::InvalidArgument,
+                "overlay: idmap \"" + text + "\": " + why +
+                    " (want uids=FROM-TO-SIZE[#...][;gids=FROM-TO-SIZE[#...]])");
+  };
+  IdMaps out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t semi = text.find(';', start);
+    const std::string part =
+        text.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
+    start = semi == std::string::npos ? text.size() + 1 : semi + 1;
+    if (part.empty()) {
+      continue;
+    }
+    auto eq = part.find('=');
+    if (eq == std::string::npos) {
+      return bad("missing '='");
+    }
+    const std::string key = part.substr(0, eq);
+    std::vector<IdMapEntry>* dst = key == "uids" ? &out.uids : key == "gids" ? &out.gids : nullptr;
+    if (dst == nullptr) {
+      return bad("unknown key " + key);
+    }
+    std::string rest = part.substr(eq + 1);
+    size_t p = 0;
+    while (p <= rest.size()) {
+      size_t hash = rest.find('#', p);
+      const std::string t =
+          rest.substr(p, hash == std::string::npos ? std::string::npos : hash - p);
+      p = hash == std::string::npos ? rest.size() + 1 : hash + 1;
+      unsigned long long a = 0, b = 0, c = 0;
+      int used = 0;
+      if (std::sscanf(t.c_str(), "%llu-%llu-%llu%n", &a, &b, &c, &used) != 3 ||
+          static_cast<size_t>(used) != t.size() || c == 0 || a + c > 0x100000000ULL ||
+          b + c > 0x100000000ULL) {
+        return bad("bad triplet \"" + t + "\"");
+      }
+      dst->push_back(
+          {static_cast<uint32_t>(a), static_cast<uint32_t>(b), static_cast<uint32_t>(c)});
+    }
+  }
+  if (out.uids.empty()) {
+    return bad("no uids");
+  }
+  if (out.gids.empty()) {
+    out.gids = out.uids;
+  }
+  return out;
+}
+
+Result<UniqueFd> make_userns(const IdMaps& maps) {
+  int hold[2];
+  if (::pipe2(hold, O_CLOEXEC) != 0) {
+    return fail_errno("overlay: pipe for a user namespace", "");
+  }
+  UniqueFd hold_r(hold[0]);
+  UniqueFd hold_w(hold[1]);
+  // A child in a new user namespace that lives until we close our end of the pipe.
+  pid_t pid = static_cast<pid_t>(
+      ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) {
+    return fail_errno("overlay: clone a user namespace for the idmapped mount", "");
+  }
+  if (pid == 0) {
+    char c;
+    ::close(hold[1]);
+    while (::read(hold[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    ::_exit(0);
+  }
+  hold_r.reset();
+  auto reap = [&]() {
+    hold_w.reset();
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  };
+  auto write_map = [&](const char* file, const std::vector<IdMapEntry>& m) -> Result<void> {
+    std::string content;
+    for (const auto& e : m) {
+      content +=
+          std::to_string(e.from) + " " + std::to_string(e.to) + " " + std::to_string(e.size) + "\n";
+    }
+    const std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd || ::write(fd.get(), content.data(), content.size()) < 0) {
+      return fail_errno("overlay: write " + std::string(file) + " of the idmap namespace", path);
+    }
+    return {};
+  };
+  auto u = write_map("uid_map", maps.uids);
+  auto g = u ? write_map("gid_map", maps.gids) : Result<void>{};
+  UniqueFd ns;
+  if (u && g) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/ns/user";
+    ns.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) {
+      const int err = errno;
+      reap();
+      return fail_errno("overlay: open", path, err);
+    }
+  }
+  reap();
+  if (!u) {
+    return fail(std::move(u).error());
+  }
+  if (!g) {
+    return fail(std::move(g).error());
+  }
+  return ns;
 }
 
 Result<void> unmount_overlay(const fs::path& target) {

@@ -3,11 +3,13 @@
 // classic mount(2) data page (4096 bytes, short relative links), or a FUSE mount program
 // (fuse-overlayfs) exec'd with the same options.
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "berth/sdk/result.hpp"
+#include "berth/sdk/unique_fd.hpp"
 
 namespace berth::storage_overlay {
 
@@ -29,7 +31,28 @@ struct OverlayMount {
   std::string work;                  // with upper
   std::vector<std::string> options;  // extra options: "nodev", "metacopy=on"
   std::filesystem::path target;      // absolute
+  // A user namespace fd: the lower layers are mounted idmapped through it (open_tree +
+  // mount_setattr(MOUNT_ATTR_IDMAP)), so that their files appear owned by the namespace's host
+  // ids without a chown of the shared layers. -1: no idmapping. LowerdirPlus only.
+  int userns_fd = -1;
 };
+
+// An id map in Podman's idmap mount option form: "uids=0-100000-65536#...;gids=0-100000-65536"
+// (each triplet: first id on disk, first id on the host, count). A map without gids uses the
+// uids for both.
+struct IdMapEntry {
+  uint32_t from = 0;
+  uint32_t to = 0;
+  uint32_t size = 0;
+};
+struct IdMaps {
+  std::vector<IdMapEntry> uids;
+  std::vector<IdMapEntry> gids;
+};
+Result<IdMaps> parse_idmap(const std::string& text);
+
+// A user namespace with `maps` (made by a short-lived child), as an fd for MOUNT_ATTR_IDMAP.
+Result<UniqueFd> make_userns(const IdMaps& maps);
 
 // Mounts `m` with `method`; `program` is the mount program for MountMethod::Program. Errors name
 // the target, the method and what the kernel or the program said.

@@ -57,7 +57,16 @@ void resource_create_flags(po::options_description& d) {
       "Add a rule to the cgroup allowed devices list")(
       "group-add", po::value<strings>()->composing(), "Add additional groups to join")(
       "security-opt", po::value<strings>()->composing(), "Security options")(
-      "userns", po::value<std::string>(), "User namespace to use (host)")(
+      "userns", po::value<std::string>(),
+      "User namespace to use (host, auto[:size=N,uidmapping=C:H:S,gidmapping=C:H:S], "
+      "container:NAME, ns:PATH)")("uidmap", po::value<strings>()->composing(),
+                                  "UID map for the user namespace (CONTAINER:HOST:SIZE)")(
+      "gidmap", po::value<strings>()->composing(),
+      "GID map for the user namespace (CONTAINER:HOST:SIZE)")(
+      "subuidname", po::value<std::string>(),
+      "Name of range listed in /etc/subuid for use in user "
+      "namespace")("subgidname", po::value<std::string>(),
+                   "Name of range listed in /etc/subgid for use in user namespace")(
       "pid", po::value<std::string>(), "PID namespace to use (host, private, container:NAME)")(
       "ipc", po::value<std::string>(), "IPC namespace to use (host, private, container:NAME)")(
       "uts", po::value<std::string>(), "UTS namespace to use (host, private, container:NAME)")(
@@ -136,6 +145,10 @@ Result<void> parse_resource_flags(Context& ctx, container::CreateOptions& o) {
     r.security_opt.push_back(s);  // checked by create() (seccomp=, mask=, label=, ...)
   }
   r.userns = ctx.str("userns");
+  r.uidmap = ctx.strs("uidmap");
+  r.gidmap = ctx.strs("gidmap");
+  r.subuidname = ctx.str("subuidname");
+  r.subgidname = ctx.str("subgidname");
   r.pid = ctx.str("pid");
   r.ipc = ctx.str("ipc");
   r.uts = ctx.str("uts");

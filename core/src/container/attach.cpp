@@ -5,6 +5,9 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -12,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "berth/container/service.hpp"
 #include "berth/runtime/native_runtime.hpp"
@@ -466,6 +470,44 @@ Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecO
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   emit_event(eng, rec, "exec_died", code);
   return code;
+}
+
+Result<UniqueFd> exec_terminal(int exec_pidfd, pid_t exec_pid) {
+  // exec() above holds the pty master the runtime sent it: the one /dev/ptmx (5, 2) among its
+  // fds. Opening /proc/PID/fd/N would make a new pty, so the fd is taken with pidfd_getfd, and
+  // checked after taking (the scan and the take are not atomic).
+  const std::string dir = "/proc/" + std::to_string(exec_pid) + "/fd";
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec) {
+    return fail(Errc::NotFound, "read " + dir + ": " + ec.message() + " (the exec process " +
+                                    std::to_string(exec_pid) + " has ended)");
+  }
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) {
+      break;
+    }
+    const std::string name = it->path().filename().string();
+    struct stat st {};
+    if (::stat(it->path().c_str(), &st) != 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 ||
+        minor(st.st_rdev) != 2) {
+      continue;
+    }
+    // glibc 2.36's <sys/pidfd.h> lacks extern "C": the system call itself.
+    UniqueFd fd(
+        static_cast<int>(::syscall(SYS_pidfd_getfd, exec_pidfd, std::atoi(name.c_str()), 0)));
+    if (!fd) {
+      if (errno == EBADF) {
+        continue;  // closed since the scan
+      }
+      return fail_errno("pidfd_getfd the terminal of exec process", std::to_string(exec_pid));
+    }
+    if (::fstat(fd.get(), &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 5 &&
+        minor(st.st_rdev) == 2) {
+      return fd;
+    }
+  }
+  return fail(Errc::NotFound, "exec process " + std::to_string(exec_pid) + " has no terminal yet");
 }
 
 }  // namespace berth::container

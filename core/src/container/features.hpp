@@ -21,6 +21,13 @@ namespace berth::container::detail {
 // user's; each adds its mounts, namespaces, resources to `so`, may record what it made in `opts`
 // (stored with the record) and adds warnings. On failure create() undoes the container; a hook
 // that made something outside the container's directories undoes it itself.
+// Before the others (resources_glue.cpp): --userns and the id maps; the rootfs is mounted
+// again idmapped when the container gets a user namespace.
+Result<void> userns_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
+                            spec::SpecOptions& so, std::vector<std::string>& warnings);
+// The host ids a container's uid and gid are in its user namespace (resources_glue.cpp): as is
+// without one. Volumes and U-chowned binds belong to these.
+std::pair<uint32_t, uint32_t> host_ids(const ResourceOptions& r, uint32_t uid, uint32_t gid);
 Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
                          spec::SpecOptions& so, std::vector<std::string>& warnings);
 Result<void> mounts_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
@@ -31,8 +38,13 @@ Result<void> resources_prepare(engine::Engine& eng, const ContainerRecord& rec, 
 // init_container(), lock held: before the monitor creates the container in the runtime (each
 // start of an exited container runs it again).
 Result<void> net_before_init(engine::Engine& eng, const ContainerRecord& rec);
+// init_container(), lock held, the rootfs mounted: acquires the named volumes (option volumes
+// mounted, counted), fills new ones from the image and chowns them. Held until mounts_after_exit.
+Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec);
 // cleanup_locked(), lock held: the container's processes are gone.
 Result<void> net_after_exit(engine::Engine& eng, const ContainerRecord& rec);
+// cleanup_locked(), lock held: releases what mounts_before_init acquired (idempotent).
+Result<void> mounts_after_exit(engine::Engine& eng, const ContainerRecord& rec);
 // remove_locked(), lock held: the record and the rootfs are about to go (after net_after_exit).
 Result<void> mounts_on_remove(engine::Engine& eng, const ContainerRecord& rec, bool remove_volumes);
 

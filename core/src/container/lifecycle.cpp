@@ -305,6 +305,7 @@ Result<void> init_container(engine::Engine& eng, ContainerRecord& rec) {
   if (auto old = make_runtime(eng, rt); old) {
     (void)(*old)->remove(rec.id, true);
   }
+  BERTH_TRYV(mounts_before_init(eng, rec));
   BERTH_TRYV(net_before_init(eng, rec));
   BERTH_TRY(auto rep, launch_monitor(eng, rec, rt));
   ContainerState st;
@@ -600,6 +601,7 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
   }
   undo.rec = &rec;
   undo.opts = &opts;
+  BERTH_TRYV(userns_prepare(eng, rec, opts, so, res.warnings));
   BERTH_TRYV(net_prepare(eng, rec, opts, so, res.warnings));
   BERTH_TRYV(mounts_prepare(eng, rec, opts, so, res.warnings));
   BERTH_TRYV(resources_prepare(eng, rec, opts, so, res.warnings));
@@ -612,6 +614,13 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
     }
     const std::string key = kv.substr(0, eq);
     if (key.rfind("net.", 0) == 0 && so.network.kind == spec::NamespaceMode::Kind::Host) {
+      continue;
+    }
+    // An OCI runtime sets sysctls from inside the container's user namespace, which does not
+    // own a network namespace berth made (the native runtime writes them before it enters).
+    if (key.rfind("net.", 0) == 0 && so.userns.kind != spec::NamespaceMode::Kind::Host &&
+        so.network.kind == spec::NamespaceMode::Kind::Path &&
+        resolve_runtime_name(eng, opts.runtime) != "native") {
       continue;
     }
     so.sysctls.emplace(key, kv.substr(eq + 1));
@@ -832,6 +841,7 @@ Result<void> cleanup_locked(engine::Engine& eng, ContainerDb& db, ContainerRecor
     (void)(*rt)->remove(rec.id, true);
   }
   BERTH_TRYV(net_after_exit(eng, rec));
+  BERTH_TRYV(mounts_after_exit(eng, rec));
   const bool new_exit = st.status == Status::Exited &&
                         (rec.finished_at != st.finished_at || rec.exit_code != st.exit_code);
   if (new_exit) {

@@ -28,7 +28,8 @@ void to_json(json& j, const MountPoint& m) {
            {"source", m.source},   {"destination", m.destination},
            {"driver", m.driver},   {"mode", m.mode},
            {"rw", m.rw},           {"propagation", m.propagation},
-           {"options", m.options}, {"anonymous", m.anonymous}};
+           {"options", m.options}, {"anonymous", m.anonymous},
+           {"copy_up", m.copy_up}, {"chown", m.chown}};
 }
 
 void from_json(const json& j, MountPoint& m) {
@@ -42,6 +43,8 @@ void from_json(const json& j, MountPoint& m) {
   m.propagation = j.value("propagation", "");
   m.options = j.value("options", std::vector<std::string>{});
   m.anonymous = j.value("anonymous", false);
+  m.copy_up = j.value("copy_up", true);
+  m.chown = j.value("chown", false);
 }
 
 void to_json(json& j, const MountOptions& o) {
@@ -142,14 +145,17 @@ Result<void> apply_volume_options(const std::string& what, const std::string& op
       r.recursive = o == "rbind";
     } else if (o == "copy" || o == "nocopy") {
       r.copy = o == "copy";
-    } else if (r.type == "tmpfs" &&
-               (o.rfind("size=", 0) == 0 || o.rfind("mode=", 0) == 0 ||
-                o.rfind("nr_inodes=", 0) == 0 || o.rfind("uid=", 0) == 0 ||
-                o.rfind("gid=", 0) == 0 || o == "tmpcopyup" || o == "notmpcopyup" ||
-                o == "noatime" || o == "strictatime" || o == "relatime")) {
-      if (o != "tmpcopyup" && o != "notmpcopyup") {
-        r.tmpfs_options.push_back(o);
+    } else if (r.type == "tmpfs" && (o == "tmpcopyup" || o == "notmpcopyup")) {
+      if (r.tmpcopyup) {
+        return fail(Errc::InvalidArgument,
+                    what + ": the 'tmpcopyup' or 'notmpcopyup' option can only be set once");
       }
+      r.tmpcopyup = o == "tmpcopyup";
+    } else if (r.type == "tmpfs" && (o.rfind("size=", 0) == 0 || o.rfind("mode=", 0) == 0 ||
+                                     o.rfind("nr_inodes=", 0) == 0 || o.rfind("uid=", 0) == 0 ||
+                                     o.rfind("gid=", 0) == 0 || o == "noatime" ||
+                                     o == "strictatime" || o == "relatime")) {
+      r.tmpfs_options.push_back(o);
     } else if (o == "O" || o.rfind("idmap", 0) == 0) {
       return fail(Errc::NotSupported, what + ": option \"" + o + "\" is not supported by berth");
     } else {
@@ -280,7 +286,13 @@ Result<MountRequest> parse_mount_flag(const std::string& spec) {
     } else if (key == "tmpfs-mode") {
       r.tmpfs_options.push_back("mode=" + val);
     } else if (key == "tmpcopyup" || key == "notmpcopyup") {
-      // Accepted as Podman does; the image's content is not copied into the tmpfs.
+      if (r.tmpcopyup) {
+        return fail(Errc::InvalidArgument,
+                    what + ": the 'tmpcopyup' or 'notmpcopyup' option can only be set once");
+      }
+      bool on = true;
+      BERTH_TRYV(boolean(on));
+      r.tmpcopyup = key == "tmpcopyup" ? on : !on;
     } else if (key == "volume-opt") {
       r.volume_options.push_back(val);
     } else if (key == "volume-nocopy" || key == "nocopy") {
@@ -298,6 +310,10 @@ Result<MountRequest> parse_mount_flag(const std::string& spec) {
   if (!have_type) {
     return fail(Errc::InvalidArgument,
                 what + ": type must be given (type=bind|volume|tmpfs|image)");
+  }
+  if (r.tmpcopyup && r.type != "tmpfs") {
+    return fail(Errc::InvalidArgument,
+                what + ": the 'tmpcopyup' and 'notmpcopyup' options are only allowed with tmpfs");
   }
   if (r.type == "tmpfs" && !r.source.empty()) {
     return fail(Errc::InvalidArgument, what + ": a tmpfs mount takes no source");
@@ -334,16 +350,12 @@ volume::RemoveOptions force_remove() {
 struct PrepareUndo {
   volume::VolumeStore* vs = nullptr;
   store::Store* images = nullptr;
-  std::vector<std::string> acquired;
   std::vector<std::string> created;
   std::vector<std::string> images_mounted;
   bool done = false;
   ~PrepareUndo() {
     if (done) {
       return;
-    }
-    for (const auto& v : acquired) {
-      (void)vs->release(v);
     }
     for (const auto& v : created) {
       (void)vs->remove(v, force_remove());
@@ -438,6 +450,11 @@ struct Preparer {
       }
       o.insert(o.end(), flags.begin(), flags.end());
       o.insert(o.end(), r.tmpfs_options.begin(), r.tmpfs_options.end());
+      // Podman's default: the image's content at the destination is copied into the tmpfs (by
+      // the runtime, which mounts it).
+      if (r.tmpcopyup.value_or(true)) {
+        o.push_back("tmpcopyup");
+      }
       bm.options = o;
       mp.source = "tmpfs";
       mp.options = o;
@@ -454,7 +471,8 @@ struct Preparer {
       }
       if (r.chown) {
         BERTH_TRY(auto u, container_user());
-        BERTH_TRYV(chown_tree(src, u.uid, u.gid));
+        const auto [uid, gid] = host_ids(opts.resources, u.uid, u.gid);  // --userns: mapped
+        BERTH_TRYV(chown_tree(src, uid, gid));
       }
       bm.source = src;
       bm.options = bind_options(r, mp);
@@ -487,24 +505,13 @@ struct Preparer {
           BERTH_TRYV(vs->create(co));
         }
       }
-      BERTH_TRY(std::string host, vs->acquire(name));
-      undo->acquired.push_back(name);
+      // Mounted (an option volume), chowned and filled from the image when the container
+      // starts: mounts_before_init.
+      BERTH_TRY(auto vol, vs->get(name));
+      const std::string host = vol.mountpoint;
       opts.storage.named_volumes.push_back(name);
-      BERTH_TRY(auto u, container_user());
-      // Podman's order: a new volume belongs to the container's user, then takes the owner and
-      // mode of the image's directory when there is one.
-      if (u.uid != 0 || u.gid != 0) {
-        BERTH_TRYV(vs->chown_for_container(name, u.uid, u.gid));
-      }
-      if (r.copy.value_or(true)) {
-        auto cu = vs->copy_up(name, so.rootfs, r.destination);
-        if (!cu) {
-          return fail(std::move(cu).error().wrap(what));
-        }
-      }
-      if (r.chown) {
-        BERTH_TRYV(chown_tree(host, u.uid, u.gid));
-      }
+      mp.copy_up = r.copy.value_or(true);
+      mp.chown = r.chown;
       bm.source = host;
       bm.options = bind_options(r, mp);
       mp.name = name;
@@ -558,8 +565,8 @@ struct Preparer {
             [](const std::string& o) { return o == "ro" || o == "rw"; }, mode);
       }
       if (mp.type == "volume") {
-        BERTH_TRY(mp.source, vs->acquire(mp.name));
-        undo->acquired.push_back(mp.name);
+        BERTH_TRY(auto vol, vs->get(mp.name));
+        mp.source = vol.mountpoint;
         opts.storage.named_volumes.push_back(mp.name);
       }
       mp.anonymous = false;  // it belongs to the other container
@@ -656,6 +663,150 @@ Result<void> mounts_prepare(engine::Engine& eng, const ContainerRecord& rec, Cre
   return {};
 }
 
+namespace {
+
+// <run dir>/volumes-held: the named volumes this container acquired at its start, one a line,
+// released at its exit. In the run root, so a reboot drops it with the volumes' mount counts.
+std::string held_file(engine::Engine& eng, const ContainerRecord& rec) {
+  return run_dir(eng.runroot(), rec.id) + "/volumes-held";
+}
+
+void release_held(engine::Engine& eng, const ContainerRecord& rec, volume::VolumeStore& vs) {
+  const std::string path = held_file(eng, rec);
+  auto text = util::read_file(path);
+  if (!text) {
+    return;  // nothing held
+  }
+  for (const auto& name : split(*text, '\n')) {
+    if (name.empty()) {
+      continue;
+    }
+    auto r = vs.release(name);
+    if (!r && r.error().code() != Errc::NotFound) {
+      spdlog::warn("container {}: release volume {}: {}", rec.name, name, r.error().message());
+    }
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    spdlog::warn("container {}: remove {}: {}", rec.name, path, std::strerror(errno));
+  }
+}
+
+// The uid and gid the container's process runs as, from its spec (resolved at create).
+Result<std::pair<uint32_t, uint32_t>> spec_user(const ContainerRecord& rec) {
+  const std::string path = rec.bundle + "/config.json";
+  BERTH_TRY(auto text, util::read_file(path));
+  try {
+    auto j = json::parse(text);
+    const auto& u = j.at("process").at("user");
+    // With --userns, the host ids the container's user is.
+    return host_ids(rec.options.resources, u.value("uid", 0u), u.value("gid", 0u));
+  } catch (const json::exception& e) {
+    return fail(Errc::Corrupt, "container " + rec.name + ": " + path + ": " + e.what());
+  }
+}
+
+// Releases what a failed mounts_before_init acquired.
+struct AcquireUndo {
+  volume::VolumeStore& vs;
+  std::vector<std::string> acquired;
+  bool done = false;
+  ~AcquireUndo() {
+    if (!done) {
+      for (auto it = acquired.rbegin(); it != acquired.rend(); ++it) {
+        (void)vs.release(*it);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec) {
+  const auto& m = rec.options.storage;
+  if (m.named_volumes.empty()) {
+    return {};
+  }
+  const std::string held = held_file(eng, rec);
+  if (::access(held.c_str(), F_OK) == 0) {
+    return {};  // still held: an earlier start's exit was not cleaned up yet
+  }
+  auto log = events::EventLog::from_config(eng.config());
+  BERTH_TRY(auto vs, volume::VolumeStore::open(eng.config(), &log));
+  AcquireUndo undo{*vs, {}};
+  for (const auto& name : m.named_volumes) {
+    auto r = vs->acquire(name);
+    if (!r) {
+      return fail(std::move(r).error().wrap("container " + rec.name + ": volume " + name));
+    }
+    undo.acquired.push_back(name);
+  }
+  // Podman's first use of a volume, now that it is mounted: a new volume belongs to the
+  // container's user, then takes the owner and mode of the image's directory when there is one
+  // (copy-up); U chowns it to the container's user every time.
+  std::optional<std::pair<uint32_t, uint32_t>> user;
+  std::optional<std::string> rootfs;
+  sdk::StorageDriver* driver = nullptr;
+  struct RootfsRelease {
+    sdk::StorageDriver*& d;
+    const std::string& layer;
+    std::optional<std::string>& path;
+    ~RootfsRelease() {
+      if (path && d) {
+        (void)d->unmount(layer);
+      }
+    }
+  } rootfs_release{driver, rec.layer_id, rootfs};
+  for (const auto& mp : m.mount_points) {
+    if (mp.type != "volume") {
+      continue;
+    }
+    BERTH_TRY(auto v, vs->get(mp.name));
+    const bool want_copy = mp.copy_up && v.needs_copy_up;
+    if (!user && (mp.chown || v.needs_chown)) {
+      BERTH_TRY(user, spec_user(rec));
+    }
+    if (user && (user->first != 0 || user->second != 0) && v.needs_chown) {
+      BERTH_TRYV(vs->chown_for_container(mp.name, user->first, user->second));
+    }
+    if (want_copy) {
+      if (!rootfs) {
+        BERTH_TRY(driver, eng.storage());
+        // Counted: the running container's mount is shared and stays after our unmount.
+        auto p = driver->mount(rec.layer_id, sdk::MountOptions{});
+        if (!p) {
+          return fail(std::move(p).error().wrap("mount the rootfs of container " + rec.name));
+        }
+        rootfs = *p;
+      }
+      auto cu = vs->copy_up(mp.name, *rootfs, mp.destination);
+      if (!cu) {
+        return fail(std::move(cu).error().wrap("container " + rec.name));
+      }
+    }
+    if (mp.chown) {
+      BERTH_TRYV(chown_tree(v.mountpoint, user->first, user->second));
+    }
+  }
+  std::string text;
+  for (const auto& name : m.named_volumes) {
+    text += name + "\n";
+  }
+  BERTH_TRYV(util::write_file_atomic(held, text));
+  undo.done = true;
+  return {};
+}
+
+Result<void> mounts_after_exit(engine::Engine& eng, const ContainerRecord& rec) {
+  if (rec.options.storage.named_volumes.empty() ||
+      ::access(held_file(eng, rec).c_str(), F_OK) != 0) {
+    return {};
+  }
+  auto log = events::EventLog::from_config(eng.config());
+  BERTH_TRY(auto vs, volume::VolumeStore::open(eng.config(), &log));
+  release_held(eng, rec, *vs);
+  return {};
+}
+
 Result<void> mounts_on_remove(engine::Engine& eng, const ContainerRecord& rec,
                               bool remove_volumes) {
   const auto& m = rec.options.storage;
@@ -678,12 +829,7 @@ Result<void> mounts_on_remove(engine::Engine& eng, const ContainerRecord& rec,
   }
   auto log = events::EventLog::from_config(eng.config());
   BERTH_TRY(auto vs, volume::VolumeStore::open(eng.config(), &log));
-  for (const auto& v : m.named_volumes) {
-    auto r = vs->release(v);
-    if (!r && r.error().code() != Errc::NotFound) {
-      spdlog::warn("container {}: release volume {}: {}", rec.name, v, r.error().message());
-    }
-  }
+  release_held(eng, rec, *vs);  // normally done at the exit already
   // `rm -v`, and `run --rm` (Podman removes a --rm container's anonymous volumes with it).
   if (remove_volumes || rec.options.remove) {
     // Only anonymous volumes no other container uses (one given by --volumes-from stays).

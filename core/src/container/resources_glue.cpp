@@ -1,9 +1,19 @@
 // A container's resource limits, devices, security options and health check.
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <sstream>
 
 #include "berth/container/resource_ops.hpp"
 #include "berth/container/resource_options.hpp"
@@ -44,6 +54,10 @@ void to_json(json& j, const ResourceOptions& o) {
            {"security_opt", o.security_opt},
            {"group_add", o.group_add},
            {"userns", o.userns},
+           {"uidmap", o.uidmap},
+           {"gidmap", o.gidmap},
+           {"subuidname", o.subuidname},
+           {"subgidname", o.subgidname},
            {"pid", o.pid},
            {"ipc", o.ipc},
            {"uts", o.uts},
@@ -75,6 +89,10 @@ void from_json(const json& j, ResourceOptions& o) {
   o.security_opt = j.value("security_opt", d.security_opt);
   o.group_add = j.value("group_add", d.group_add);
   o.userns = j.value("userns", d.userns);
+  o.uidmap = j.value("uidmap", d.uidmap);
+  o.gidmap = j.value("gidmap", d.gidmap);
+  o.subuidname = j.value("subuidname", d.subuidname);
+  o.subgidname = j.value("subgidname", d.subgidname);
   o.pid = j.value("pid", d.pid);
   o.ipc = j.value("ipc", d.ipc);
   o.uts = j.value("uts", d.uts);
@@ -406,7 +424,681 @@ Result<void> resolve_healthcheck(engine::Engine& eng, const ContainerRecord& rec
   return {};
 }
 
+// ---- user namespaces (--userns, --uidmap, --gidmap, --subuidname, --subgidname) ----
+
+struct IdRange {
+  uint32_t container = 0;
+  uint32_t host = 0;
+  uint32_t size = 0;
+};
+
+std::string triplet(const IdRange& m) {
+  return std::to_string(m.container) + ":" + std::to_string(m.host) + ":" + std::to_string(m.size);
+}
+
+Result<uint32_t> parse_u32(const std::string& what, const std::string& s) {
+  if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) {
+    return fail(Errc::InvalidArgument, what + ": \"" + s + "\" is not a number");
+  }
+  const uint64_t v = std::stoull(s);
+  if (v > UINT32_MAX) {
+    return fail(Errc::InvalidArgument, what + ": " + s + " is out of range");
+  }
+  return static_cast<uint32_t>(v);
+}
+
+// "CONTAINER:HOST:SIZE" (--uidmap, uidmapping=).
+Result<IdRange> parse_triplet(const std::string& what, const std::string& s) {
+  const auto a = s.find(':');
+  const auto b = a == std::string::npos ? a : s.find(':', a + 1);
+  if (b == std::string::npos || s.find(':', b + 1) != std::string::npos) {
+    return fail(Errc::InvalidArgument,
+                what + " " + s + ": want CONTAINER:HOST:SIZE, e.g. 0:100000:65536");
+  }
+  IdRange m;
+  BERTH_TRY(m.container, parse_u32(what + " " + s, s.substr(0, a)));
+  BERTH_TRY(m.host, parse_u32(what + " " + s, s.substr(a + 1, b - a - 1)));
+  BERTH_TRY(m.size, parse_u32(what + " " + s, s.substr(b + 1)));
+  if (m.size == 0 || uint64_t{m.container} + m.size > (uint64_t{1} << 32) ||
+      uint64_t{m.host} + m.size > (uint64_t{1} << 32)) {
+    return fail(Errc::InvalidArgument, what + " " + s +
+                                           ": the size must be at least 1 and the "
+                                           "ranges must fit in 32 bits");
+  }
+  return m;
+}
+
+// Ranges of `user` in /etc/subuid or /etc/subgid ("name:start:count", or the numeric uid).
+Result<std::vector<std::pair<uint64_t, uint64_t>>> sub_ranges(const std::string& file,
+                                                              const std::string& user) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  auto text = util::read_file(file);
+  if (!text) {
+    if (text.error().sys_errno() == ENOENT) {
+      return out;
+    }
+    return fail(std::move(text).error());
+  }
+  std::string uid_text;
+  if (struct passwd* pw = ::getpwnam(user.c_str())) {
+    uid_text = std::to_string(pw->pw_uid);
+  }
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    const auto a = line.find(':');
+    const auto b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos || line.empty() || line[0] == '#') {
+      continue;
+    }
+    const std::string name = line.substr(0, a);
+    if (name != user && (uid_text.empty() || name != uid_text)) {
+      continue;
+    }
+    auto start = parse_u32(file, line.substr(a + 1, b - a - 1));
+    auto count = parse_u32(file, line.substr(b + 1));
+    if (start && count && *count > 0) {
+      out.emplace_back(*start, std::min<uint64_t>(*count, (uint64_t{1} << 32) - *start));
+    }
+  }
+  return out;
+}
+
+// A file of the image, opened as if the rootfs were "/" (an image's symlink never reaches the
+// host's files).
+std::string read_in_root(const std::string& rootfs, const char* rel) {
+  UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return {};
+  }
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, root.get(), rel, &how, sizeof(how))));
+  if (!fd) {
+    return {};
+  }
+  std::string out;
+  char buf[8192];
+  ssize_t n = 0;
+  while ((n = ::read(fd.get(), buf, sizeof(buf))) > 0 && out.size() < (16u << 20)) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+constexpr uint32_t kNobody = 65534;      // not counted, as containers/storage does
+constexpr uint32_t kAutoMinSize = 1024;  // storage.conf auto-userns-min-size default
+constexpr uint32_t kAutoMaxSize = 65536;
+
+// The smallest namespace that holds every id of the image: the highest uid/gid of its
+// /etc/passwd, /etc/group and files, plus one (containers/storage's rule, nobody not counted).
+uint32_t image_ids_needed(const std::string& rootfs) {
+  uint64_t top = 0;
+  auto note = [&](uint64_t id) {
+    if (id != kNobody && id != kNobody + 1 && id > top) {
+      top = id;
+    }
+  };
+  for (const char* f : {"etc/passwd", "etc/group"}) {
+    std::istringstream in(read_in_root(rootfs, f));
+    for (std::string line; std::getline(in, line);) {
+      // name:x:ID:... ; the id is the third field in both files (passwd's gid is the fourth).
+      std::vector<std::string> fields;
+      std::istringstream ls(line);
+      for (std::string x; std::getline(ls, x, ':');) {
+        fields.push_back(x);
+      }
+      for (size_t i = 2; i < fields.size() && i < (f[4] == 'p' ? 4u : 3u); ++i) {
+        if (auto v = parse_u32("", fields[i]); v) {
+          note(*v);
+        }
+      }
+    }
+  }
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           rootfs, std::filesystem::directory_options::skip_permission_denied, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0) {
+      note(st.st_uid);
+      note(st.st_gid);
+    }
+  }
+  return static_cast<uint32_t>(std::min<uint64_t>(top + 1, UINT32_MAX));
+}
+
+// The auto ranges and explicit maps of every container of the store, so that --userns=auto
+// never hands out a host id another container has. An entry whose container directory is gone
+// (removed, or a create undone) is free again.
+struct UsernsAllocations {
+  UniqueFd lock;
+  std::string file;
+  json entries = json::array();
+};
+
+Result<UsernsAllocations> open_allocations(engine::Engine& eng) {
+  UsernsAllocations a;
+  const std::string dir = eng.graphroot() + "/userns";
+  BERTH_TRYV(util::make_dirs(dir, 0700));
+  a.file = dir + "/allocations.json";
+  BERTH_TRY(a.lock, util::open_file(dir + "/allocations.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  while (::flock(a.lock.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      return fail_errno("lock", dir + "/allocations.lock");
+    }
+  }
+  auto text = util::read_file(a.file);
+  if (text) {
+    try {
+      a.entries = json::parse(*text);
+    } catch (const json::exception& e) {
+      return fail(Errc::Corrupt, a.file + ": " + e.what() +
+                                     " (remove it when no container "
+                                     "uses --userns=auto)");
+    }
+  } else if (text.error().sys_errno() != ENOENT) {
+    return fail(std::move(text).error());
+  }
+  json live = json::array();
+  for (auto& e : a.entries) {
+    if (::access(e.value("dir", std::string()).c_str(), F_OK) == 0) {
+      live.push_back(std::move(e));
+    }
+  }
+  a.entries = std::move(live);
+  return a;
+}
+
+// First fit of `size` ids in `avail` (the subordinate ranges) around the host ranges in use.
+std::optional<uint32_t> first_fit(const std::vector<std::pair<uint64_t, uint64_t>>& avail,
+                                  std::vector<std::pair<uint64_t, uint64_t>> used, uint64_t size) {
+  std::sort(used.begin(), used.end());
+  for (const auto& [start, count] : avail) {
+    uint64_t pos = start;
+    const uint64_t end = start + count;
+    for (const auto& [ustart, ucount] : used) {
+      if (ustart + ucount <= pos) {
+        continue;
+      }
+      if (ustart >= pos + size) {
+        break;
+      }
+      pos = ustart + ucount;
+    }
+    if (pos + size <= end) {
+      return static_cast<uint32_t>(pos);
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> used_ranges(const json& entries, const char* key) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (const auto& e : entries) {
+    for (const auto& m : e.value(key, json::array())) {
+      auto t = parse_triplet("", m.get<std::string>());
+      if (t) {
+        out.emplace_back(t->host, t->size);
+      }
+    }
+  }
+  return out;
+}
+
+// Container ids [0, size) not covered by `extra`, mapped to consecutive host ids from `host`,
+// followed by `extra` itself.
+std::vector<IdRange> fill_around(uint32_t size, uint32_t host, const std::vector<IdRange>& extra) {
+  std::vector<IdRange> sorted = extra;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const IdRange& a, const IdRange& b) { return a.container < b.container; });
+  std::vector<IdRange> out;
+  uint64_t c = 0;
+  uint64_t h = host;
+  auto emit_until = [&](uint64_t stop) {
+    stop = std::min<uint64_t>(stop, size);
+    if (stop > c) {
+      out.push_back(
+          {static_cast<uint32_t>(c), static_cast<uint32_t>(h), static_cast<uint32_t>(stop - c)});
+      h += stop - c;
+      c = stop;
+    }
+  };
+  for (const auto& e : sorted) {
+    emit_until(e.container);
+    c = std::max<uint64_t>(c, uint64_t{e.container} + e.size);
+  }
+  emit_until(size);
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
+uint64_t extra_count(const std::vector<IdRange>& extra, uint32_t size) {
+  uint64_t n = 0;
+  for (const auto& e : extra) {
+    if (e.container < size) {
+      n += std::min<uint64_t>(e.size, size - e.container);
+    }
+  }
+  return n;
+}
+
+struct IdMaps {
+  std::vector<IdRange> uids;
+  std::vector<IdRange> gids;
+};
+
+const char* kSubidHint =
+    " (as root, --userns=auto takes ranges of the user \"containers\" from /etc/subuid and "
+    "/etc/subgid: `useradd --system --no-create-home containers` and add "
+    "\"containers:2147483647:2147483648\" to both files)";
+
+// --userns=auto[:size=N,uidmapping=C:H:S,gidmapping=C:H:S]
+Result<IdMaps> allocate_auto(engine::Engine& eng, const ContainerRecord& rec,
+                             const std::string& mode, const std::string& rootfs) {
+  std::optional<uint32_t> size;
+  std::vector<IdRange> extra_uids, extra_gids;
+  if (mode.size() > 4) {
+    if (mode[4] != ':') {
+      return fail(Errc::InvalidArgument, "--userns=" + mode + ": unknown mode");
+    }
+    std::istringstream in(mode.substr(5));
+    for (std::string opt; std::getline(in, opt, ',');) {
+      const auto eq = opt.find('=');
+      const std::string key = opt.substr(0, eq);
+      const std::string val = eq == std::string::npos ? "" : opt.substr(eq + 1);
+      if (key == "size") {
+        BERTH_TRY(size, parse_u32("--userns=auto size", val));
+        if (*size == 0) {
+          return fail(Errc::InvalidArgument, "--userns=auto: size must be at least 1");
+        }
+      } else if (key == "uidmapping") {
+        BERTH_TRY(auto m, parse_triplet("--userns=auto uidmapping", val));
+        extra_uids.push_back(m);
+      } else if (key == "gidmapping") {
+        BERTH_TRY(auto m, parse_triplet("--userns=auto gidmapping", val));
+        extra_gids.push_back(m);
+      } else {
+        return fail(Errc::InvalidArgument,
+                    "--userns=" + mode + ": unknown option specified: \"" + opt +
+                        "\" (size=N, uidmapping=CONTAINER:HOST:SIZE, gidmapping=...)");
+      }
+    }
+  }
+  if (!size) {
+    const uint32_t need = image_ids_needed(rootfs);
+    if (need > kAutoMaxSize) {
+      return fail(Errc::InvalidArgument,
+                  "--userns=auto: the image uses ids up to " + std::to_string(need - 1) +
+                      ", more than the automatic maximum of " + std::to_string(kAutoMaxSize) +
+                      "; give the size with --userns=auto:size=" + std::to_string(need));
+    }
+    size = std::max(need, kAutoMinSize);
+  }
+  BERTH_TRY(auto sub_u, sub_ranges("/etc/subuid", "containers"));
+  BERTH_TRY(auto sub_g, sub_ranges("/etc/subgid", "containers"));
+  if (sub_u.empty() || sub_g.empty()) {
+    return fail(Errc::NotFound, std::string("--userns=auto: no subordinate ids for the user "
+                                            "\"containers\" in ") +
+                                    (sub_u.empty() ? "/etc/subuid" : "/etc/subgid") + kSubidHint);
+  }
+  BERTH_TRY(auto alloc, open_allocations(eng));
+  const uint64_t nu = *size - extra_count(extra_uids, *size);
+  const uint64_t ng = *size - extra_count(extra_gids, *size);
+  auto used_u = used_ranges(alloc.entries, "uids");
+  auto used_g = used_ranges(alloc.entries, "gids");
+  for (const auto& e : extra_uids) {
+    used_u.emplace_back(e.host, e.size);
+  }
+  for (const auto& e : extra_gids) {
+    used_g.emplace_back(e.host, e.size);
+  }
+  auto hu = first_fit(sub_u, used_u, nu);
+  auto hg = first_fit(sub_g, used_g, ng);
+  if (!hu || !hg) {
+    return fail(Errc::Unavailable,
+                "--userns=auto: no free range of " + std::to_string(*size) + " ids left in " +
+                    (hu ? "/etc/subgid" : "/etc/subuid") +
+                    " for the user \"containers\" (remove containers that use --userns=auto, "
+                    "ask for less with --userns=auto:size=N, or add ranges)");
+  }
+  IdMaps maps{fill_around(*size, *hu, extra_uids), fill_around(*size, *hg, extra_gids)};
+  json e{{"id", rec.id},
+         {"dir", std::filesystem::path(rec.bundle).parent_path().string()},
+         {"uids", json::array()},
+         {"gids", json::array()}};
+  for (const auto& m : maps.uids) {
+    e["uids"].push_back(triplet(m));
+  }
+  for (const auto& m : maps.gids) {
+    e["gids"].push_back(triplet(m));
+  }
+  alloc.entries.push_back(std::move(e));
+  BERTH_TRYV(util::write_file_atomic(alloc.file, alloc.entries.dump()));
+  return maps;
+}
+
+// Records explicit maps too, so that later auto ranges keep clear of them.
+Result<void> record_explicit(engine::Engine& eng, const ContainerRecord& rec, const IdMaps& maps) {
+  BERTH_TRY(auto alloc, open_allocations(eng));
+  json e{{"id", rec.id},
+         {"dir", std::filesystem::path(rec.bundle).parent_path().string()},
+         {"uids", json::array()},
+         {"gids", json::array()}};
+  for (const auto& m : maps.uids) {
+    e["uids"].push_back(triplet(m));
+  }
+  for (const auto& m : maps.gids) {
+    e["gids"].push_back(triplet(m));
+  }
+  alloc.entries.push_back(std::move(e));
+  return util::write_file_atomic(alloc.file, alloc.entries.dump());
+}
+
+Result<std::vector<IdRange>> parse_proc_map(const std::string& what, const std::string& text) {
+  std::vector<IdRange> out;
+  std::istringstream in(text);
+  uint64_t c = 0, h = 0, n = 0;
+  while (in >> c >> h >> n) {
+    out.push_back({static_cast<uint32_t>(c), static_cast<uint32_t>(h), static_cast<uint32_t>(n)});
+  }
+  if (out.empty()) {
+    return fail(Errc::InvalidArgument, what + ": the user namespace has no id map");
+  }
+  return out;
+}
+
+// The maps of the user namespace at `path`, read by a child that joins it.
+Result<IdMaps> maps_of_namespace(const std::string& path) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    return fail_errno("pipe", "");
+  }
+  UniqueFd rd(p[0]);
+  UniqueFd wr(p[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    return fail_errno("fork to read the maps of", path);
+  }
+  if (pid == 0) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWUSER) != 0) {
+      ::_exit(errno == 0 ? 1 : errno);
+    }
+    for (const char* f : {"/proc/self/uid_map", "/proc/self/gid_map"}) {
+      char buf[4096];
+      int m = ::open(f, O_RDONLY | O_CLOEXEC);
+      ssize_t n = m < 0 ? -1 : ::read(m, buf, sizeof(buf) - 1);
+      if (n < 0) {
+        ::_exit(errno == 0 ? 1 : errno);
+      }
+      buf[n] = '\0';
+      if (::write(p[1], buf, static_cast<size_t>(n) + 1) < 0) {
+        ::_exit(1);
+      }
+    }
+    ::_exit(0);
+  }
+  wr.reset();
+  std::string text;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) {
+      text.append(buf, static_cast<size_t>(n));
+    }
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    const int err = WIFEXITED(status) ? WEXITSTATUS(status) : EINVAL;
+    return fail(Error::from_errno("--userns=ns:" + path + ": join the user namespace", path, err)
+                    .hint("is it a user namespace file such as /proc/PID/ns/user?"));
+  }
+  const auto nul = text.find('\0');
+  IdMaps maps;
+  BERTH_TRY(maps.uids, parse_proc_map(path, text.substr(0, nul)));
+  BERTH_TRY(maps.gids, parse_proc_map(path, nul == std::string::npos ? "" : text.substr(nul + 1)));
+  return maps;
+}
+
+Result<std::vector<IdRange>> parse_map_flags(const char* flag, const std::vector<std::string>& v) {
+  std::vector<IdRange> out;
+  for (const auto& s : v) {
+    BERTH_TRY(auto m, parse_triplet(std::string("--") + flag, s));
+    out.push_back(m);
+  }
+  return out;
+}
+
+// --subuidname/--subgidname: the whole first range of the name, from container id 0.
+Result<std::vector<IdRange>> subid_map(const char* flag, const std::string& file,
+                                       const std::string& name) {
+  BERTH_TRY(auto ranges, sub_ranges(file, name));
+  if (ranges.empty()) {
+    return fail(Errc::NotFound,
+                std::string("--") + flag + " " + name + ": no range for " + name + " in " + file);
+  }
+  return std::vector<IdRange>{
+      {0, static_cast<uint32_t>(ranges.front().first),
+       static_cast<uint32_t>(std::min<uint64_t>(ranges.front().second, UINT32_MAX))}};
+}
+
+bool maps_root(const std::vector<IdRange>& m) {
+  return std::any_of(m.begin(), m.end(), [](const IdRange& r) { return r.container == 0; });
+}
+
+std::string idmap_option(const IdMaps& maps) {
+  auto part = [](const std::vector<IdRange>& v) {
+    std::string s;
+    for (const auto& m : v) {
+      s += (s.empty() ? "" : "#") + std::to_string(m.container) + "-" + std::to_string(m.host) +
+           "-" + std::to_string(m.size);
+    }
+    return s;
+  };
+  return "idmap=uids=" + part(maps.uids) + ";gids=" + part(maps.gids);
+}
+
+// The container's root (an unmapped host uid as far as these directories go) mounts its rootfs
+// itself: every directory on the way to the rootfs must be searchable by others
+// (0711, as containers/storage makes its directories for user namespaces; nothing is listed or
+// read). Within the store berth adds the search bit; above it, it asks the administrator.
+Result<void> searchable_path(engine::Engine& eng, const std::string& path) {
+  const std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  std::filesystem::path cur;
+  for (const auto& part : p) {
+    cur /= part;
+    struct stat st {};
+    if (::stat(cur.c_str(), &st) != 0) {
+      if (errno == ENOENT) {
+        return {};  // made later (a volume's directory), by whoever makes it
+      }
+      return fail_errno("stat", cur.string());
+    }
+    if (!S_ISDIR(st.st_mode) || (st.st_mode & S_IXOTH) != 0) {
+      continue;
+    }
+    const std::string c = cur.string();
+    auto inside = [&](const std::string& root) {
+      return !root.empty() && (c == root || c.rfind(root + "/", 0) == 0);
+    };
+    if (!inside(eng.graphroot()) && !inside(eng.runroot())) {
+      return fail(
+          Errc::PermissionDenied,
+          "the directory " + c + " (mode " +
+              [&] {
+                char b[8];
+                std::snprintf(b, sizeof(b), "%04o", st.st_mode & 07777);
+                return std::string(b);
+              }() +
+              ") above the store is not searchable by a container's root in a user "
+              "namespace: `chmod o+x " +
+              c + "` (or move the store)");
+    }
+    if (::chmod(c.c_str(), (st.st_mode & 07777) | S_IXOTH) != 0) {
+      return fail_errno("chmod o+x (for the container's user namespace)", c);
+    }
+  }
+  return {};
+}
+
+std::vector<json> oci_maps(const std::vector<IdRange>& v) {
+  std::vector<json> out;
+  for (const auto& m : v) {
+    out.push_back({{"containerID", m.container}, {"hostID", m.host}, {"size", m.size}});
+  }
+  return out;
+}
+
 }  // namespace
+
+std::pair<uint32_t, uint32_t> host_ids(const ResourceOptions& r, uint32_t uid, uint32_t gid) {
+  auto map = [](const std::vector<std::string>& maps, uint32_t id) {
+    for (const auto& s : maps) {
+      auto m = parse_triplet("", s);
+      if (m && id >= m->container && uint64_t{id} < uint64_t{m->container} + m->size) {
+        return m->host + (id - m->container);
+      }
+    }
+    return id;
+  };
+  return {map(r.uidmap, uid), map(r.gidmap, gid)};
+}
+
+Result<void> userns_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
+                            spec::SpecOptions& so, std::vector<std::string>& /*warnings*/) {
+  ResourceOptions& r = opts.resources;
+  std::string mode = r.userns.empty() ? eng.config().containers.containers.userns : r.userns;
+  const bool flags_map =
+      !r.uidmap.empty() || !r.gidmap.empty() || !r.subuidname.empty() || !r.subgidname.empty();
+  if ((mode.empty() || mode == "host") && !flags_map) {
+    return {};
+  }
+  if (mode == "host" && !r.userns.empty() && flags_map) {
+    return fail(Errc::InvalidArgument,
+                "--userns=host and --uidmap/--gidmap/--subuidname/--subgidname conflict: the "
+                "maps need a user namespace of the container's own");
+  }
+  const std::string kind = mode.substr(0, mode.find(':'));
+  if (kind == "keep-id" || kind == "nomap") {
+    return fail(Errc::InvalidArgument, kind + " is only supported in rootless mode");
+  }
+  if (eng.rootless()) {
+    return fail(Errc::NotSupported, "--userns=" + mode +
+                                        ": a rootless berth runs every container in its own user "
+                                        "namespace already; use --userns=host (the default)");
+  }
+  if (flags_map && kind != "host" && kind != "private" && kind != "") {
+    return fail(Errc::InvalidArgument, "--userns=" + mode +
+                                           " cannot be combined with --uidmap, --gidmap, "
+                                           "--subuidname or --subgidname");
+  }
+  IdMaps maps;
+  if (flags_map) {
+    BERTH_TRY(maps.uids, parse_map_flags("uidmap", r.uidmap));
+    BERTH_TRY(maps.gids, parse_map_flags("gidmap", r.gidmap));
+    if (!r.subuidname.empty()) {
+      BERTH_TRY(maps.uids, subid_map("subuidname", "/etc/subuid", r.subuidname));
+    }
+    if (!r.subgidname.empty()) {
+      BERTH_TRY(maps.gids, subid_map("subgidname", "/etc/subgid", r.subgidname));
+    } else if (maps.gids.empty() && !r.subuidname.empty()) {
+      BERTH_TRY(maps.gids, subid_map("subuidname", "/etc/subgid", r.subuidname));
+    }
+    // As Podman: one of the two maps given stands for both.
+    if (maps.gids.empty()) {
+      maps.gids = maps.uids;
+    } else if (maps.uids.empty()) {
+      maps.uids = maps.gids;
+    }
+    BERTH_TRYV(record_explicit(eng, rec, maps));
+    so.userns.kind = spec::NamespaceMode::Kind::Private;
+    if (r.userns.empty()) {
+      r.userns = "private";
+    }
+  } else if (kind == "auto" || kind == "private") {
+    BERTH_TRY(maps, allocate_auto(eng, rec, kind == "private" ? "auto" : mode, so.rootfs));
+    so.userns.kind = spec::NamespaceMode::Kind::Private;
+    r.userns = mode;
+  } else if (kind == "container") {
+    const std::string target = mode.substr(10);
+    BERTH_TRY(auto db, open_db(eng, true));
+    auto other = db->lookup(target);
+    if (!other) {
+      return fail(std::move(other).error().wrap("--userns " + mode));
+    }
+    ContainerState st = read_state(eng.runroot(), *other);
+    if (st.status != Status::Running && st.status != Status::Paused) {
+      return fail(Errc::Conflict, "--userns " + mode + ": container " + other->name + " is " +
+                                      status_name(st.status) + "; start it first");
+    }
+    const ResourceOptions& o = other->options.resources;
+    if (o.uidmap.empty()) {
+      return fail(Errc::InvalidArgument,
+                  "--userns " + mode + ": container " + other->name +
+                      " has no user namespace of its own (it runs with --userns=host)");
+    }
+    BERTH_TRY(maps.uids, parse_map_flags("uidmap", o.uidmap));
+    BERTH_TRY(maps.gids, parse_map_flags("gidmap", o.gidmap));
+    so.userns.kind = spec::NamespaceMode::Kind::Path;
+    so.userns.path = "/proc/" + std::to_string(st.pid) + "/ns/user";
+    r.userns = "container:" + other->id;
+  } else if (kind == "ns") {
+    so.userns.kind = spec::NamespaceMode::Kind::Path;
+    so.userns.path = mode.substr(3);
+    BERTH_TRY(maps, maps_of_namespace(so.userns.path));
+    r.userns = mode;
+  } else {
+    return fail(Errc::InvalidArgument,
+                "--userns=" + mode +
+                    ": want host, auto[:size=N,uidmapping=C:H:S,gidmapping=C:H:S], "
+                    "container:NAME, ns:PATH (keep-id and nomap are for rootless Podman)");
+  }
+  if (!maps_root(maps.uids) || !maps_root(maps.gids)) {
+    return fail(Errc::InvalidArgument,
+                "--userns=" + mode +
+                    ": the maps must map container uid and gid 0 (the runtime "
+                    "starts the container as its root), e.g. --uidmap "
+                    "0:100000:65536");
+  }
+  // The rootfs was mounted plainly by create(): mount it again with the image's layers
+  // idmapped, so its files are the namespace's (no chown of the shared layers).
+  const auto& choice = eng.storage_choice();
+  if (!choice || choice->name != "overlay") {
+    return fail(Errc::NotSupported, "--userns=" + mode +
+                                        ": the rootfs of a container in a user namespace is made "
+                                        "with idmapped overlay layers, and this store uses the " +
+                                        (choice ? choice->name : std::string("unknown")) +
+                                        " driver (use --storage-driver overlay on a fresh store)");
+  }
+  BERTH_TRY(auto* driver, eng.storage());
+  BERTH_TRYV(driver->unmount(rec.layer_id));
+  sdk::MountOptions mo;
+  mo.options.push_back(idmap_option(maps));
+  auto path = driver->mount(rec.layer_id, mo);
+  if (!path) {
+    return fail(std::move(path).error().wrap("--userns=" + mode));
+  }
+  so.rootfs = *path;
+  // The runtime binds the rootfs onto itself as the namespace's root; the other bind sources
+  // it clones beforehand, as the host's root.
+  BERTH_TRYV(searchable_path(eng, so.rootfs));
+  r.uidmap.clear();
+  r.gidmap.clear();
+  for (const auto& m : maps.uids) {
+    r.uidmap.push_back(triplet(m));
+  }
+  for (const auto& m : maps.gids) {
+    r.gidmap.push_back(triplet(m));
+  }
+  if (so.userns.kind == spec::NamespaceMode::Kind::Private) {
+    so.uid_mappings = oci_maps(maps.uids);
+    so.gid_mappings = oci_maps(maps.gids);
+  }
+  return {};
+}
 
 Result<void> resources_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
                                spec::SpecOptions& so, std::vector<std::string>& warnings) {
@@ -425,8 +1117,27 @@ Result<void> resources_prepare(engine::Engine& eng, const ContainerRecord& rec, 
     }
     BERTH_TRYV(add_device(d, so));
   }
+  bool can_mknod = opts.privileged;
+  for (std::string c : opts.cap_add) {
+    std::transform(c.begin(), c.end(), c.begin(),
+                   [](unsigned char ch) { return std::toupper(ch); });
+    can_mknod |= c == "ALL" || c == "MKNOD" || c == "CAP_MKNOD";
+  }
+  for (std::string c : opts.cap_drop) {
+    std::transform(c.begin(), c.end(), c.begin(),
+                   [](unsigned char ch) { return std::toupper(ch); });
+    can_mknod &= c != "ALL" && c != "MKNOD" && c != "CAP_MKNOD";
+  }
   for (const auto& rule : r.device_cgroup_rules) {
     BERTH_TRY(json j, parse_cgroup_rule(rule));
+    if (!can_mknod && j.value("access", "").find('m') != std::string::npos) {
+      // The usual surprise (mknod fails with EPERM although the rule allows it): the cgroup
+      // rule only lets the device through; making a node needs the capability, which is not
+      // in the default set (Podman's neither).
+      warnings.push_back("--device-cgroup-rule \"" + rule +
+                         "\" allows mknod, but the container lacks CAP_MKNOD: add --cap-add "
+                         "MKNOD to create device nodes inside");
+    }
     if (!so.resources.contains("devices")) {
       so.resources["devices"] = json::array();
     }
@@ -451,18 +1162,6 @@ Result<void> resources_prepare(engine::Engine& eng, const ContainerRecord& rec, 
       return fail(Errc::InvalidArgument, "--shm-size must not be negative");
     }
     so.shm_size = *r.shm_size;
-  }
-  if (!r.userns.empty() && r.userns != "host") {
-    std::string what = r.userns.substr(0, r.userns.find(':'));
-    return fail(
-        Errc::NotSupported,
-        "--userns=" + r.userns +
-            ": berth does not run rootful containers in a user "
-            "namespace yet (" +
-            what +
-            " needs uid/gid ranges from /etc/subuid and "
-            "/etc/subgid and a rootfs shifted to them, which the storage drivers do not do); "
-            "use --userns=host");
   }
   BERTH_TRYV(namespace_mode(eng, "pid", "pid", r.pid, so.pid));
   BERTH_TRYV(namespace_mode(eng, "ipc", "ipc", r.ipc, so.ipc));
@@ -520,6 +1219,9 @@ void resources_inspect(engine::Engine& eng, const ContainerRecord& rec,
   hc["UTSMode"] = mode(r.uts, "private");
   hc["CgroupnsMode"] = mode(r.cgroupns, "private");
   hc["UsernsMode"] = r.userns == "host" ? "" : r.userns;
+  if (!r.uidmap.empty()) {
+    hc["IDMappings"] = {{"UidMap", r.uidmap}, {"GidMap", r.gidmap}};
+  }
   json cfg = healthcheck_config(r);
   if (!cfg.is_null()) {
     out["Config"]["Healthcheck"] = cfg;

@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,12 +16,15 @@
 namespace berth::runtime {
 namespace {
 
-Result<void> join_namespaces(const ContainerSpec& spec) {
+// Joins the namespaces given by path. In two stages the first joins all but the user namespace
+// as the host's root (a path namespace is the host's, owned by its user namespace), then that.
+Result<void> join_namespaces(const ContainerSpec& spec, bool two_stage, bool user) {
   for (const auto& ns : spec.namespaces) {
-    if (ns.path.empty()) {
+    if (ns.path.empty() || (ns.flag == CLONE_NEWUSER) != user) {
       continue;
     }
-    if (ns.flag == CLONE_NEWPID || ns.flag == CLONE_NEWUSER || ns.flag == CLONE_NEWNS) {
+    if (ns.flag == CLONE_NEWNS ||
+        (!two_stage && (ns.flag == CLONE_NEWPID || ns.flag == CLONE_NEWUSER))) {
       return fail(Errc::NotSupported, "joining an existing " + ns.type + " namespace (" + ns.path +
                                           ") is not supported by the native runtime");
     }
@@ -35,6 +39,77 @@ Result<void> join_namespaces(const ContainerSpec& spec) {
     }
   }
   return {};
+}
+
+Result<void> become_root() {
+  // Our host ids are unmapped in the new namespace: become its root (mapped by the runtime).
+  if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
+    return fail_errno("become root in the user namespace", "(are uid and gid 0 mapped?)");
+  }
+  return {};
+}
+
+// Set in the first stage, inherited by the init: the net.* sysctls are written already, and
+// the bind mount sources cloned as the host's root (by mount index, -1 for none).
+bool g_net_sysctls_written = false;
+std::vector<int> g_mount_source_fds;
+
+// The first stage: returns in the init (the second stage), never in the first.
+Result<void> first_stage(const InitContext& ctx) {
+  const ContainerSpec& spec = *ctx.spec;
+  BERTH_TRYV(join_namespaces(spec, true, false));
+  const NamespaceSpec* user = spec.find_namespace(CLONE_NEWUSER);
+  const NamespaceSpec* net = spec.find_namespace(CLONE_NEWNET);
+  if (user && net && !net->path.empty()) {
+    // The host made this network namespace: only the host's root may set its sysctls.
+    BERTH_TRYV(write_net_sysctls(spec));
+    g_net_sysctls_written = true;
+  }
+  if (user) {
+    for (const auto& m : spec.mounts) {
+      // A source that cannot be cloned here is reported by its mount, by path, as before.
+      const unsigned flags =
+          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m.flags & MS_REC) ? AT_RECURSIVE : 0);
+      g_mount_source_fds.push_back(
+          m.bind ? static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, m.source.c_str(), flags))
+                 : -1);
+    }
+  }
+  if (user && user->path.empty()) {
+    if (::unshare(CLONE_NEWUSER) != 0) {
+      return fail_errno("unshare", "user namespace");
+    }
+    if (!sync_send(ctx.sync_fd, SyncType::Userns)) {
+      return fail_errno("report the user namespace to the runtime", "sync socket");
+    }
+  }
+  BERTH_TRY(auto go, sync_recv(ctx.sync_fd));
+  if (go.type != SyncType::Go) {
+    return fail(Errc::Internal, "unexpected sync message from the runtime");
+  }
+  if (user) {
+    BERTH_TRYV(join_namespaces(spec, true, true));
+    BERTH_TRYV(become_root());
+  }
+  int flags = 0;
+  for (const auto& ns : spec.namespaces) {
+    if (ns.path.empty() && ns.flag != CLONE_NEWUSER && ns.flag != CLONE_NEWCGROUP) {
+      flags |= ns.flag;
+    }
+  }
+  if (flags != 0 && ::unshare(flags) != 0) {
+    return fail_errno("unshare", "the container's namespaces");
+  }
+  pid_t pid = static_cast<pid_t>(
+      ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) {
+    return fail_errno("clone", "the container's init");
+  }
+  if (pid == 0) {
+    return {};
+  }
+  sync_send(ctx.sync_fd, SyncType::Pid, pid);
+  ::_exit(0);
 }
 
 Result<void> set_names(const ContainerSpec& spec) {
@@ -71,17 +146,15 @@ Result<void> wait_for_start(int fifo_fd) {
 
 Result<std::string> setup(const InitContext& ctx) {
   const ContainerSpec& spec = *ctx.spec;
-  BERTH_TRY(auto go, sync_recv(ctx.sync_fd));
-  if (go.type != SyncType::Go) {
-    return fail(Errc::Internal, "unexpected sync message from the runtime");
-  }
-  if (spec.has_namespace(CLONE_NEWUSER)) {
-    // Our host ids are unmapped in the new namespace: become its root (mapped by the runtime).
-    if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
-      return fail_errno("become root in the user namespace", "(is uid/gid 0 mapped?)");
+  if (ctx.two_stage) {
+    BERTH_TRYV(first_stage(ctx));
+  } else {
+    BERTH_TRY(auto go, sync_recv(ctx.sync_fd));
+    if (go.type != SyncType::Go) {
+      return fail(Errc::Internal, "unexpected sync message from the runtime");
     }
+    BERTH_TRYV(join_namespaces(spec, false, false));
   }
-  BERTH_TRYV(join_namespaces(spec));
   const NamespaceSpec* cgns = spec.find_namespace(CLONE_NEWCGROUP);
   // Unshared only now, after the runtime moved us into our cgroups: they become the ns root.
   if (cgns && cgns->path.empty() && ::unshare(CLONE_NEWCGROUP) != 0) {
@@ -92,7 +165,7 @@ Result<std::string> setup(const InitContext& ctx) {
   }
   BERTH_TRYV(apply_rlimits(spec.process.rlimits));
   BERTH_TRYV(set_names(spec));
-  BERTH_TRYV(prepare_rootfs(spec));
+  BERTH_TRYV(prepare_rootfs(spec, g_mount_source_fds));
   BERTH_TRYV(pivot_to_rootfs(spec.rootfs));
   if (spec.process.terminal) {
     BERTH_TRYV(setup_terminal(ctx.console_fd, "/dev/console"));
@@ -100,7 +173,7 @@ Result<std::string> setup(const InitContext& ctx) {
   } else {
     BERTH_TRYV(setup_stdio(ctx.stdio[0], ctx.stdio[1], ctx.stdio[2]));
   }
-  BERTH_TRYV(finish_rootfs(spec));
+  BERTH_TRYV(finish_rootfs(spec, g_net_sysctls_written));
   BERTH_TRYV(make_dirs_in_root(spec.process.cwd));
   if (::chdir(spec.process.cwd.c_str()) != 0) {
     return fail_errno("chdir to the working directory", spec.process.cwd);
@@ -119,6 +192,11 @@ Result<std::string> setup(const InitContext& ctx) {
 }
 
 }  // namespace
+
+bool needs_two_stage(const ContainerSpec& spec) {
+  const NamespaceSpec* pid = spec.find_namespace(CLONE_NEWPID);
+  return spec.has_namespace(CLONE_NEWUSER) || (pid && !pid->path.empty());
+}
 
 void reset_process_state() {
   sigset_t all;

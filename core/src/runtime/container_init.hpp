@@ -12,7 +12,16 @@ struct InitContext {
   int console_fd = -1;  // connected console socket when process.terminal
   int stdio[3] = {-1, -1, -1};
   const SeccompProgram* seccomp = nullptr;
+  // Two stages (a user namespace, or a pid namespace to join): the clone()d child joins the
+  // namespaces given by path as the host's root, makes the user namespace (the runtime writes
+  // its maps), unshares the rest and clone()s the init with CLONE_PARENT, so that the
+  // namespaces are owned by the container's user namespace and the init is pid 1 of its pid
+  // namespace (or a member of the one joined). The first stage reports the init's pid and exits.
+  bool two_stage = false;
 };
+
+// Whether `spec` needs the two-stage create.
+bool needs_two_stage(const ContainerSpec& spec);
 
 // Sets up the container and execs its process; never returns. Errors go to the parent over the
 // sync socket, and to stderr when nobody listens any more.

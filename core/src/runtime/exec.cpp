@@ -1,5 +1,5 @@
 // exec: a further process in a running container. A first child joins the container's cgroups
-// and namespaces (user first, mount last); since a pid namespace applies only to children, it
+// and namespaces (user last); since a pid namespace applies only to children, it
 // clone()s the process proper with CLONE_PARENT so that the caller is its parent, reports its pid
 // and exits.
 #include <fcntl.h>
@@ -30,11 +30,13 @@ struct NsToJoin {
   const char* name;
   int flag;
 };
-// User first (it grants the rights for the rest), mount last (it hides /proc/<pid>).
-constexpr NsToJoin kJoinOrder[] = {{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},
-                                   {"uts", CLONE_NEWUTS},   {"net", CLONE_NEWNET},
-                                   {"pid", CLONE_NEWPID},   {"cgroup", CLONE_NEWCGROUP},
-                                   {"mnt", CLONE_NEWNS}};
+// As the host's root, which may join any of them (a network namespace made by the host is
+// not the container's user namespace's to join); the user namespace last: it drops the host's
+// rights.
+constexpr NsToJoin kJoinOrder[] = {{"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},
+                                   {"net", CLONE_NEWNET},       {"pid", CLONE_NEWPID},
+                                   {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
+                                   {"user", CLONE_NEWUSER}};
 
 bool same_ns(pid_t pid, const char* name) {
   struct stat a {

@@ -10,10 +10,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "berth/sdk/unique_fd.hpp"
+#include "tmpcopyup.hpp"
 
 namespace berth::runtime {
 namespace {
@@ -176,11 +179,14 @@ Result<void> mount_cgroup(int root_fd, const MountSpec& m, const std::string& ta
   return {};
 }
 
-Result<void> mount_one(int root_fd, const MountSpec& m) {
+Result<void> mount_one(int root_fd, const MountSpec& m, int source_fd) {
   bool as_file = false;
+  // A source cloned before the user namespace (see prepare_rootfs): a detached mount to attach.
+  const std::string source =
+      source_fd >= 0 ? "/proc/self/fd/" + std::to_string(source_fd) : m.source;
   if (m.bind) {
     struct stat st {};
-    if (::stat(m.source.c_str(), &st) != 0) {
+    if (::stat(source.c_str(), &st) != 0) {
       return fail_errno("bind mount source", m.source);
     }
     as_file = !S_ISDIR(st.st_mode);
@@ -189,11 +195,38 @@ Result<void> mount_one(int root_fd, const MountSpec& m) {
   if (m.type == "cgroup" || m.type == "cgroup2") {
     BERTH_TRYV(mount_cgroup(root_fd, m, target));
   } else if (m.bind) {
-    BERTH_TRYV(do_mount(m.source.c_str(), target, nullptr, MS_BIND | (m.flags & MS_REC), ""));
+    if (source_fd >= 0) {
+      if (::move_mount(source_fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+        return fail_errno("attach the bind mount of " + m.source + " on", target);
+      }
+    } else if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | (m.flags & MS_REC),
+                       nullptr) != 0) {
+      return fail_errno("bind mount " + m.source + " on", target);
+    }
     const unsigned long extra = m.flags & kRemountable;
     if (extra != 0) {
       BERTH_TRYV(do_mount(nullptr, target, nullptr,
                           MS_REMOUNT | MS_BIND | extra | existing_flags(target), ""));
+    }
+  } else if (m.tmpcopyup) {
+    // The covered directory, opened before the mount hides it; the tmpfs is made writable for
+    // the copy and then gets its own flags.
+    UniqueFd covered(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!covered) {
+      return fail_errno("open for tmpcopyup", target);
+    }
+    const unsigned long flags = m.flags & ~MS_REMOUNT;
+    BERTH_TRYV(do_mount(m.source.c_str(), target, m.type.c_str(), flags & ~MS_RDONLY, m.data));
+    UniqueFd fresh(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fresh) {
+      return fail_errno("open", target);
+    }
+    auto c = copy_dir_contents(covered.get(), fresh.get(), m.destination);
+    if (!c) {
+      return fail(std::move(c).error().wrap("tmpcopyup into " + m.destination));
+    }
+    if (flags & MS_RDONLY) {
+      BERTH_TRYV(do_mount(nullptr, target, nullptr, MS_REMOUNT | flags, m.data));
     }
   } else {
     auto r = do_mount(m.source.c_str(), target, m.type.c_str(), m.flags & ~MS_REMOUNT, m.data);
@@ -287,18 +320,61 @@ Result<void> populate_dev(int root_fd, const ContainerSpec& spec) {
   return {};
 }
 
+// The mount point of the mount holding `path` (the longest mount point above it in mountinfo).
+Result<std::string> mount_point_of(const std::string& path) {
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real) == nullptr) {
+    return fail_errno("resolve", path);
+  }
+  const std::string p = real;
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) {
+    return fail_errno("open", "/proc/self/mountinfo");
+  }
+  std::string best = "/";
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream head(line);
+    std::string id, parent, devno, root, escaped;
+    head >> id >> parent >> devno >> root >> escaped;
+    std::string mp;  // mountinfo escapes space, tab, newline and backslash as \ooo
+    for (size_t i = 0; i < escaped.size(); ++i) {
+      if (escaped[i] == '\\' && i + 3 < escaped.size()) {
+        mp += static_cast<char>(std::stoi(escaped.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        mp += escaped[i];
+      }
+    }
+    const bool above = mp == "/" || p == mp || p.rfind(mp + "/", 0) == 0;
+    if (above && mp.size() > best.size()) {
+      best = mp;
+    }
+  }
+  return best;
+}
+
 }  // namespace
 
-Result<void> prepare_rootfs(const ContainerSpec& spec) {
+Result<void> prepare_rootfs(const ContainerSpec& spec, const std::vector<int>& source_fds) {
   const unsigned long prop = spec.rootfs_propagation ? spec.rootfs_propagation : MS_SLAVE | MS_REC;
   BERTH_TRYV(do_mount(nullptr, "/", nullptr, prop, ""));
+  if (prop & MS_SHARED) {
+    // rootfsPropagation shared (a volume with shared propagation, so that mounts made in the
+    // container reach the host): as runc, the mount holding the rootfs goes private, or the
+    // rootfs bind and every mount under it would propagate to the host (and pivot_root refuses
+    // a shared parent). A volume's bind keeps its source's peer group, so it still propagates.
+    BERTH_TRY(std::string parent, mount_point_of(spec.rootfs));
+    BERTH_TRYV(do_mount(nullptr, parent, nullptr, MS_PRIVATE, ""));
+  }
   BERTH_TRYV(do_mount(spec.rootfs.c_str(), spec.rootfs, nullptr, MS_BIND | MS_REC, ""));
   UniqueFd root(::open(spec.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) {
     return fail_errno("open rootfs", spec.rootfs);
   }
-  for (const auto& m : spec.mounts) {
-    auto r = mount_one(root.get(), m);
+  for (size_t i = 0; i < spec.mounts.size(); ++i) {
+    const MountSpec& m = spec.mounts[i];
+    auto r = mount_one(root.get(), m, i < source_fds.size() ? source_fds[i] : -1);
     if (!r) {
       return fail(std::move(r).error().wrap("mount " + m.destination));
     }
@@ -307,13 +383,22 @@ Result<void> prepare_rootfs(const ContainerSpec& spec) {
 }
 
 Result<void> pivot_to_rootfs(const std::string& rootfs) {
+  UniqueFd old_root(::open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
+  if (!old_root) {
+    return fail_errno("open the old root", "/");
+  }
   if (::chdir(rootfs.c_str()) != 0) {
     return fail_errno("chdir", rootfs);
   }
   if (::syscall(SYS_pivot_root, ".", ".") != 0) {
     return fail_errno("pivot_root", rootfs);
   }
-  // The old root is stacked under "."; keep its unmount from propagating to the host.
+  // The old root is now stacked on the new one. As runc: from inside the old root (not the new
+  // one, whose mounts keep their propagation, so an rshared volume still reaches the host), make
+  // it rslave so that its unmount does not propagate to the host.
+  if (::fchdir(old_root.get()) != 0) {
+    return fail_errno("fchdir to the old root", "/");
+  }
   BERTH_TRYV(do_mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, ""));
   if (::umount2(".", MNT_DETACH) != 0) {
     return fail_errno("unmount the old root", "");
@@ -324,8 +409,59 @@ Result<void> pivot_to_rootfs(const std::string& rootfs) {
   return {};
 }
 
-Result<void> finish_rootfs(const ContainerSpec& spec) {
+namespace {
+
+Result<void> write_sysctl(const std::string& key, const std::string& value) {
+  std::string path = "/proc/sys/" + key;
+  std::replace(path.begin() + 10, path.end(), '.', '/');
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return fail_errno("open sysctl", path);
+  }
+  UniqueFd guard(fd);
+  if (::write(fd, value.data(), value.size()) < 0) {
+    return fail_errno("write sysctl " + key + "=" + value + " to", path);
+  }
+  return {};
+}
+
+std::string host_gid(const ContainerSpec& spec, const std::string& id) {
+  if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos || id.size() > 10) {
+    return id;
+  }
+  const uint64_t g = std::stoull(id);
+  for (const auto& m : spec.gid_mappings) {
+    if (g >= m.container_id && g < uint64_t{m.container_id} + m.size) {
+      return std::to_string(m.host_id + (g - m.container_id));
+    }
+  }
+  return id;
+}
+
+}  // namespace
+
+Result<void> write_net_sysctls(const ContainerSpec& spec) {
   for (const auto& [key, value] : spec.sysctls) {
+    if (key.rfind("net.", 0) != 0) {
+      continue;
+    }
+    std::string v = value;
+    if (key == "net.ipv4.ping_group_range") {
+      std::istringstream in(value);
+      std::string lo, hi;
+      in >> lo >> hi;
+      v = host_gid(spec, lo) + " " + host_gid(spec, hi);
+    }
+    BERTH_TRYV(write_sysctl(key, v));
+  }
+  return {};
+}
+
+Result<void> finish_rootfs(const ContainerSpec& spec, bool skip_net) {
+  for (const auto& [key, value] : spec.sysctls) {
+    if (skip_net && key.rfind("net.", 0) == 0) {
+      continue;
+    }
     std::string path = "/proc/sys/" + key;
     std::replace(path.begin() + 10, path.end(), '.', '/');
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);

@@ -67,6 +67,10 @@ class CreateGuard {
  public:
   explicit CreateGuard(std::string dir) : dir_(std::move(dir)) {}
   ~CreateGuard() {
+    if (stage1_ > 0) {
+      ::kill(stage1_, SIGKILL);
+      reap_stage1();
+    }
     if (done_) {
       return;
     }
@@ -82,12 +86,22 @@ class CreateGuard {
   CreateGuard(const CreateGuard&) = delete;
   CreateGuard& operator=(const CreateGuard&) = delete;
   void set_pid(pid_t pid) { pid_ = pid; }
+  // The first stage of a two-stage create, reaped (and killed, on failure) by the guard.
+  void set_stage1(pid_t pid) { stage1_ = pid; }
+  void reap_stage1() {
+    if (stage1_ > 0) {
+      while (::waitpid(stage1_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      stage1_ = 0;
+    }
+  }
   void set_cgroups(const Cgroups& cg) { cgroups_ = cg; }
   void dismiss() { done_ = true; }
 
  private:
   std::string dir_;
   pid_t pid_ = 0;
+  pid_t stage1_ = 0;
   std::optional<Cgroups> cgroups_;
   bool done_ = false;
 };
@@ -179,6 +193,11 @@ Result<pid_t> NativeRuntime::create(const sdk::CreateRequest& req) {
     if (::mkfifo(fifo_path.c_str(), 0600) != 0) {
       return fail_errno("mkfifo", fifo_path);
     }
+    // The init reopens it through its fd as the user namespace's root, an unmapped host uid
+    // as far as this file goes: let others write (only root reaches the 0700 directory).
+    if (spec.has_namespace(CLONE_NEWUSER) && ::chmod(fifo_path.c_str(), 0622) != 0) {
+      return fail_errno("chmod", fifo_path);
+    }
     fifo.reset(::open(fifo_path.c_str(), O_PATH | O_CLOEXEC));
     if (!fifo) {
       return fail_errno("open", fifo_path);
@@ -212,10 +231,17 @@ Result<pid_t> NativeRuntime::create(const sdk::CreateRequest& req) {
   ctx.stdio[1] = req.stdout_fd;
   ctx.stdio[2] = req.stderr_fd;
   ctx.seccomp = seccomp ? &*seccomp : nullptr;
+  ctx.two_stage = needs_two_stage(spec);
+  const NamespaceSpec* userns = spec.find_namespace(CLONE_NEWUSER);
+  if (userns && userns->path.empty() && spec.uid_mappings.empty()) {
+    return fail(Errc::InvalidArgument,
+                "config.json: a new user namespace without linux.uidMappings/gidMappings");
+  }
 
   // fork-like clone: the caller is single-threaded, so the child may run ordinary code.
-  pid_t pid = static_cast<pid_t>(
-      ::syscall(SYS_clone, clone_flags(spec) | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  pid_t pid =
+      static_cast<pid_t>(::syscall(SYS_clone, (ctx.two_stage ? 0 : clone_flags(spec)) | SIGCHLD,
+                                   nullptr, nullptr, nullptr, nullptr));
   if (pid < 0) {
     return fail_errno("clone", "container " + req.id);
   }
@@ -223,14 +249,33 @@ Result<pid_t> NativeRuntime::create(const sdk::CreateRequest& req) {
     parent_end.reset();
     container_init(ctx);
   }
-  guard.set_pid(pid);
+  if (ctx.two_stage) {
+    guard.set_stage1(pid);
+  } else {
+    guard.set_pid(pid);
+  }
   child_end.reset();
   console.reset();
 
-  if (spec.has_namespace(CLONE_NEWUSER)) {
+  auto expect = [&](SyncType want) -> Result<SyncMessage> {
+    BERTH_TRY(SyncMessage m, sync_recv(parent_end.get()));
+    if (m.type == SyncType::Error) {
+      return fail(sync_to_error(m).wrap("create container " + req.id));
+    }
+    if (m.type != want) {
+      return fail(Errc::Internal,
+                  "create container " + req.id + ": unexpected message from the container's init");
+    }
+    return m;
+  };
+  if (userns && userns->path.empty()) {
+    if (ctx.two_stage) {
+      BERTH_TRYV(expect(SyncType::Userns));
+    }
     BERTH_TRYV(write_id_map(pid, "uid_map", spec.uid_mappings));
     BERTH_TRYV(write_id_map(pid, "gid_map", spec.gid_mappings));
   }
+  // In two stages the init inherits these from the first stage.
   BERTH_TRYV(cgroups.add(pid));
   BERTH_TRYV(cgroups.apply(spec.resources));
   if (spec.process.oom_score_adj) {
@@ -238,6 +283,12 @@ Result<pid_t> NativeRuntime::create(const sdk::CreateRequest& req) {
   }
   if (!sync_send(parent_end.get(), SyncType::Go)) {
     return fail_errno("signal the container's init", req.id);
+  }
+  if (ctx.two_stage) {
+    BERTH_TRY(SyncMessage child, expect(SyncType::Pid));
+    pid = child.code;
+    guard.set_pid(pid);
+    guard.reap_stage1();
   }
   BERTH_TRY(SyncMessage msg, sync_recv(parent_end.get()));
   if (msg.type == SyncType::Error) {

@@ -169,6 +169,10 @@ void parse_mount_options(const std::vector<std::string>& options, MountSpec& out
         out.propagation = flag;
       }
     }
+    if (o == "tmpcopyup") {
+      known = true;
+      out.tmpcopyup = true;
+    }
     if (!known) {
       if (!out.data.empty()) {
         out.data += ',';

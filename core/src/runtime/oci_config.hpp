@@ -24,6 +24,7 @@ struct MountSpec {
   unsigned long clear_flags = 0;  // MS_* flags explicitly cleared (rw, suid...)
   unsigned long propagation = 0;  // MS_PRIVATE / MS_SLAVE / MS_SHARED / MS_UNBINDABLE (+MS_REC)
   bool bind = false;
+  bool tmpcopyup = false;  // tmpfs: the rootfs content at the destination copied in (crun, runc)
 };
 
 struct RlimitSpec {

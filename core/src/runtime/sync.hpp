@@ -10,7 +10,8 @@
 
 namespace berth::runtime {
 
-enum class SyncType : int32_t { Go = 1, Ready = 2, Error = 3, Pid = 4 };
+// Userns: the first stage of a two-stage create has its user namespace and waits for its maps.
+enum class SyncType : int32_t { Go = 1, Ready = 2, Error = 3, Pid = 4, Userns = 5 };
 
 struct SyncMessage {
   SyncType type = SyncType::Go;

@@ -140,11 +140,27 @@ json default_mounts(const SpecOptions& o) {
   mounts.push_back(mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
   mounts.push_back(
       mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
-  mounts.push_back(
-      mount("/dev/pts", "devpts", "devpts",
-            {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
+  // gid 5 (tty) only where it exists: a user namespace may map fewer ids (devpts refuses it).
+  bool tty_gid = o.userns.kind != NamespaceMode::Kind::Private;
+  for (const auto& m : o.gid_mappings) {
+    const auto c = m.value("containerID", int64_t{0});
+    tty_gid |= c <= 5 && 5 < c + m.value("size", int64_t{0});
+  }
+  std::vector<std::string> pts{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"};
+  if (tty_gid) {
+    pts.push_back("gid=5");
+  }
+  mounts.push_back(mount("/dev/pts", "devpts", "devpts", pts));
   mounts.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
-  mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", sys_ro}));
+  if (o.userns.kind != NamespaceMode::Kind::Host &&
+      o.network.kind != NamespaceMode::Kind::Private) {
+    // As Podman: a user namespace may not mount a sysfs for a network namespace it does not own
+    // (the host's, or one the engine made): the host's /sys, bound.
+    mounts.push_back(
+        mount("/sys", "bind", "/sys", {"rprivate", "nosuid", "noexec", "nodev", sys_ro, "rbind"}));
+  } else {
+    mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", sys_ro}));
+  }
   mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
                          {"nosuid", "noexec", "nodev", "relatime", sys_ro}));
   const std::string shm_size = o.shm_size && *o.shm_size > 0 ? "size=" + std::to_string(*o.shm_size)
@@ -166,6 +182,7 @@ json namespaces(const SpecOptions& o) {
     }
     out.push_back(std::move(ns));
   };
+  add("user", o.userns);
   add("pid", o.pid);
   add("network", o.network);
   add("ipc", o.ipc);
@@ -321,6 +338,10 @@ Result<json> linux_section(const SpecOptions& o, const std::vector<std::string>&
     resources["devices"] = json::array({{{"allow", false}, {"access", "rwm"}}});
   }
   l["resources"] = resources;
+  if (o.userns.kind == NamespaceMode::Kind::Private) {
+    l["uidMappings"] = o.uid_mappings;
+    l["gidMappings"] = o.gid_mappings;
+  }
   if (!o.sysctls.empty()) {
     l["sysctl"] = o.sysctls;
   }
@@ -483,6 +504,22 @@ Result<nlohmann::json> build_spec(const ImageConfig& image, const SpecOptions& o
   }
   spec["annotations"] = std::move(annotations);
   BERTH_TRY(spec["linux"], linux_section(o, caps));
+  // Podman's rule: a mount with shared propagation makes the root shared (so that mounts made in
+  // the container reach the host), else one with slave propagation makes it rslave.
+  std::string root_propagation;
+  for (const auto& m : spec["mounts"]) {
+    for (const auto& opt : m.value("options", json::array())) {
+      const std::string s = opt.is_string() ? opt.get<std::string>() : "";
+      if (s == "shared" || s == "rshared") {
+        root_propagation = "shared";
+      } else if ((s == "slave" || s == "rslave") && root_propagation.empty()) {
+        root_propagation = "rslave";
+      }
+    }
+  }
+  if (!root_propagation.empty()) {
+    spec["linux"]["rootfsPropagation"] = root_propagation;
+  }
   return spec;
 }
 

@@ -334,6 +334,15 @@ Result<std::string> VolumeStore::acquire(std::string_view name) {
   BERTH_TRY(auto v, get(name));  // after locking: a removal in between is seen
   BERTH_TRY(uint64_t count, internal::read_count_fd(lock.fd(), count_file(name)));
   if (count == 0 && v.is_mount()) {
+    // A mount without a count was left by a run root that is gone (a berth run with another
+    // --runroot, or a lost count file): mount afresh, with the volume's options, rather than
+    // stack a second mount on it.
+    BERTH_TRY(bool stale, internal::is_mount_point(v.mountpoint));
+    if (stale) {
+      spdlog::debug("volume {}: replacing a mount at {} that no count records", v.name,
+                    v.mountpoint);
+      BERTH_TRYV(internal::unmount_volume(v));
+    }
     BERTH_TRYV(internal::mount_volume(v));
     emit("mount", v);
   }

@@ -254,6 +254,59 @@ TEST_F(SpecTest, MaskAndUnmask) {
   EXPECT_TRUE((*spec)["linux"]["readonlyPaths"].empty());
 }
 
+TEST_F(SpecTest, UserNamespaceMapsAndDevptsGroup) {
+  auto spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec);
+  auto has_user = [](const json& s) {
+    for (const auto& ns : s["linux"]["namespaces"]) {
+      if (ns["type"] == "user") {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto devpts_opts = [](const json& s) {
+    for (const auto& m : s["mounts"]) {
+      if (m["destination"] == "/dev/pts") {
+        return m["options"].get<std::vector<std::string>>();
+      }
+    }
+    return std::vector<std::string>{};
+  };
+  // By default (--userns=host) no user namespace and no maps.
+  EXPECT_FALSE(has_user(*spec));
+  EXPECT_FALSE((*spec)["linux"].contains("uidMappings"));
+
+  so_.userns.kind = berth::spec::NamespaceMode::Kind::Private;
+  so_.uid_mappings = {json{{"containerID", 0}, {"hostID", 100000}, {"size", 1024}}};
+  so_.gid_mappings = {json{{"containerID", 0}, {"hostID", 200000}, {"size", 1024}}};
+  spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec);
+  EXPECT_TRUE(has_user(*spec));
+  EXPECT_EQ((*spec)["linux"]["uidMappings"][0]["hostID"], 100000);
+  EXPECT_EQ((*spec)["linux"]["gidMappings"][0]["hostID"], 200000);
+  auto opts = devpts_opts(*spec);
+  EXPECT_NE(std::find(opts.begin(), opts.end(), "gid=5"), opts.end());
+
+  // gid 5 unmapped: devpts would refuse it.
+  so_.gid_mappings = {json{{"containerID", 0}, {"hostID", 200000}, {"size", 1}}};
+  spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec);
+  opts = devpts_opts(*spec);
+  EXPECT_EQ(std::find(opts.begin(), opts.end(), "gid=5"), opts.end());
+
+  so_.userns.kind = berth::spec::NamespaceMode::Kind::Path;
+  so_.userns.path = "/proc/1234/ns/user";
+  spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec);
+  bool joined = false;
+  for (const auto& ns : (*spec)["linux"]["namespaces"]) {
+    joined |= ns["type"] == "user" && ns.value("path", "") == "/proc/1234/ns/user";
+  }
+  EXPECT_TRUE(joined);
+  EXPECT_FALSE((*spec)["linux"].contains("uidMappings"));
+}
+
 TEST(StatsRow, PodmanFields) {
   berth::container::StatsSample s;
   s.id = "0123456789abcdef0123";

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -522,6 +523,86 @@ TEST_F(RuntimeTest, UserNamespaceMapsRootToAnUnprivilegedRange) {
   EXPECT_EQ(r.out.substr(0, 2), "0\n") << r.out;
   EXPECT_NE(r.out.find("100000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("dev-ok"), std::string::npos) << r.out;
+}
+
+// A network namespace the host made (as berth's bridge does) joined by a container with a user
+// namespace of its own: the runtime joins it as the host's root before making the user
+// namespace, and writes its net.* sysctls then (with the gids mapped to the host's).
+TEST_F(RuntimeTest, UserNamespaceJoinsAHostNetworkNamespace) {
+  int hold[2];
+  ASSERT_EQ(::pipe2(hold, O_CLOEXEC), 0);
+  pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    char c;
+    if (::unshare(CLONE_NEWNET) != 0) {
+      ::_exit(1);
+    }
+    ::close(hold[1]);
+    (void)!::read(hold[0], &c, 1);
+    ::_exit(0);
+  }
+  ::close(hold[0]);
+  // Until the child has its namespace, its ns/net is ours.
+  struct stat own {
+  }, theirs{};
+  ASSERT_EQ(::stat("/proc/self/ns/net", &own), 0);
+  const std::string net = "/proc/" + std::to_string(holder) + "/ns/net";
+  for (int i = 0; i < 1000 && ::stat(net.c_str(), &theirs) == 0 && theirs.st_ino == own.st_ino;
+       ++i) {
+    ::usleep(1000);
+  }
+  ASSERT_NE(theirs.st_ino, own.st_ino);
+  for (const auto& e : fs::recursive_directory_iterator(rootfs_)) {
+    ASSERT_EQ(::lchown(e.path().c_str(), 100000, 100000), 0);
+  }
+  ASSERT_EQ(::lchown(rootfs_.c_str(), 100000, 100000), 0);
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0711), 0);
+  auto r =
+      run({"sh", "-c",
+           "readlink /proc/self/ns/net; cat /proc/sys/net/ipv4/ping_group_range; id -u; "
+           "echo $$"},
+          [&](json& s) {
+            for (auto& ns : s["linux"]["namespaces"]) {
+              if (ns["type"] == "network") {
+                ns["path"] = net;
+              }
+            }
+            s["linux"]["namespaces"].push_back({{"type", "user"}});
+            s["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+            s["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+            s["linux"]["sysctl"] = {{"net.ipv4.ping_group_range", "0 10"}};
+          });
+  ::close(hold[1]);
+  ::waitpid(holder, nullptr, 0);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  // Seen from inside, the range is in the container's gids again; the init is pid 1.
+  EXPECT_EQ(r.out, "net:[" + std::to_string(theirs.st_ino) + "]\n0\t10\n0\n1\n");
+}
+
+// --pid container:NAME: the second container's init joins the first one's pid namespace.
+TEST_F(RuntimeTest, JoinsThePidNamespaceOfAnotherContainer) {
+  pid_t first = start_sleeper();
+  ASSERT_GT(first, 0);
+  const std::string first_id = id_;
+  id_ = first_id + "-2";
+  auto r = run({"sh", "-c", "cat /proc/1/cmdline; echo; echo $$"}, [&](json& s) {
+    for (auto& ns : s["linux"]["namespaces"]) {
+      if (ns["type"] == "pid") {
+        ns["path"] = "/proc/" + std::to_string(first) + "/ns/pid";
+      }
+    }
+  });
+  id_ = first_id;
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  std::istringstream in(r.out);
+  std::string one, own;
+  std::getline(in, one);
+  std::getline(in, own);
+  EXPECT_EQ(one, std::string("sleep\0"
+                             "1000\0",
+                             11));
+  EXPECT_NE(own, "1");
 }
 
 TEST_F(RuntimeTest, SysctlsOomScoreAdjAndDomainname) {

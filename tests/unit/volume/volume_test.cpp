@@ -13,6 +13,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <sstream>
 
 namespace berth::volume {
 namespace {
@@ -273,6 +274,36 @@ TEST_F(VolumeTest, TmpfsVolumeMountedOnFirstUseAndUnmountedOnLast) {
   EXPECT_FALSE(fs::exists(fs::path(v.mountpoint) / "x"));  // the tmpfs content went with it
   EXPECT_EQ(store_->get("t")->mount_count, 0u);
   EXPECT_TRUE(store_->release("t"));  // an extra release is harmless
+}
+
+TEST_F(VolumeTest, MountLeftByAnotherRunRootIsReplacedNotStacked) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "mounting needs root";
+  }
+  auto v = create("t", {}, {{"type", "tmpfs"}, {"device", "tmpfs"}, {"o", "size=1m"}});
+  ASSERT_TRUE(store_->acquire("t"));
+  write(fs::path(v.mountpoint) / "old", "1");
+  // A fresh run root over the same volumes (a reboot that left the mount, or --runroot changed).
+  fs::remove(tmp_.path() / "run" / "volumes" / "t.mounts");
+  auto p = store_->acquire("t");
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_FALSE(fs::exists(fs::path(*p) / "old"));  // a new tmpfs, with the volume's options
+  auto mounts_at = [&] {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string id, parent, dev, root, mp;
+      f >> id >> parent >> dev >> root >> mp;
+      n += mp == v.mountpoint;
+    }
+    return n;
+  };
+  EXPECT_EQ(mounts_at(), 1);
+  ASSERT_TRUE(store_->release("t"));
+  EXPECT_EQ(mounts_at(), 0);
+  EXPECT_EQ(store_->get("t")->mount_count, 0u);
 }
 
 TEST_F(VolumeTest, BindVolumeNeverDeletesHostData) {

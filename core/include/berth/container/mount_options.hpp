@@ -1,6 +1,10 @@
 #pragma once
 // A container's storage flags (run/create -v, --mount, --tmpfs, --volumes-from, --read-only-tmpfs),
 // stored with its record. Owned by core/src/container/mounts_glue.cpp.
+//
+// Named volumes are used as Podman does: recorded at create, acquired (an option volume mounted,
+// its mount count raised) each time the container starts and released when it stops, so a
+// reboot, which empties the run root and the mounts together, leaves nothing stale.
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -22,6 +26,10 @@ struct MountPoint {
   std::string propagation;           // "rprivate", "rshared", ...; "" for tmpfs
   std::vector<std::string> options;  // the spec's mount options
   bool anonymous = false;            // an anonymous volume (removed with `rm -v`)
+  // Named volumes, applied when the container starts (the volume is mounted then): copy the
+  // image's content into a new volume (nocopy clears it), chown it to the container's user (U).
+  bool copy_up = true;
+  bool chown = false;
 };
 void to_json(nlohmann::json& j, const MountPoint& m);
 void from_json(const nlohmann::json& j, MountPoint& m);
@@ -51,11 +59,14 @@ struct MountRequest {
   std::string source;  // host path, volume name ("" = anonymous) or image
   std::string destination;
   bool read_only = false;
-  std::string relabel;                      // "z" / "Z"
-  bool chown = false;                       // U: chown the source to the container's user
-  std::string propagation;                  // "" = default
-  bool recursive = true;                    // rbind (bind-nonrecursive / "bind" clears it)
-  std::optional<bool> copy;                 // copy / nocopy (volumes)
+  std::string relabel;       // "z" / "Z"
+  bool chown = false;        // U: chown the source to the container's user
+  std::string propagation;   // "" = default
+  bool recursive = true;     // rbind (bind-nonrecursive / "bind" clears it)
+  std::optional<bool> copy;  // copy / nocopy (volumes)
+  // tmpfs: copy the image's content at the destination into the new tmpfs (tmpcopyup, Podman's
+  // default) or not (notmpcopyup).
+  std::optional<bool> tmpcopyup;
   std::vector<std::string> flags;           // nosuid, nodev, noexec, suid, dev, exec
   std::vector<std::string> tmpfs_options;   // size=, mode=, ...
   std::vector<std::string> volume_options;  // volume-opt=key=value (a new named volume)

@@ -29,6 +29,12 @@ struct ResourceOptions {
   // --userns, --pid, --ipc, --uts, --cgroupns: "" (default), "host", "private", "container:NAME"
   // (the target container's id is recorded once resolved).
   std::string userns;
+  // --uidmap/--gidmap CONTAINER:HOST:SIZE as given; create() records the maps in force here
+  // (those of --userns=auto, of --subuidname, or of the container joined).
+  std::vector<std::string> uidmap;
+  std::vector<std::string> gidmap;
+  std::string subuidname;  // --subuidname/--subgidname: a map from /etc/subuid, /etc/subgid
+  std::string subgidname;
   std::string pid;
   std::string ipc;
   std::string uts;

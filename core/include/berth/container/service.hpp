@@ -12,6 +12,7 @@
 
 #include "berth/container/container.hpp"
 #include "berth/sdk/result.hpp"
+#include "berth/sdk/unique_fd.hpp"
 
 namespace berth::engine {
 class Engine;
@@ -154,6 +155,11 @@ struct ExecOptions {
 };
 // Returns the process's exit code (0 with detach).
 Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecOptions& opts);
+// The terminal of a running `berth exec -t` process (a pidfd for it and its pid): a duplicate of
+// the pty master it relays, to resize the exec session's terminal from another process (the API
+// service's exec resize). NotFound while the process has no terminal yet: the runtime hands it
+// over just after the exec starts.
+Result<UniqueFd> exec_terminal(int exec_pidfd, pid_t exec_pid);
 
 // "ctrl-p,ctrl-q" -> the byte sequence; "" -> none.
 Result<std::string> parse_detach_keys(const std::string& keys);

@@ -66,6 +66,11 @@ struct SpecOptions {
   std::map<std::string, std::string> annotations;
   std::string init_path;  // host path of an init binary bind-mounted at /run/podman-init
   NamespaceMode network, pid, ipc, uts, cgroup;
+  // --userns: none by default; Private with the maps below (OCI linux.uidMappings/gidMappings
+  // entries {containerID, hostID, size}), or Path to join.
+  NamespaceMode userns{NamespaceMode::Kind::Host, ""};
+  std::vector<nlohmann::json> uid_mappings;
+  std::vector<nlohmann::json> gid_mappings;
   std::string cgroup_parent = "/berth";                 // cgroupsPath = <cgroup_parent>/<id>
   nlohmann::json resources = nlohmann::json::object();  // OCI linux.resources, passed through
   std::vector<BindMount> mounts;  // extra bind mounts (/etc/hosts, /etc/resolv.conf, volumes...)

@@ -11,9 +11,11 @@
 // For the container module:
 //   VolumeStore vs = ...;                            // VolumeStore::open(engine config, events)
 //   auto v = vs.get_or_create(name);                  // `-v name:/data` creates it if missing
-//   BERTH_TRY(auto host, vs.acquire(name));           // mounts option volumes on first use
+//   BERTH_TRY(auto host, vs.acquire(name));           // at each start: mounts option volumes
 //   BERTH_TRYV(vs.copy_up(name, rootfs, "/data"));   // image content into a new empty volume
-//   ... bind `host` into the container; at container cleanup: vs.release(name).
+//   ... bind `host` into the container; when it exits: vs.release(name) (the last unmounts).
+// A mount found at the first acquire with no count behind it (a run root that is gone) is
+// replaced by a fresh one, so a reboot or a new --runroot never leaves a stale or stacked mount.
 #include <cstdint>
 #include <filesystem>
 #include <functional>

@@ -1,0 +1,318 @@
+"""User namespaces as root, as Podman has them: --userns=auto (ranges of the user "containers" in
+/etc/subuid and /etc/subgid), --uidmap/--gidmap, container:NAME, ns:PATH, the rootless-only modes
+refused; the rootfs shown through idmapped overlay layers (the shared layers never chowned)."""
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+from container_fixture import ContainerTestCase, IMAGE
+
+SUBID_LINE = "containers:2147483647:2147483648"
+
+
+def ensure_containers_user():
+    """What scripts/setup.sh does: the user whose subordinate ranges --userns=auto hands out."""
+    if subprocess.run(["id", "containers"], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "containers"], check=True,
+                       capture_output=True)
+    for path in ("/etc/subuid", "/etc/subgid"):
+        text = ""
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+        if not any(line.startswith("containers:") for line in text.splitlines()):
+            with open(path, "a") as f:
+                f.write(("" if text.endswith("\n") or not text else "\n") + SUBID_LINE + "\n")
+
+
+def subid_range(path):
+    with open(path) as f:
+        for line in f:
+            name, start, count = line.strip().split(":")
+            if name == "containers":
+                return int(start), int(count)
+    raise AssertionError("no containers range in " + path)
+
+
+def parse_map(text):
+    return [tuple(int(x) for x in line.split()) for line in text.strip().splitlines()]
+
+
+def triplets(strings):
+    return [tuple(int(x) for x in s.split(":")) for s in strings]
+
+
+class UsernsTestCase(ContainerTestCase):
+    storage_driver = "overlay"
+
+    @classmethod
+    def setUpClass(cls):
+        ensure_containers_user()
+        super().setUpClass()
+        # mkdtemp's 0700 would keep a container's root (a mapped host uid) out of the store
+        # below it; berth refuses that with advice instead of changing what is not its own.
+        os.chmod(cls.tmp, 0o711)
+
+    def run_detached(self, name, *args):
+        r = self.ok("run", "-d", "--name", name, *args)
+        self.addCleanup(self.berth, "rm", "-f", "-t", "0", name)
+        return r.out.strip().splitlines()[-1]
+
+    def host_config(self, name):
+        return self.json("inspect", name)[0]["HostConfig"]
+
+
+class AutoTest(UsernsTestCase):
+    def test_auto_map_root_inside_and_inspect(self):
+        r = self.ok("run", "--rm", "--userns=auto", IMAGE, "sh", "-c",
+                    "cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; echo --; id -u; "
+                    "id -g; stat -c %u:%g /bin/busybox /etc/passwd /")
+        uid_map, gid_map, rest = r.out.split("--\n")
+        (cu, hu, nu), = parse_map(uid_map)
+        (cg, hg, ng), = parse_map(gid_map)
+        start, count = subid_range("/etc/subuid")
+        self.assertEqual((cu, nu), (0, 1024), uid_map)  # the image's ids fit the minimum, 1024
+        self.assertEqual((cg, ng), (0, 1024), gid_map)
+        self.assertTrue(start <= hu and hu + nu <= start + count, uid_map)
+        gstart, gcount = subid_range("/etc/subgid")
+        self.assertTrue(gstart <= hg and hg + ng <= gstart + gcount, gid_map)
+        self.assertEqual(rest.split(), ["0", "0", "0:0", "0:0", "0:0"], r.out)
+
+        self.run_detached("auto1", "--userns=auto:size=4096", IMAGE, "sleep", "300")
+        hc = self.host_config("auto1")
+        self.assertEqual(hc["UsernsMode"], "auto:size=4096")
+        (c, h, n), = triplets(hc["IDMappings"]["UidMap"])
+        self.assertEqual((c, n), (0, 4096))
+        self.assertEqual(len(hc["IDMappings"]["GidMap"]), 1)
+        inside = self.ok("exec", "auto1", "cat", "/proc/self/uid_map").out
+        self.assertEqual(parse_map(inside), [(0, h, 4096)])
+        self.assertEqual(self.ok("exec", "auto1", "id", "-u").out.strip(), "0")
+        # Without --userns nothing changes: the host's namespace.
+        self.assertEqual(parse_map(self.ok("run", "--rm", IMAGE, "cat",
+                                           "/proc/self/uid_map").out),
+                         [(0, 0, 4294967295)])
+        self.ok("create", "--name", "hostns", IMAGE, "true")
+        self.addCleanup(self.berth, "rm", "-f", "hostns")
+        hc = self.host_config("hostns")
+        self.assertEqual(hc["UsernsMode"], "")
+        self.assertNotIn("IDMappings", hc)
+
+    def test_auto_with_extra_mapping(self):
+        r = self.ok("run", "--rm", "--userns=auto:size=2048,uidmapping=5000:2147483000:10", IMAGE,
+                    "cat", "/proc/self/uid_map")
+        rows = parse_map(r.out)
+        self.assertIn((5000, 2147483000, 10), rows)
+        self.assertEqual(sum(n for c, h, n in rows if c < 2048), 2048)
+
+    def test_files_created_inside_are_the_mapped_host_ids(self):
+        vol = os.path.join(self.tmp, "vol-owned")
+        os.makedirs(vol, exist_ok=True)
+        os.chmod(vol, 0o777)
+        self.run_detached("owner", "--userns=auto", "-v", vol + ":/data", IMAGE, "sh", "-c",
+                          "touch /data/f /made-here; mkdir /etc/newdir; exec sleep 300")
+        hc = self.host_config("owner")
+        (_, hu, _), = triplets(hc["IDMappings"]["UidMap"])
+        (_, hg, _), = triplets(hc["IDMappings"]["GidMap"])
+        for _ in range(100):
+            if os.path.exists(os.path.join(vol, "f")):
+                break
+            subprocess.run(["sleep", "0.05"])
+        st = os.stat(os.path.join(vol, "f"))
+        self.assertEqual((st.st_uid, st.st_gid), (hu, hg))
+        merged = self.ok("mount", "owner").out.strip()
+        self.addCleanup(self.berth, "unmount", "owner")
+        for p in ("made-here", "etc/newdir", "bin/busybox", "etc/passwd", ""):
+            st = os.lstat(os.path.join(merged, p))
+            self.assertEqual((st.st_uid, st.st_gid), (hu, hg), p)
+        # The image's layers stay as they were: owned by 0 on disk.
+        layers = os.path.join(self.root, "overlay")
+        busyboxes = [os.path.join(d, "diff", "bin", "busybox") for d in
+                     (os.path.join(layers, x) for x in os.listdir(layers))
+                     if os.path.exists(os.path.join(d, "diff", "bin", "busybox"))]
+        self.assertTrue(busyboxes)
+        for b in busyboxes:
+            self.assertEqual(os.stat(b).st_uid, 0, b)
+
+    def test_volumes_and_binds(self):
+        # A new named volume belongs to the container's root, mapped; a bind with U is chowned
+        # to it; a plain bind stays as it is (here root's 0700 directory above a 0777 one:
+        # the runtime clones bind sources as the host's root, so the path need not be
+        # searchable by the mapped root).
+        priv = os.path.join(self.tmp, "priv")
+        os.makedirs(os.path.join(priv, "open"))
+        os.chmod(priv, 0o700)
+        os.chmod(os.path.join(priv, "open"), 0o777)
+        chowned = os.path.join(self.tmp, "chowned")
+        os.makedirs(chowned)
+        r = self.ok("run", "--name", "vols", "--userns=auto", "-v", "uvol:/vol",
+                    "-v", priv + "/open:/open", "-v", chowned + ":/chowned:U", IMAGE, "sh", "-c",
+                    "touch /vol/a /open/b /chowned/c && stat -c %u:%g /vol /vol/a /open/b "
+                    "/chowned /chowned/c")
+        self.addCleanup(self.berth, "rm", "-f", "vols")
+        self.addCleanup(self.berth, "volume", "rm", "-f", "uvol")
+        self.assertEqual(r.out.split(), ["0:0"] * 5, r)
+        (_, hu, _), = triplets(self.host_config("vols")["IDMappings"]["UidMap"])
+        (_, hg, _), = triplets(self.host_config("vols")["IDMappings"]["GidMap"])
+        mountpoint = self.json("volume", "inspect", "uvol")[0]["Mountpoint"]
+        for p in (mountpoint, os.path.join(mountpoint, "a"), os.path.join(priv, "open", "b"),
+                  chowned, os.path.join(chowned, "c")):
+            st = os.stat(p)
+            self.assertEqual((st.st_uid, st.st_gid), (hu, hg), p)
+        self.assertEqual(os.stat(priv).st_uid, 0)
+
+    def test_commit_keeps_the_containers_ids(self):
+        # The upper dir holds host ids; the committed layer has the container's own.
+        self.ok("run", "--name", "tocommit", "--network", "none", "--userns=auto", IMAGE, "sh",
+                "-c", "echo hi > /made && mkdir /etc/d && chown 5:6 /etc/d")
+        self.addCleanup(self.berth, "rm", "-f", "tocommit")
+        self.ok("commit", "tocommit", "localhost/committed-userns")
+        self.addCleanup(self.berth, "rmi", "-f", "localhost/committed-userns")
+        r = self.ok("run", "--rm", "--network", "none", "localhost/committed-userns", "stat",
+                    "-c", "%u:%g", "/made", "/etc/d", "/etc")
+        self.assertEqual(r.out.split(), ["0:0", "5:6", "0:0"])
+
+    def test_map_survives_stop_and_start(self):
+        self.run_detached("again", "--userns=auto", IMAGE, "sleep", "300")
+        first = self.ok("exec", "again", "cat", "/proc/self/uid_map").out
+        self.ok("stop", "-t", "0", "again")
+        self.ok("start", "again")
+        self.assertEqual(self.ok("exec", "again", "cat", "/proc/self/uid_map").out, first)
+        self.assertEqual(self.ok("exec", "again", "stat", "-c", "%u", "/bin/busybox").out.strip(),
+                         "0")
+
+    def test_two_concurrent_autos_do_not_overlap_and_rm_releases(self):
+        procs = [subprocess.Popen(self.cmd() + ["create", "--name", n, "--userns=auto", IMAGE,
+                                                "true"], env=self.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for n in ("c1", "c2")]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+        self.addCleanup(self.berth, "rm", "-f", "c1", "c2")
+        ranges = []
+        for n in ("c1", "c2"):
+            (_, h, size), = triplets(self.host_config(n)["IDMappings"]["UidMap"])
+            ranges.append((h, h + size))
+        (a0, a1), (b0, b1) = sorted(ranges)
+        self.assertLessEqual(a1, b0, ranges)
+        # rm frees the range: the next container gets the lowest free one again.
+        low = min(ranges)
+        owner = "c1" if triplets(self.host_config("c1")["IDMappings"]["UidMap"])[0][1] == low[0] \
+            else "c2"
+        self.ok("rm", owner)
+        self.ok("create", "--name", "c3", "--userns=auto", IMAGE, "true")
+        self.addCleanup(self.berth, "rm", "-f", "c3")
+        (_, h3, _), = triplets(self.host_config("c3")["IDMappings"]["UidMap"])
+        self.assertEqual(h3, low[0])
+
+
+class ExplicitMapsTest(UsernsTestCase):
+    def test_uidmap_and_gidmap(self):
+        r = self.ok("run", "--rm", "--uidmap", "0:200000:5000", "--gidmap", "0:300000:5000",
+                    IMAGE, "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u")
+        lines = r.out.strip().splitlines()
+        self.assertEqual(parse_map("\n".join(lines[:2])), [(0, 200000, 5000), (0, 300000, 5000)])
+        self.assertEqual(lines[2], "0")
+
+    def test_uidmap_alone_is_used_for_gids(self):
+        self.run_detached("onlyuid", "--uidmap", "0:400000:2000", IMAGE, "sleep", "300")
+        hc = self.host_config("onlyuid")
+        self.assertEqual(hc["IDMappings"], {"UidMap": ["0:400000:2000"],
+                                            "GidMap": ["0:400000:2000"]})
+        self.assertEqual(parse_map(self.ok("exec", "onlyuid", "cat", "/proc/self/gid_map").out),
+                         [(0, 400000, 2000)])
+
+    def test_bad_maps_are_refused(self):
+        for args, text in ((["--uidmap", "0:1"], "CONTAINER:HOST:SIZE"),
+                           (["--uidmap", "1:100000:10"], "must map container uid and gid 0"),
+                           (["--userns=auto", "--uidmap", "0:100000:10"], "cannot be combined"),
+                           (["--userns=auto:bogus=1"], "unknown option specified"),
+                           (["--userns=weird"], "want host, auto")):
+            r = self.berth("run", "--rm", *args, IMAGE, "true")
+            self.assertEqual(r.rc, 125, r)
+            self.assertIn(text, r.err)
+
+
+class RootlessModesTest(UsernsTestCase):
+    def test_keep_id_and_nomap_are_rootless_only(self):
+        for mode in ("keep-id", "keep-id:uid=1000", "nomap"):
+            r = self.berth("run", "--rm", "--name", "never", "--userns=" + mode, IMAGE, "true")
+            self.assertEqual(r.rc, 125, r)
+            self.assertIn(mode.split(":")[0] + " is only supported in rootless mode", r.err)
+            self.assertNotEqual(self.berth("container", "exists", "never").rc, 0)
+
+
+class JoinTest(UsernsTestCase):
+    def test_container_and_ns_path(self):
+        self.run_detached("owner-ns", "--userns=auto", IMAGE, "sleep", "300")
+        cid = self.json("inspect", "owner-ns")[0]["Id"]
+        ns = self.ok("exec", "owner-ns", "readlink", "/proc/self/ns/user").out.strip()
+        uid_map = self.ok("exec", "owner-ns", "cat", "/proc/self/uid_map").out
+        r = self.ok("run", "--rm", "--userns=container:owner-ns", IMAGE, "sh", "-c",
+                    "readlink /proc/self/ns/user; cat /proc/self/uid_map; "
+                    "stat -c %u /bin/busybox; id -u")
+        lines = r.out.strip().splitlines()
+        self.assertEqual(lines[0], ns)
+        self.assertEqual(parse_map(lines[1]), parse_map(uid_map))
+        self.assertEqual(lines[2:], ["0", "0"])
+        self.run_detached("joiner", "--userns=container:owner-ns", IMAGE, "sleep", "300")
+        self.assertEqual(self.host_config("joiner")["UsernsMode"], "container:" + cid)
+
+        pid = self.json("inspect", "owner-ns")[0]["State"]["Pid"]
+        r = self.ok("run", "--rm", "--userns=ns:/proc/%d/ns/user" % pid, IMAGE, "readlink",
+                    "/proc/self/ns/user")
+        self.assertEqual(r.out.strip(), ns)
+
+    def test_container_without_userns_is_refused(self):
+        self.run_detached("plain", IMAGE, "sleep", "300")
+        r = self.berth("run", "--rm", "--userns=container:plain", IMAGE, "true")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("has no user namespace of its own", r.err)
+
+
+class PidJoinTest(UsernsTestCase):
+    def test_pid_container_sees_the_other_processes(self):
+        self.run_detached("pidowner", IMAGE, "sh", "-c", "exec sleep 4321")
+        r = self.ok("run", "--rm", "--pid", "container:pidowner", IMAGE, "ps", "-o", "pid,args")
+        self.assertIn("sleep 4321", r.out)
+        rows = [line.split(None, 1) for line in r.out.strip().splitlines()[1:]]
+        self.assertIn(["1", "sleep 4321"], rows)
+        # and the same with a user namespace joined alongside
+        self.run_detached("pidowner2", "--userns=auto", IMAGE, "sh", "-c", "exec sleep 4322")
+        r = self.ok("run", "--rm", "--pid", "container:pidowner2", "--userns",
+                    "container:pidowner2", IMAGE, "ps", "-o", "pid,args")
+        self.assertIn("sleep 4322", r.out)
+
+
+@unittest.skipUnless(shutil.which("runc"), "runc is not installed")
+class RuncTest(UsernsTestCase):
+    def test_runc_gets_the_same_maps(self):
+        # The default network (a namespace berth made): runc joins it, /sys is the host's, bound.
+        r = self.ok("run", "--rm", "--runtime", "runc", "--userns=auto:size=2000", IMAGE, "sh",
+                    "-c", "cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox")
+        lines = r.out.strip().splitlines()
+        (c, h, n), = parse_map(lines[0])
+        self.assertEqual((c, n), (0, 2000))
+        self.assertEqual(lines[1:], ["0", "0"])
+        # runc 1.1 joins the user namespace first on exec, and then may not join a network
+        # namespace berth made: exec is checked with a namespace of the container's own.
+        self.run_detached("viarunc", "--runtime", "runc", "--network", "none", "--userns=auto",
+                          IMAGE, "sleep", "300")
+        hc = self.host_config("viarunc")
+        (_, h, n), = triplets(hc["IDMappings"]["UidMap"])
+        spec_path = self.json("inspect", "viarunc")[0]["OCIConfigPath"]
+        with open(spec_path) as f:
+            spec = json.load(f)
+        self.assertEqual(spec["linux"]["uidMappings"], [{"containerID": 0, "hostID": h,
+                                                          "size": n}])
+        self.assertIn({"type": "user"}, spec["linux"]["namespaces"])
+        r = self.ok("exec", "viarunc", "sh", "-c", "cat /proc/self/uid_map; id -u; "
+                    "stat -c %u /bin/busybox")
+        lines = r.out.strip().splitlines()
+        self.assertEqual(parse_map(lines[0]), [(0, h, n)])
+        self.assertEqual(lines[1:], ["0", "0"])
+
+
+if __name__ == "__main__":
+    unittest.main()
