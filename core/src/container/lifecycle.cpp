@@ -175,6 +175,7 @@ Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord&
   BERTH_TRYV(util::make_dirs(dir, 0700));
   ::unlink((dir + "/exit").c_str());
   ::unlink((dir + "/oom").c_str());
+  ::unlink((dir + "/cleanup-owner").c_str());
   const auto& o = rec.options;
   std::vector<std::string> cleanup = {self_exe(), "--root", eng.graphroot(), "--runroot",
                                       eng.runroot()};
@@ -544,11 +545,14 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
   want.parent = img->top_layer;
   sdk::CreateOptions co;
   co.read_write = true;
-  BERTH_TRY(
-      auto layer,
-      layers->create_layer(
-          want, [](const std::string&) -> Result<store::LayerFill> { return store::LayerFill{}; },
-          co));
+  BERTH_TRY(auto layer, layers->create_layer(
+                            want,
+                            [](const std::string&) -> Result<store::LayerFill> {
+                              store::LayerFill empty;
+                              empty.sync = false;  // a new container layer is empty
+                              return empty;
+                            },
+                            co));
   rec.layer_id = layer.id;
   undo.layer = layer.id;
   BERTH_TRY(std::string rootfs, mount_rootfs(eng, rec));
@@ -638,7 +642,9 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
     }
   } catch (const json::exception&) {
   }
-  BERTH_TRYV(util::write_file_atomic(rec.bundle + "/config.json", spec_json->dump(2)));
+  // Derived from the container's record, as Podman's: no fsync.
+  BERTH_TRYV(util::write_file_atomic(rec.bundle + "/config.json", spec_json->dump(2), 0644,
+                                     util::Durability::Replace));
   rec.options = opts;
   auto inserted = db->insert(rec);
   // A generated name another process took meanwhile (the check above is not a reservation):
@@ -747,7 +753,13 @@ Result<int> run(engine::Engine& eng, RunOptions opts) {
   ao.tty = opts.create.tty;
   ao.sig_proxy = opts.sig_proxy;
   ao.detach_keys = opts.create.detach_keys;
-  ao.on_attached = [&]() { return start(eng, created.id); };
+  ao.on_attached = [&]() -> Result<void> {
+    if (opts.create.remove && opts.remove_here) {
+      BERTH_TRYV(util::write_file_atomic(run_dir(eng.runroot(), created.id) + "/cleanup-owner",
+                                         std::to_string(::getpid()), 0600));
+    }
+    return start(eng, created.id);
+  };
   BERTH_TRY(auto ar, attach(eng, created.id, ao));
   if (!ar.detached && opts.create.remove) {
     // --rm: removed before run returns, as Podman; done here rather than waiting for the

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include "berth/util/fs.hpp"
+
 namespace berth::engine {
 
 namespace fs = std::filesystem;
@@ -20,6 +22,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const config::GlobalOverrides& over
   BERTH_TRY(auto cfg, config::load_config(paths, overrides));
   auto e = std::unique_ptr<Engine>(new Engine());
   e->config_ = std::move(cfg);
+  util::add_volatile_root(e->runroot());  // state under the run root does not outlive a reboot
   e->rootless_ = paths.rootless();
   e->plugin_dirs_ = plugin::Registry::default_search_path();
   return e;
@@ -28,6 +31,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const config::GlobalOverrides& over
 std::unique_ptr<Engine> Engine::with(config::Config cfg, std::vector<fs::path> plugin_dirs) {
   auto e = std::unique_ptr<Engine>(new Engine());
   e->config_ = std::move(cfg);
+  util::add_volatile_root(e->runroot());  // state under the run root does not outlive a reboot
   e->rootless_ = ::geteuid() != 0;
   e->plugin_dirs_ = std::move(plugin_dirs);
   return e;

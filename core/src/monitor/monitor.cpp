@@ -18,12 +18,14 @@
 // logging library, no runtime): it stays resident for the container's life, so it is kept small
 // (about 1 MiB RSS, most of it the binary's pages shared by every monitor).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -478,6 +480,7 @@ class Monitor {
   void broadcast(uint8_t type, const char* data, size_t n);
   void on_client(int fd);
   void on_ctl();
+  bool cleanup_handed_over();
   void close_stdin();
   void reap();
   void run_periodic();
@@ -744,6 +747,48 @@ int Monitor::next_timeout_ms() const {
   return d < 0 ? 0 : static_cast<int>(d > 3600000 ? 3600000 : d);
 }
 
+// `berth run --rm` in the foreground removes the container itself as soon as it sees the exit
+// code, and says so in the file `cleanup-owner` (its pid) before the start. Running our cleanup
+// process as well would be a second berth start-up racing it for the same lock, for nothing.
+// Wait for that process to end or the container's run directory to go (removed); if the owner
+// died without removing it (killed), or takes longer than 30 s, the cleanup runs as usual.
+bool Monitor::cleanup_handed_over() {
+  int fd = ::openat(dir_, "cleanup-owner", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  char buf[32] = {};
+  ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  long owner = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+  if (owner <= 0) {
+    return false;
+  }
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(owner), 0));
+  auto removed = [this] {
+    struct stat st {};
+    return ::fstat(dir_, &st) == 0 && st.st_nlink == 0;
+  };
+  const int64_t deadline = mono_ms() + 30000;
+  while (!removed()) {
+    if (pidfd < 0 || mono_ms() >= deadline) {
+      break;  // the owner is gone (or never was): clean up ourselves
+    }
+    pollfd p{pidfd, POLLIN, 0};
+    if (::poll(&p, 1, 5) > 0) {
+      ::close(pidfd);
+      pidfd = -1;
+      if (removed()) {
+        return true;
+      }
+    }
+  }
+  if (pidfd >= 0) {
+    ::close(pidfd);
+  }
+  return removed();
+}
+
 void Monitor::finish() {
   // Whatever the container wrote before it died is in the pipes: drain it.
   if (stdout_r_ >= 0) {
@@ -770,7 +815,7 @@ void Monitor::finish() {
     }
     periodic_pid_ = 0;
   }
-  if (!cfg_.cleanup.empty()) {
+  if (!cfg_.cleanup.empty() && !cleanup_handed_over()) {
     std::vector<char*> argv;
     for (auto& a : cfg_.cleanup) {
       argv.push_back(a.data());

@@ -67,6 +67,13 @@ Result<Db> Db::open(const std::string& path, bool read_only) {
   }
   sqlite3_busy_timeout(db.db_, 30000);
   sqlite3_extended_result_codes(db.db_, 1);
+  // Every berth command is a short-lived process: by default the last one to close the database
+  // checkpoints the WAL (two fdatasyncs) and deletes it, and the next one re-creates it (a sync of
+  // the directory). Keep the WAL file and leave checkpoints to SQLite's automatic ones (every
+  // 1000 pages); nothing is less durable, a commit is as safe in the WAL as in the database.
+  int persist = 1;
+  (void)sqlite3_file_control(db.db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  (void)sqlite3_db_config(db.db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   return db;
 }
 

@@ -1,14 +1,13 @@
 #include "berth/store/store.hpp"
 
-#include <algorithm>
-#include <iterator>
-
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -587,8 +586,7 @@ Result<LayerRecord> Store::create_layer(
       return undo(std::move(filled).error());
     }
     // One syncfs per layer rather than an fsync per file.
-    auto path = im.driver->layer_path(id);
-    if (path) {
+    if (auto path = im.driver->layer_path(id); filled->sync && path) {
       int fd = ::open(path->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) {
         return undo(Error::from_errno("open layer directory", *path, errno));

@@ -4,7 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <mutex>
+#include <string>
 #include <system_error>
+#include <vector>
 
 namespace berth::util {
 
@@ -50,8 +54,45 @@ Result<void> write_all(int fd, std::string_view data, std::string_view what) {
   return {};
 }
 
+namespace {
+
+std::mutex volatile_mu;
+std::vector<std::string>& volatile_roots() {
+  static std::vector<std::string> roots;
+  return roots;
+}
+
+}  // namespace
+
+void add_volatile_root(const std::filesystem::path& root) {
+  std::string r = root.lexically_normal().string();
+  while (r.size() > 1 && r.back() == '/') {
+    r.pop_back();
+  }
+  if (r.empty() || r == "/") {
+    return;  // never the whole file system
+  }
+  std::lock_guard g(volatile_mu);
+  auto& roots = volatile_roots();
+  if (std::find(roots.begin(), roots.end(), r) == roots.end()) {
+    roots.push_back(std::move(r));
+  }
+}
+
+bool under_volatile_root(const std::filesystem::path& path) {
+  const std::string p = path.lexically_normal().string();
+  std::lock_guard g(volatile_mu);
+  for (const auto& r : volatile_roots()) {
+    if (p.size() > r.size() && p.compare(0, r.size(), r) == 0 && p[r.size()] == '/') {
+      return true;
+    }
+  }
+  return false;
+}
+
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view content,
-                               mode_t mode) {
+                               mode_t mode, Durability durability) {
+  const bool sync = durability == Durability::Durable && !under_volatile_root(path);
   auto tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid());
   {
@@ -60,7 +101,7 @@ Result<void> write_file_atomic(const std::filesystem::path& path, std::string_vi
       ::unlink(tmp.c_str());
       return r;
     }
-    if (::fsync(fd.get()) != 0) {
+    if (sync && ::fsync(fd.get()) != 0) {
       int err = errno;
       ::unlink(tmp.c_str());
       return fail_errno("fsync", tmp.string(), err);

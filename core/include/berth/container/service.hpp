@@ -75,6 +75,9 @@ struct RunOptions {
   std::string cidfile;
   std::function<void(const std::string& id)> on_created;  // prints the id with -d
   PullProgress pull_progress;
+  // With --rm in the foreground this process removes the container when it exits; the monitor
+  // then skips its own cleanup process (it runs it if this process dies first).
+  bool remove_here = true;
 };
 Result<int> run(engine::Engine& eng, RunOptions opts);
 

@@ -60,6 +60,9 @@ struct LayerFill {
   std::string compressed_digest;
   int64_t compressed_size = -1;
   int64_t uncompressed_size = -1;
+  // A layer whose content must survive a power loss once recorded (an image layer) is synced
+  // (one syncfs); an empty container layer has nothing to sync.
+  bool sync = true;
 };
 
 struct CheckReport {
