@@ -2,6 +2,7 @@
 #include "berth/spec/spec_builder.hpp"
 
 #include <fnmatch.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -84,13 +85,27 @@ std::string cap_name(std::string c) {
   return c;
 }
 
+// Every capability this process may hand on: the kernel's list cut to our bounding set, as
+// Podman does for --privileged and --cap-add ALL (a host or an outer container without, say,
+// CAP_SYS_RESOURCE cannot grant it, and asking for it fails the start with EPERM).
+std::vector<std::string> grantable_capabilities() {
+  const auto& all = all_capabilities();
+  std::vector<std::string> out;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (::prctl(PR_CAPBSET_READ, static_cast<unsigned long>(i), 0, 0, 0) == 1) {
+      out.push_back(all[i]);
+    }
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> capability_set(const SpecOptions& o) {
   const auto& all = all_capabilities();
   auto known = [&](const std::string& c) {
     return std::find(all.begin(), all.end(), c) != all.end();
   };
   if (o.privileged) {
-    return all;
+    return grantable_capabilities();
   }
   std::vector<std::string> drops;
   std::vector<std::string> adds;
@@ -112,7 +127,7 @@ Result<std::vector<std::string>> capability_set(const SpecOptions& o) {
   }
   std::vector<std::string> caps;
   if (std::find(adds.begin(), adds.end(), "ALL") != adds.end()) {
-    caps = all;
+    caps = grantable_capabilities();
   } else if (std::find(drops.begin(), drops.end(), "ALL") == drops.end()) {
     caps = default_capabilities();
   }
