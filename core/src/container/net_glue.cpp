@@ -595,7 +595,10 @@ Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, Create
   }
   opts.network = mode;
 
-  BERTH_TRYV(util::write_file_atomic(rec.bundle + "/hostname", opts.hostname + "\n"));
+  // Generated from the container's record (as Podman's): replaced atomically, not fsynced.
+  constexpr auto kGenerated = util::Durability::Replace;
+  BERTH_TRYV(
+      util::write_file_atomic(rec.bundle + "/hostname", opts.hostname + "\n", 0644, kGenerated));
   if (m != Mode::Container) {
     // Placeholders for managed modes until the first start writes the addresses.
     network::HostsInput hi;
@@ -618,8 +621,8 @@ Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, Create
       ri.dns_options = n.dns_options.empty() ? cc.dns_options : n.dns_options;
       BERTH_TRY(resolv, network::resolv_conf(ri));
     }
-    BERTH_TRYV(util::write_file_atomic(rec.bundle + "/hosts", hosts));
-    BERTH_TRYV(util::write_file_atomic(rec.bundle + "/resolv.conf", resolv));
+    BERTH_TRYV(util::write_file_atomic(rec.bundle + "/hosts", hosts, 0644, kGenerated));
+    BERTH_TRYV(util::write_file_atomic(rec.bundle + "/resolv.conf", resolv, 0644, kGenerated));
   }
   std::vector<std::string> bind = {"rbind", "rprivate", "nosuid", "nodev"};
   so.mounts.push_back(spec::BindMount{rec.bundle + "/hostname", "/etc/hostname", bind});
