@@ -694,6 +694,23 @@ const char* kSubidHint =
     "\"containers:2147483647:2147483648\" to both files)";
 
 // --userns=auto[:size=N,uidmapping=C:H:S,gidmapping=C:H:S]
+// Appends the container's maps to the allocation file (under its lock, held by `alloc`).
+Result<void> add_allocation(UsernsAllocations& alloc, const ContainerRecord& rec,
+                            const IdMaps& maps) {
+  json e{{"id", rec.id},
+         {"dir", std::filesystem::path(rec.bundle).parent_path().string()},
+         {"uids", json::array()},
+         {"gids", json::array()}};
+  for (const auto& m : maps.uids) {
+    e["uids"].push_back(triplet(m));
+  }
+  for (const auto& m : maps.gids) {
+    e["gids"].push_back(triplet(m));
+  }
+  alloc.entries.push_back(std::move(e));
+  return util::write_file_atomic(alloc.file, alloc.entries.dump());
+}
+
 Result<IdMaps> allocate_auto(engine::Engine& eng, const ContainerRecord& rec,
                              const std::string& mode, const std::string& rootfs) {
   std::optional<uint32_t> size;
@@ -763,36 +780,14 @@ Result<IdMaps> allocate_auto(engine::Engine& eng, const ContainerRecord& rec,
                     "ask for less with --userns=auto:size=N, or add ranges)");
   }
   IdMaps maps{fill_around(*size, *hu, extra_uids), fill_around(*size, *hg, extra_gids)};
-  json e{{"id", rec.id},
-         {"dir", std::filesystem::path(rec.bundle).parent_path().string()},
-         {"uids", json::array()},
-         {"gids", json::array()}};
-  for (const auto& m : maps.uids) {
-    e["uids"].push_back(triplet(m));
-  }
-  for (const auto& m : maps.gids) {
-    e["gids"].push_back(triplet(m));
-  }
-  alloc.entries.push_back(std::move(e));
-  BERTH_TRYV(util::write_file_atomic(alloc.file, alloc.entries.dump()));
+  BERTH_TRYV(add_allocation(alloc, rec, maps));
   return maps;
 }
 
 // Records explicit maps too, so that later auto ranges keep clear of them.
 Result<void> record_explicit(engine::Engine& eng, const ContainerRecord& rec, const IdMaps& maps) {
   BERTH_TRY(auto alloc, open_allocations(eng));
-  json e{{"id", rec.id},
-         {"dir", std::filesystem::path(rec.bundle).parent_path().string()},
-         {"uids", json::array()},
-         {"gids", json::array()}};
-  for (const auto& m : maps.uids) {
-    e["uids"].push_back(triplet(m));
-  }
-  for (const auto& m : maps.gids) {
-    e["gids"].push_back(triplet(m));
-  }
-  alloc.entries.push_back(std::move(e));
-  return util::write_file_atomic(alloc.file, alloc.entries.dump());
+  return add_allocation(alloc, rec, maps);
 }
 
 Result<std::vector<IdRange>> parse_proc_map(const std::string& what, const std::string& text) {
