@@ -151,7 +151,44 @@ def case_run_true(engines, images, runs, tmp):
         e.run("run", "--rm", "--network", "none", ref, "true")  # warm caches
         out[e.name] = summary(timed(
             lambda e=e: e.run("run", "--rm", "--network", "none", ref, "true"), runs))
+    if shutil.which("runc"):
+        out["runc run (prepared bundle)"] = summary(runc_run_true(images, runs, tmp))
     return out
+
+
+def runc_run_true(images, runs, tmp):
+    """`runc run` of `true` on a bundle made once from the bb image: `runc spec`'s defaults
+    (own namespaces incl. an empty network namespace), no terminal. The floor for an engine."""
+    bundle = os.path.join(tmp, "runc-bundle")
+    rootfs = os.path.join(bundle, "rootfs")
+    os.makedirs(rootfs, exist_ok=True)
+    layout = os.path.join(images, "bb")
+    with open(os.path.join(layout, "index.json")) as f:
+        mdigest = json.load(f)["manifests"][0]["digest"].split(":")[1]
+    with open(os.path.join(layout, "blobs", "sha256", mdigest)) as f:
+        manifest = json.load(f)
+    for layer in manifest["layers"]:
+        sh(["tar", "-xzf", os.path.join(layout, "blobs", "sha256", layer["digest"].split(":")[1]),
+            "-C", rootfs])
+    sh(["runc", "spec"], cwd=bundle)
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    spec["process"]["args"] = ["true"]
+    spec["process"]["terminal"] = False
+    spec["root"]["readonly"] = False
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(spec, f)
+    root = os.path.join(tmp, "runc-state")
+    n = [0]
+
+    def once():
+        n[0] += 1
+        sh(["runc", "--root", root, "run", "--bundle", bundle, f"bench-{os.getpid()}-{n[0]}"])
+
+    once()  # warm caches
+    times = timed(once, runs)
+    shutil.rmtree(bundle, ignore_errors=True)
+    return times
 
 
 def case_run_bridge(engines, images, runs, tmp):
@@ -334,6 +371,9 @@ def main():
                 b, p = "berth" + suffix, "podman" + suffix
                 if b in r and p in r:
                     line += f"  podman/berth{suffix} (min): {r[p]['min'] / r[b]['min']:.2f}x"
+            if "berth" in r and "runc run (prepared bundle)" in r:
+                line += (f"  berth/runc (min): "
+                         f"{r['berth']['min'] / r['runc run (prepared bundle)']['min']:.2f}x")
             if "berth" in r and "tar -xzf" in r:
                 line += f"  berth/tar (min): {r['berth']['min'] / r['tar -xzf']['min']:.2f}x"
             print(line, flush=True)
