@@ -13,6 +13,18 @@ BUILD_DIR = os.environ.get("BERTH_BUILD_DIR", "")
 PLUGIN_DIR = os.path.join(BUILD_DIR, "lib", "berth", "plugins") if BUILD_DIR else ""
 
 
+
+def unmount_under(path):
+    """Unmounts everything mounted below `path` (deepest first): the overlay driver's private
+    bind mount of its home, container roots, volumes. `umount -R path` does nothing when `path`
+    itself is not a mount point, which left one mount per test class behind."""
+    prefix = path.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for mp in sorted({p for p in points if p.startswith(prefix) or p == path}, key=len,
+                     reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True)
+
 class Result:
     def __init__(self, proc):
         self.rc = proc.returncode
@@ -50,7 +62,7 @@ class BerthTestCase(unittest.TestCase):
     def tearDownClass(cls):
         subprocess.run([BERTH, "--root", cls.root, "--runroot", cls.runroot, "--storage-driver",
                         cls.storage_driver, "rm", "-af"], capture_output=True, env=cls.env)
-        subprocess.run(["umount", "-R", cls.tmp], capture_output=True)
+        unmount_under(cls.tmp)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
