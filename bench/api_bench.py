@@ -24,7 +24,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import make_engines, oci_archive, summary, timed  # noqa: E402
+from bench import make_engines, oci_archive, summary, timed, unmount_under  # noqa: E402
 
 IMAGE = "localhost/bb:latest"
 COMPOSE_FILE = """version: "3"
@@ -174,7 +174,7 @@ def main():
             for e in engines:
                 e.run("rm", "-af", check=False)
                 e.run("system", "reset", "-f", check=False)
-            subprocess.run(["umount", "-R", tmp], capture_output=True)
+            unmount_under(tmp)
     for case, r in results.items():
         line = f"{case:28s}"
         for name in ("berth", "podman"):

@@ -44,6 +44,15 @@ class Engine:
         return self.run(*cmd, "--help", check=False).returncode == 0
 
 
+def unmount_under(path):
+    """Unmounts everything mounted below `path` (the stores' overlay and shm mounts), deepest
+    first: `umount -R` needs `path` itself to be a mount point."""
+    with open("/proc/self/mountinfo") as f:
+        targets = [line.split()[4] for line in f]
+    for t in sorted((t for t in targets if t.startswith(path + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True)
+
+
 def timed(fn, runs, before=None):
     times = []
     for _ in range(runs):
@@ -98,7 +107,7 @@ def drop_store(engine):
     else:
         engine.run("system", "reset", "-f", check=False)
     root = engine.argv[engine.argv.index("--root") + 1]
-    subprocess.run(["umount", "-R", os.path.dirname(root)], capture_output=True)
+    unmount_under(os.path.dirname(root))
     shutil.rmtree(os.path.dirname(root), ignore_errors=True)
 
 
@@ -379,7 +388,7 @@ def main():
             print(line, flush=True)
     finally:
         for eng in ("berth", "podman"):
-            subprocess.run(["umount", "-R", os.path.join(tmp, eng)], capture_output=True)
+            unmount_under(os.path.join(tmp, eng))
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -34,7 +34,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the checkout from importing bench.py
 
-from bench import Engine, loaded  # noqa: E402
+from bench import Engine, loaded, unmount_under  # noqa: E402
 
 MODES = ["bridge", "slirp4netns", "pasta"]
 
@@ -44,14 +44,6 @@ def free_port():
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def unmount_under(path):
-    """Unmounts everything mounted below `path` (the stores' overlay and shm mounts), deepest
-    first: `umount -R` needs `path` itself to be a mount point."""
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f]
-    for t in sorted((t for t in targets if t.startswith(path + "/")), key=len, reverse=True):
-        subprocess.run(["umount", "-l", t], capture_output=True)
 
 
 def make_engines(tmp, firewall):

@@ -155,7 +155,7 @@ def main():
             bench.drop_store(e)
     finally:
         reg.stop()
-        subprocess.run(["umount", "-R", tmp], capture_output=True)
+        bench.unmount_under(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
