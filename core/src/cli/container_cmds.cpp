@@ -268,12 +268,15 @@ Result<int> run_run(Context& ctx) {
   ro.sig_proxy = !ctx.has("sig-proxy") || ctx.get<bool>("sig-proxy");
   ro.cidfile = ctx.str("cidfile");
   ro.pull_progress = pull_progress(ctx);
-  if (ro.detach) {
-    ro.on_created = [&](const std::string&) {};
-  }
   BERTH_TRY(auto* eng, ctx.engine());
   std::string id;
-  ro.on_created = [&](const std::string& i) { id = i; };
+  ro.on_created = [&](const bc::CreateResult& c) {
+    id = c.id;
+    for (const auto& w : c.warnings) {  // as `create` prints them (Podman's run does too)
+      ctx.err << "WARNING: " << w << "\n";
+    }
+    ctx.err.flush();
+  };
   auto r = bc::run(*eng, ro);
   if (!r) {
     return report_exec_error(ctx, r.error());

@@ -738,7 +738,7 @@ Result<int> run(engine::Engine& eng, RunOptions opts) {
     BERTH_TRYV(util::write_file_atomic(opts.cidfile, created.id));
   }
   if (opts.on_created) {
-    opts.on_created(created.id);
+    opts.on_created(created);
   }
   if (opts.detach) {
     BERTH_TRYV(start(eng, created.id));

@@ -73,7 +73,8 @@ struct RunOptions {
   bool replace = false;
   bool sig_proxy = true;
   std::string cidfile;
-  std::function<void(const std::string& id)> on_created;  // prints the id with -d
+  // Called once created, with the id (printed with -d) and create's warnings (printed on stderr).
+  std::function<void(const CreateResult& created)> on_created;
   PullProgress pull_progress;
   // With --rm in the foreground this process removes the container when it exits; the monitor
   // then skips its own cleanup process (it runs it if this process dies first).
