@@ -28,27 +28,33 @@ std::string format_ipv4(uint32_t addr) {
   return buf;
 }
 
-Result<Ipv4Net> Ipv4Net::parse(std::string_view cidr) {
+namespace {
+
+// "ADDR/PREFIX" for either family: Net has addr, prefix, mask() and str().
+template <typename Net, typename ParseAddr>
+Result<Net> parse_cidr(std::string_view cidr, const char* example, int max_prefix,
+                       ParseAddr parse_addr) {
   std::string s(cidr);
   auto slash = s.find('/');
   if (slash == std::string::npos) {
     return fail(Errc::InvalidArgument,
-                "invalid subnet \"" + s + "\": expected CIDR notation such as 10.89.0.0/24");
+                "invalid subnet \"" + s + "\": expected CIDR notation such as " + example);
   }
-  auto ip = parse_ipv4(s.substr(0, slash));
+  auto ip = parse_addr(s.substr(0, slash));
   if (!ip) {
     return fail(Errc::InvalidArgument, "invalid subnet \"" + s + "\": " + ip.error().message());
   }
   std::string p = s.substr(slash + 1);
   int prefix = -1;
-  if (!p.empty() && p.size() <= 2 && p.find_first_not_of("0123456789") == std::string::npos) {
+  if (!p.empty() && p.size() <= 3 && p.find_first_not_of("0123456789") == std::string::npos) {
     prefix = std::stoi(p);
   }
-  if (prefix < 0 || prefix > 32) {
-    return fail(Errc::InvalidArgument,
-                "invalid subnet \"" + s + "\": the prefix length must be 0 to 32");
+  if (prefix < 0 || prefix > max_prefix) {
+    return fail(Errc::InvalidArgument, "invalid subnet \"" + s +
+                                           "\": the prefix length must be 0 to " +
+                                           std::to_string(max_prefix));
   }
-  Ipv4Net n;
+  Net n;
   n.prefix = prefix;
   n.addr = *ip & n.mask();
   if (n.addr != *ip) {
@@ -57,6 +63,12 @@ Result<Ipv4Net> Ipv4Net::parse(std::string_view cidr) {
         "invalid subnet \"" + s + "\": host bits are set (the network address is " + n.str() + ")");
   }
   return n;
+}
+
+}  // namespace
+
+Result<Ipv4Net> Ipv4Net::parse(std::string_view cidr) {
+  return parse_cidr<Ipv4Net>(cidr, "10.89.0.0/24", 32, parse_ipv4);
 }
 
 std::string Ipv4Net::str() const {
@@ -145,34 +157,7 @@ std::string format_ipv6(Uint128 addr) {
 }
 
 Result<Ipv6Net> Ipv6Net::parse(std::string_view cidr) {
-  std::string s(cidr);
-  auto slash = s.find('/');
-  if (slash == std::string::npos) {
-    return fail(Errc::InvalidArgument,
-                "invalid subnet \"" + s + "\": expected CIDR notation such as fd10:2:3:4::/64");
-  }
-  auto ip = parse_ipv6(s.substr(0, slash));
-  if (!ip) {
-    return fail(Errc::InvalidArgument, "invalid subnet \"" + s + "\": " + ip.error().message());
-  }
-  std::string p = s.substr(slash + 1);
-  int prefix = -1;
-  if (!p.empty() && p.size() <= 3 && p.find_first_not_of("0123456789") == std::string::npos) {
-    prefix = std::stoi(p);
-  }
-  if (prefix < 0 || prefix > 128) {
-    return fail(Errc::InvalidArgument,
-                "invalid subnet \"" + s + "\": the prefix length must be 0 to 128");
-  }
-  Ipv6Net n;
-  n.prefix = prefix;
-  n.addr = *ip & n.mask();
-  if (n.addr != *ip) {
-    return fail(
-        Errc::InvalidArgument,
-        "invalid subnet \"" + s + "\": host bits are set (the network address is " + n.str() + ")");
-  }
-  return n;
+  return parse_cidr<Ipv6Net>(cidr, "fd10:2:3:4::/64", 128, parse_ipv6);
 }
 
 std::string Ipv6Net::str() const {

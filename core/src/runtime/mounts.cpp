@@ -462,16 +462,7 @@ Result<void> finish_rootfs(const ContainerSpec& spec, bool skip_net) {
     if (skip_net && key.rfind("net.", 0) == 0) {
       continue;
     }
-    std::string path = "/proc/sys/" + key;
-    std::replace(path.begin() + 10, path.end(), '.', '/');
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-      return fail_errno("open sysctl", path);
-    }
-    UniqueFd guard(fd);
-    if (::write(fd, value.data(), value.size()) < 0) {
-      return fail_errno("write sysctl " + key + "=" + value + " to", path);
-    }
+    BERTH_TRYV(write_sysctl(key, value));
   }
   for (const auto& p : spec.masked_paths) {
     struct stat st {};
