@@ -803,6 +803,11 @@ void Monitor::finish() {
   if (kills > oom_base_) {
     write_atomic(dir_, "oom", std::to_string(kills - oom_base_));
   }
+  // The socket names go before the exit file: once that is there, `start` may launch the next
+  // run's monitor in this directory, and an unlink after that would take its sockets (the
+  // clients connected already keep their connections).
+  ::unlinkat(dir_, "attach", 0);
+  ::unlinkat(dir_, "ctl", 0);
   const std::string code = std::to_string(exit_code_);
   write_atomic(dir_, "exit", code);
   broadcast(kExit, code.data(), code.size());
@@ -839,8 +844,6 @@ void Monitor::finish() {
     ::close(c);
   }
   clients_.clear();
-  ::unlinkat(dir_, "attach", 0);
-  ::unlinkat(dir_, "ctl", 0);
 }
 
 int Monitor::run(int report_fd, int dir_fd, int attach_fd, int ctl_fd, int out_fd, int err_fd,
