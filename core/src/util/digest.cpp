@@ -1,9 +1,10 @@
 #include "berth/util/digest.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include <cassert>
+#include <cerrno>
 #include <cstdio>
 
 namespace berth::util {
@@ -33,7 +34,9 @@ Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
   (void)ok;
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(impl_->ctx);
+}
 
 void Sha256::update(const void* data, size_t len) {
   assert(!impl_->done);
@@ -49,7 +52,9 @@ std::string Sha256::hex() {
   return to_hex(md, n);
 }
 
-std::string Sha256::digest() { return "sha256:" + hex(); }
+std::string Sha256::digest() {
+  return "sha256:" + hex();
+}
 
 std::string sha256_digest(std::string_view data) {
   Sha256 h;
@@ -77,9 +82,17 @@ Result<void> validate_digest(std::string_view digest) {
 
 std::string random_id() {
   unsigned char b[32];
-  if (RAND_bytes(b, sizeof(b)) != 1) {
-    // OpenSSL's generator failing is a broken host, not an input error.
-    std::abort();
+  // The kernel's generator, as Podman's crypto/rand: no library to load for an id.
+  size_t got = 0;
+  while (got < sizeof(b)) {
+    ssize_t n = ::getrandom(b + got, sizeof(b) - got, 0);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      std::abort();  // getrandom failing is a broken host, not an input error
+    }
+    got += static_cast<size_t>(n);
   }
   return to_hex(b, sizeof(b));
 }
