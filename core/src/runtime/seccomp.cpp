@@ -7,9 +7,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <functional>
 #include <map>
+#include <string_view>
 
-#include "berth/util/digest.hpp"
 #include "berth/util/fs.hpp"
 
 namespace berth::runtime {
@@ -185,21 +187,27 @@ Result<SeccompProgram> compile_seccomp(const nlohmann::json& s) {
 
 Result<SeccompProgram> compile_seccomp_cached(const nlohmann::json& seccomp,
                                               const std::string& cache_dir) {
-  const std::string key = util::sha256_digest(seccomp.dump()).substr(7);
-  const std::string path = cache_dir + "/" + key + ".bpf";
+  // Keyed by a plain hash of the profile, and each entry holds the profile it was compiled from:
+  // a hash collision is only a miss, never another profile's filter. (A SHA-256 key loaded
+  // libcrypto into every container start for nothing.)
+  const std::string text = seccomp.dump();
+  char key[32];
+  std::snprintf(key, sizeof(key), "%016zx", std::hash<std::string_view>{}(text));
+  const std::string path = cache_dir + "/" + key + ".bpf2";
+  const std::string head = text + '\0';
   if (auto cached = util::read_file(path);
-      cached && !cached->empty() && cached->size() % sizeof(sock_filter) == 0) {
-    SeccompProgram prog(cached->size() / sizeof(sock_filter));
-    std::memcpy(prog.data(), cached->data(), cached->size());
+      cached && cached->size() > head.size() && cached->compare(0, head.size(), head) == 0 &&
+      (cached->size() - head.size()) % sizeof(sock_filter) == 0) {
+    SeccompProgram prog((cached->size() - head.size()) / sizeof(sock_filter));
+    std::memcpy(prog.data(), cached->data() + head.size(), cached->size() - head.size());
     return prog;
   }
   BERTH_TRY(auto prog, compile_seccomp(seccomp));
   // The cache is an optimisation: failing to write it is not an error.
   if (util::make_dirs(cache_dir, 0700)) {
-    (void)util::write_file_atomic(path,
-                                  std::string_view(reinterpret_cast<const char*>(prog.data()),
-                                                   prog.size() * sizeof(sock_filter)),
-                                  0600);
+    std::string entry = head;
+    entry.append(reinterpret_cast<const char*>(prog.data()), prog.size() * sizeof(sock_filter));
+    (void)util::write_file_atomic(path, entry, 0600);
   }
   return prog;
 }

@@ -1,5 +1,11 @@
 #include "sqlite_db.hpp"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
 namespace berth::store {
 
 namespace {
@@ -23,7 +29,74 @@ Errc code_of(int rc) {
       return Errc::Internal;
   }
 }
+// One idle connection per database file, kept for the life of the process. The first connection
+// of a process rebuilds SQLite's WAL index by reading every frame since the last checkpoint (no
+// other connection holds the -shm mapping; SQLite truncates it); a `run` opened each database
+// four times and paid that four times, plus the open and schema read. A pooled connection is
+// reused only for the same file (device and inode: a store removed and made again is a new
+// file) and never read-only for a writer.
+struct Pooled {
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool read_only = false;
+  sqlite3* db = nullptr;
+};
+
+std::mutex& pool_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::vector<Pooled>& pool() {
+  static auto* p = new std::vector<Pooled>();  // never destroyed: connections outlive exit
+  return *p;
+}
+
+sqlite3* take_pooled(const std::string& path, bool read_only) {
+  std::lock_guard lock(pool_mutex());
+  auto& p = pool();
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    if (it->path != path) {
+      continue;
+    }
+    Pooled e = *it;
+    p.erase(it);
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && st.st_dev == e.dev && st.st_ino == e.ino &&
+        (!e.read_only || read_only)) {
+      return e.db;
+    }
+    sqlite3_close_v2(e.db);
+    return nullptr;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+Db::~Db() {
+  if (db_ == nullptr) {
+    return;
+  }
+  struct stat st;
+  // Idle: no statement left and no transaction open.
+  if (sqlite3_next_stmt(db_, nullptr) == nullptr && sqlite3_get_autocommit(db_) != 0 &&
+      ::stat(path_.c_str(), &st) == 0) {
+    std::lock_guard lock(pool_mutex());
+    Pooled mine{path_, st.st_dev, st.st_ino, read_only_, db_};
+    auto& p = pool();
+    auto it = std::find_if(p.begin(), p.end(), [&](const Pooled& e) { return e.path == path_; });
+    if (it != p.end()) {
+      db_ = it->db;  // the newer connection stays; the older one closes below
+      *it = mine;
+    } else if (p.size() < 16) {
+      p.push_back(mine);
+      db_ = nullptr;
+    }
+  }
+  sqlite3_close_v2(db_);
+}
 
 Result<bool> Stmt::step() {
   int rc = sqlite3_step(s_);
@@ -57,6 +130,12 @@ Error Db::error(std::string_view op) const {
 Result<Db> Db::open(const std::string& path, bool read_only) {
   Db db;
   db.path_ = path;
+  if (sqlite3* pooled = take_pooled(path, read_only)) {
+    db.db_ = pooled;
+    db.read_only_ = read_only && sqlite3_db_readonly(pooled, "main") == 1;
+    return db;
+  }
+  db.read_only_ = read_only;
   int flags = SQLITE_OPEN_FULLMUTEX |
               (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   int rc = sqlite3_open_v2(path.c_str(), &db.db_, flags, nullptr);

@@ -52,13 +52,17 @@ class Db {
  public:
   static Result<Db> open(const std::string& path, bool read_only);
   Db() = default;
-  Db(Db&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
+  Db(Db&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), read_only_(o.read_only_) {
+    o.db_ = nullptr;
+  }
   Db& operator=(Db&& o) noexcept {
     std::swap(db_, o.db_);
     std::swap(path_, o.path_);
+    std::swap(read_only_, o.read_only_);
     return *this;
   }
-  ~Db() { sqlite3_close_v2(db_); }
+  // An idle connection goes back to the process's pool (one per database) instead of closing.
+  ~Db();
 
   Result<Stmt> prepare(std::string_view sql);
   Result<void> exec(const std::string& sql);
@@ -69,6 +73,7 @@ class Db {
  private:
   sqlite3* db_ = nullptr;
   std::string path_;
+  bool read_only_ = false;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back unless committed.

@@ -12,12 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "berth/spec/spec_builder.hpp"
+#include "seccomp.hpp"
 #include "terminal.hpp"
 
 namespace fs = std::filesystem;
@@ -651,3 +653,38 @@ TEST_F(RuntimeTest, KillAllSignalsEveryProcessOfTheContainer) {
   EXPECT_TRUE(WIFSIGNALED(status));
   EXPECT_TRUE(runtime_->remove(id_, false));
 }
+
+namespace {
+
+// The compiled-filter cache: a hit gives the same program; an entry whose stored profile differs
+// (what a hash collision would look like) is recompiled, never used.
+TEST(SeccompCache, HitsOnlyForTheSameProfile) {
+  TempDir dir;
+  json allow_all = {{"defaultAction", "SCMP_ACT_ALLOW"}};
+  json deny_personality = {
+      {"defaultAction", "SCMP_ACT_ALLOW"},
+      {"syscalls", json::array({{{"names", {"personality"}}, {"action", "SCMP_ACT_ERRNO"}}})}};
+  const std::string cache = (dir.path() / "cache").string();
+  auto a = berth::runtime::compile_seccomp_cached(deny_personality, cache);
+  ASSERT_TRUE(a) << a.error().message();
+  auto entries = std::distance(fs::directory_iterator(cache), fs::directory_iterator());
+  ASSERT_EQ(entries, 1);
+  auto again = berth::runtime::compile_seccomp_cached(deny_personality, cache);
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->size(), a->size());
+  EXPECT_EQ(std::memcmp(again->data(), a->data(), a->size() * sizeof(sock_filter)), 0);
+
+  // Put another profile's program under this profile's name: not taken.
+  auto other = berth::runtime::compile_seccomp(allow_all);
+  ASSERT_TRUE(other);
+  ASSERT_NE(other->size(), a->size());
+  const fs::path entry = fs::directory_iterator(cache)->path();
+  std::string forged = allow_all.dump() + '\0';
+  forged.append(reinterpret_cast<const char*>(other->data()), other->size() * sizeof(sock_filter));
+  std::ofstream(entry, std::ios::binary | std::ios::trunc) << forged;
+  auto after = berth::runtime::compile_seccomp_cached(deny_personality, cache);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->size(), a->size());
+}
+
+}  // namespace
