@@ -147,25 +147,32 @@ Result<void> wait_for_start(int fifo_fd) {
 Result<std::string> setup(const InitContext& ctx) {
   const ContainerSpec& spec = *ctx.spec;
   if (ctx.two_stage) {
-    BERTH_TRYV(first_stage(ctx));
+    BERTH_TRYV(first_stage(ctx));  // the runtime's Go came before the second stage
   } else {
-    BERTH_TRY(auto go, sync_recv(ctx.sync_fd));
-    if (go.type != SyncType::Go) {
-      return fail(Errc::Internal, "unexpected sync message from the runtime");
-    }
     BERTH_TRYV(join_namespaces(spec, false, false));
   }
-  const NamespaceSpec* cgns = spec.find_namespace(CLONE_NEWCGROUP);
-  // Unshared only now, after the runtime moved us into our cgroups: they become the ns root.
-  if (cgns && cgns->path.empty() && ::unshare(CLONE_NEWCGROUP) != 0) {
-    return fail_errno("unshare", "cgroup namespace");
-  }
+  // Meanwhile the runtime moves us into our cgroups (in cgroup v1 the first attach waits for an
+  // RCU grace period: 0.5-4 ms here): what does not depend on them goes first.
+  auto enter_cgroups = [&]() -> Result<void> {
+    if (!ctx.two_stage) {
+      BERTH_TRY(auto go, sync_recv(ctx.sync_fd));
+      if (go.type != SyncType::Go) {
+        return fail(Errc::Internal, "unexpected sync message from the runtime");
+      }
+    }
+    const NamespaceSpec* cgns = spec.find_namespace(CLONE_NEWCGROUP);
+    // Unshared only now, in our cgroups: they become the namespace's root.
+    if (cgns && cgns->path.empty() && ::unshare(CLONE_NEWCGROUP) != 0) {
+      return fail_errno("unshare", "cgroup namespace");
+    }
+    return {};
+  };
   if (::setsid() < 0) {
     return fail_errno("setsid", "");
   }
   BERTH_TRYV(apply_rlimits(spec.process.rlimits));
   BERTH_TRYV(set_names(spec));
-  BERTH_TRYV(prepare_rootfs(spec, g_mount_source_fds));
+  BERTH_TRYV(prepare_rootfs(spec, g_mount_source_fds, enter_cgroups));
   BERTH_TRYV(pivot_to_rootfs(spec.rootfs));
   if (spec.process.terminal) {
     BERTH_TRYV(setup_terminal(ctx.console_fd, "/dev/console"));

@@ -356,7 +356,9 @@ Result<std::string> mount_point_of(const std::string& path) {
 
 }  // namespace
 
-Result<void> prepare_rootfs(const ContainerSpec& spec, const std::vector<int>& source_fds) {
+Result<void> prepare_rootfs(const ContainerSpec& spec, const std::vector<int>& source_fds,
+                            const std::function<Result<void>()>& before_cgroup_mounts) {
+  bool cgroups_entered = !before_cgroup_mounts;
   const unsigned long prop = spec.rootfs_propagation ? spec.rootfs_propagation : MS_SLAVE | MS_REC;
   BERTH_TRYV(do_mount(nullptr, "/", nullptr, prop, ""));
   if (prop & MS_SHARED) {
@@ -374,10 +376,17 @@ Result<void> prepare_rootfs(const ContainerSpec& spec, const std::vector<int>& s
   }
   for (size_t i = 0; i < spec.mounts.size(); ++i) {
     const MountSpec& m = spec.mounts[i];
+    if (!cgroups_entered && (m.type == "cgroup" || m.type == "cgroup2")) {
+      cgroups_entered = true;
+      BERTH_TRYV(before_cgroup_mounts());
+    }
     auto r = mount_one(root.get(), m, i < source_fds.size() ? source_fds[i] : -1);
     if (!r) {
       return fail(std::move(r).error().wrap("mount " + m.destination));
     }
+  }
+  if (!cgroups_entered) {
+    BERTH_TRYV(before_cgroup_mounts());
   }
   return populate_dev(root.get(), spec);
 }

@@ -1,5 +1,6 @@
 #pragma once
 // The container's filesystem view, set up by its init in its own mount namespace.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,11 @@ namespace berth::runtime {
 // `source_fds` (by mount index, -1 for none): bind sources cloned (open_tree) by the host's root
 // before the user namespace, whose root may not search the directories above them (a store's
 // 0700 directories): attached with move_mount.
-Result<void> prepare_rootfs(const ContainerSpec& spec, const std::vector<int>& source_fds = {});
+// `before_cgroup_mounts`, when given, runs once before the first cgroup filesystem is mounted
+// (or at the end when there is none): the init enters its cgroup namespace there, while the
+// mounts before it overlap the runtime's cgroup attach.
+Result<void> prepare_rootfs(const ContainerSpec& spec, const std::vector<int>& source_fds = {},
+                            const std::function<Result<void>()>& before_cgroup_mounts = {});
 // pivot_root(".", ".") then a lazy unmount of the old root.
 Result<void> pivot_to_rootfs(const std::string& rootfs);
 // After pivot_root: masked paths, read-only paths, sysctls, read-only root. With `skip_net`,

@@ -275,14 +275,33 @@ Result<pid_t> NativeRuntime::create(const sdk::CreateRequest& req) {
     BERTH_TRYV(write_id_map(pid, "uid_map", spec.uid_mappings));
     BERTH_TRYV(write_id_map(pid, "gid_map", spec.gid_mappings));
   }
-  // In two stages the init inherits these from the first stage.
-  BERTH_TRYV(cgroups.add(pid));
-  BERTH_TRYV(cgroups.apply(spec.resources));
+  // In two stages the init inherits these from the first stage. In one, the init mounts its
+  // rootfs meanwhile and waits for Go only before its cgroup namespace: when it failed before
+  // that, its own error is the one to report, not ours at reaching a process that has exited.
+  auto init_error_or = [&](Error e) -> Error {
+    pollfd p{parent_end.get(), POLLIN, 0};
+    if (::poll(&p, 1, 200) > 0) {
+      if (auto m = sync_recv(parent_end.get()); m && m->type == SyncType::Error) {
+        return sync_to_error(*m).wrap("create container " + req.id);
+      }
+    }
+    return e;
+  };
+  if (auto r = cgroups.add(pid); !r) {
+    return fail(init_error_or(std::move(r).error()));
+  }
+  if (auto r = cgroups.apply(spec.resources); !r) {
+    return fail(init_error_or(std::move(r).error()));
+  }
   if (spec.process.oom_score_adj) {
-    BERTH_TRYV(write_proc_file(pid, "oom_score_adj", std::to_string(*spec.process.oom_score_adj)));
+    auto r = write_proc_file(pid, "oom_score_adj", std::to_string(*spec.process.oom_score_adj));
+    if (!r) {
+      return fail(init_error_or(std::move(r).error()));
+    }
   }
   if (!sync_send(parent_end.get(), SyncType::Go)) {
-    return fail_errno("signal the container's init", req.id);
+    Error e = fail_errno("signal the container's init", req.id).error();
+    return fail(init_error_or(std::move(e)));
   }
   if (ctx.two_stage) {
     BERTH_TRY(SyncMessage child, expect(SyncType::Pid));

@@ -277,6 +277,27 @@ TEST_F(RuntimeTest, MissingExecutableGivesAClearError) {
   EXPECT_EQ(berth::runtime::exit_code_for(pid.error()), 126);
 }
 
+// The init mounts its rootfs while the runtime moves it into its cgroups: a mount that fails
+// before the runtime is done is still reported as the init's own error, naming the source.
+TEST_F(RuntimeTest, AnEarlyMountFailureIsTheInitsOwnError) {
+  write_spec({"true"}, [](json& s) {
+    s["mounts"].insert(s["mounts"].begin() + 1, json{{"destination", "/data"},
+                                                     {"type", "bind"},
+                                                     {"source", "/no/such/berth/source"},
+                                                     {"options", {"rbind"}}});
+  });
+  CreateRequest req;
+  req.id = id_;
+  req.bundle = bundle_.string();
+  for (int i = 0; i < 5; ++i) {  // both orders of the race
+    auto pid = runtime_->create(req);
+    ASSERT_FALSE(pid);
+    EXPECT_NE(pid.error().message().find("/no/such/berth/source"), std::string::npos)
+        << pid.error().message();
+    EXPECT_FALSE(fs::exists(runtime_->state_dir(id_)));
+  }
+}
+
 TEST_F(RuntimeTest, CreateThenStartFromAnotherInstance) {
   write_spec({"sh", "-c", "echo started"});
   int p[2];
