@@ -215,7 +215,7 @@ class BridgeDriver final : public sdk::NetworkDriver {
           break;
         }
       }
-      BERTH_TRYV(fw->add_network({network_key(cfg), subnets, cfg.internal}));
+      BERTH_TRYV(fw->add_network({network_key(cfg), cfg.interface, subnets, cfg.internal}));
 
       // The interface's gateway as reported, and where the responder listens: the IPv4 gateway
       // (the IPv6 one on an IPv6-only network).
@@ -248,19 +248,26 @@ class BridgeDriver final : public sdk::NetworkDriver {
     BERTH_TRY(auto host, netlink::Socket::open());
     // The published ports' rules go with the request that names them (a full teardown, or the
     // disconnect of the network that carries them), not with the disconnect of another network.
+    bool removed_rules = false;
     if (!req.ports.empty()) {
       BERTH_TRYV(fw->remove_container(container_key(req.container_id)));
+      removed_rules = true;
     }
     for (const auto& a : req.attachments) {
       BERTH_TRYV(host.delete_link(veth_name(req.container_id, a.network.name)));
       if (!a.network.interface.empty() && !bridge_has_ports(a.network.interface)) {
-        // The last container left: the bridge and the network's rules go.
+        // The last container left: the bridge goes, and with it the rules of every network on
+        // it (other stores' networks share the bridge with subnets of their own), including
+        // this one's rules as written before they were tagged with the bridge.
         BERTH_TRYV(host.delete_link(a.network.interface));
+        BERTH_TRYV(fw->remove_networks_on(a.network.interface));
         BERTH_TRYV(fw->remove_network(network_key(a.network)));
         BERTH_TRYV(dns::stop(dns_pid_file(a.network.name)));
+        removed_rules = true;
       }
     }
-    return fw->remove_base_if_unused();
+    // Only then can berth's base chains have become unused (each check is a listing).
+    return removed_rules ? fw->remove_base_if_unused() : Result<void>();
   }
 
   std::vector<std::pair<std::string, std::string>> info() override {

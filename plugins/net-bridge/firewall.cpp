@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <sys/file.h>
 
+#include <cstdio>
+#include <functional>
+
 #include "berth/sdk/unique_fd.hpp"
 
 namespace berth::firewall {
@@ -15,6 +18,7 @@ class NoFirewall final : public Firewall {
  public:
   Result<void> add_network(const NetworkRules&) override { return {}; }
   Result<void> remove_network(const std::string&) override { return {}; }
+  Result<void> remove_networks_on(const std::string&) override { return {}; }
   Result<void> add_container(const ContainerRules&) override { return {}; }
   Result<void> remove_container(const std::string&) override { return {}; }
   Result<void> remove_base_if_unused() override { return {}; }
@@ -29,6 +33,9 @@ class Locked final : public Firewall {
   Locked(UniqueFd lock, FirewallPtr inner) : lock_(std::move(lock)), inner_(std::move(inner)) {}
   Result<void> add_network(const NetworkRules& n) override { return inner_->add_network(n); }
   Result<void> remove_network(const std::string& k) override { return inner_->remove_network(k); }
+  Result<void> remove_networks_on(const std::string& b) override {
+    return inner_->remove_networks_on(b);
+  }
   Result<void> add_container(const ContainerRules& c) override { return inner_->add_container(c); }
   Result<void> remove_container(const std::string& k) override {
     return inner_->remove_container(k);
@@ -63,6 +70,23 @@ std::string resolve(const std::string& driver, std::string* why) {
 }
 
 }  // namespace
+
+std::string network_tag(const std::string& key, const std::string& bridge,
+                        const std::string& rules) {
+  char sig[16];
+  std::snprintf(sig, sizeof(sig), "%08zx", std::hash<std::string>{}(rules)&0xffffffffu);
+  return key + "@" + bridge + "/" + sig;
+}
+
+Tag parse_tag(const std::string& comment) {
+  Tag t;
+  auto at = comment.find('@');
+  t.key = comment.substr(0, at);
+  if (at != std::string::npos) {
+    t.bridge = comment.substr(at + 1, comment.find('/', at) - at - 1);
+  }
+  return t;
+}
 
 Result<FirewallPtr> open_firewall(const std::string& driver, const std::string& lock_file) {
   if (driver != "" && driver != "nftables" && driver != "iptables" && driver != "none") {

@@ -11,7 +11,10 @@
 // to a ports chain, which jumps to one chain per container (`ct-<hash>-dnat`); nat postrouting
 // and filter forward jump to one chain per network (`nw-<hash>-post`, `nw-<hash>-fwd`). Every
 // jump carries a comment naming its key, so teardown deletes exactly those rules; when no
-// per-network or per-container chain is left, berth's base chains go too.
+// per-network or per-container chain is left, berth's base chains go too. A network's jumps are
+// tagged `<key>@<bridge>/<hash of its rules>`: a start on a network whose rules are in place
+// changes nothing, and when a bridge goes, every network's rules on it go (stores with their own
+// subnets share one bridge; their rules used to outlive it).
 //
 // Published ports reached from the host itself (127.0.0.1:<port>) are DNAT'ed in the output
 // hook; the bridge gets route_localnet=1 and the network masquerades 127.0.0.0/8 sources, as
@@ -28,6 +31,7 @@ namespace berth::firewall {
 
 struct NetworkRules {
   std::string key;                   // "nw-<hash>"
+  std::string bridge;                // the bridge interface, e.g. "berth0"
   std::vector<std::string> subnets;  // CIDRs, IPv4 and/or IPv6
   bool internal = false;
 };
@@ -45,6 +49,8 @@ class Firewall {
   // Idempotent: re-adding replaces the network's (container's) rules.
   virtual Result<void> add_network(const NetworkRules& n) = 0;
   virtual Result<void> remove_network(const std::string& key) = 0;
+  // Removes the rules of every network tagged with `bridge` (the bridge is gone).
+  virtual Result<void> remove_networks_on(const std::string& bridge) = 0;
   virtual Result<void> add_container(const ContainerRules& c) = 0;
   virtual Result<void> remove_container(const std::string& key) = 0;
   // Removes berth's base chains (the nftables table) when no network or container chain is left.
@@ -53,6 +59,15 @@ class Firewall {
   virtual std::string describe() const = 0;
 };
 using FirewallPtr = std::unique_ptr<Firewall>;
+
+// The comment on a network's jumps: "<key>@<bridge>/<8 hex of the rules>".
+std::string network_tag(const std::string& key, const std::string& bridge,
+                        const std::string& rules);
+struct Tag {
+  std::string key;     // "nw-..." / "ct-..."
+  std::string bridge;  // empty in a container's tag or one written before tags had it
+};
+Tag parse_tag(const std::string& comment);
 
 // The backend for `driver` ("", "nftables", "iptables", "none"), holding `lock_file` (flock)
 // for its life: the rules are host-wide, changed by berth processes of every store. A named

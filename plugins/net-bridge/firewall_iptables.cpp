@@ -180,25 +180,50 @@ Result<Saved> save(const Family& f) {
   return s;
 }
 
-// "-D ..." lines deleting the rules of `chain` whose comment is `comment`.
-std::string delete_commented(const Saved& s, const std::string& table, const std::string& chain,
-                             const std::string& comment) {
-  std::string out;
-  auto it = s.rules.find(table);
-  if (it == s.rules.end()) {
-    return out;
+// The comment of an iptables-save rule line ("" when none).
+std::string comment_of(const std::string& rule) {
+  auto at = rule.find("--comment ");
+  if (at == std::string::npos) {
+    return "";
   }
-  for (const auto& r : it->second) {
-    if (!r.starts_with("-A " + chain + " ")) {
-      continue;
-    }
-    std::string tail = r + " ";
-    if (tail.find("--comment " + comment + " ") != std::string::npos ||
-        tail.find("--comment \"" + comment + "\" ") != std::string::npos) {
+  at += 10;
+  if (at < rule.size() && rule[at] == '"') {
+    return rule.substr(at + 1, rule.find('"', at + 1) - at - 1);
+  }
+  return rule.substr(at, rule.find(' ', at) - at);
+}
+
+const std::vector<std::string>& rules_of(const Saved& s, const std::string& table) {
+  static const std::vector<std::string> none;
+  auto it = s.rules.find(table);
+  return it == s.rules.end() ? none : it->second;
+}
+
+// "-D ..." lines deleting the rules of `chain` tagged with `key` (see parse_tag).
+std::string delete_commented(const Saved& s, const std::string& table, const std::string& chain,
+                             const std::string& key) {
+  std::string out;
+  for (const auto& r : rules_of(s, table)) {
+    if (r.starts_with("-A " + chain + " ") && parse_tag(comment_of(r)).key == key) {
       out += "-D" + r.substr(2) + "\n";
     }
   }
   return out;
+}
+
+bool has_commented(const Saved& s, const std::string& table, const std::string& chain,
+                   const std::string& comment) {
+  const auto& rules = rules_of(s, table);
+  return std::any_of(rules.begin(), rules.end(), [&](const std::string& r) {
+    return r.starts_with("-A " + chain + " ") && comment_of(r) == comment;
+  });
+}
+
+size_t rule_count(const Saved& s, const std::string& table, const std::string& chain) {
+  const auto& rules = rules_of(s, table);
+  return static_cast<size_t>(std::count_if(rules.begin(), rules.end(), [&](const std::string& r) {
+    return r.starts_with("-A " + chain + " ");
+  }));
 }
 
 std::string drop_chain(const Saved& s, const std::string& table, const std::string& chain) {
@@ -236,34 +261,79 @@ class IptablesFirewall final : public Firewall {
       if (subnets.empty()) {
         continue;
       }
-      BERTH_TRY(auto saved, save(*f));
       std::string post = n.key + "-post";
       std::string fwd = n.key + "-fwd";
-      std::string nat = "*nat\n" + delete_commented(saved, "nat", "POSTROUTING", n.key) + ":" +
-                        post + " - [0:0]\n";
-      std::string filter = "*filter\n" + delete_commented(saved, "filter", "FORWARD", n.key) + ":" +
-                           fwd + " - [0:0]\n";
+      std::string nat_rules;
+      std::string filter_rules;
       for (const auto& s : subnets) {
         if (!f->v6) {
-          nat += "-A " + post + " -s 127.0.0.0/8 -d " + s + " -j MASQUERADE\n";
+          nat_rules += "-A " + post + " -s 127.0.0.0/8 -d " + s + " -j MASQUERADE\n";
         }
-        nat +=
+        nat_rules +=
             "-A " + post + " -s " + s + " -d " + s + " -m conntrack --ctstate DNAT -j MASQUERADE\n";
         if (n.internal) {
-          filter += "-A " + fwd + " -s " + s + " ! -d " + s + " -j DROP\n";
-          filter += "-A " + fwd + " ! -s " + s + " -d " + s + " -j DROP\n";
+          filter_rules += "-A " + fwd + " -s " + s + " ! -d " + s + " -j DROP\n";
+          filter_rules += "-A " + fwd + " ! -s " + s + " -d " + s + " -j DROP\n";
         } else {
-          nat += "-A " + post + " -s " + s + " ! -d " + s + " -j MASQUERADE\n";
-          filter +=
+          nat_rules += "-A " + post + " -s " + s + " ! -d " + s + " -j MASQUERADE\n";
+          filter_rules +=
               "-A " + fwd + " -d " + s + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n";
-          filter += "-A " + fwd + " -s " + s + " -j ACCEPT\n";
-          filter += "-A " + fwd + " -d " + s + " -m conntrack --ctstate DNAT -j ACCEPT\n";
+          filter_rules += "-A " + fwd + " -s " + s + " -j ACCEPT\n";
+          filter_rules += "-A " + fwd + " -d " + s + " -m conntrack --ctstate DNAT -j ACCEPT\n";
         }
       }
-      nat += "-A POSTROUTING -m comment --comment " + n.key + " -j " + post + "\nCOMMIT\n";
+      const std::string tag = network_tag(n.key, n.bridge, nat_rules + filter_rules);
+      BERTH_TRY(auto saved, save(*f));
+      auto lines = [](const std::string& text) {
+        return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+      };
+      if (has_commented(saved, "nat", "POSTROUTING", tag) &&
+          has_commented(saved, "filter", "FORWARD", tag) &&
+          rule_count(saved, "nat", post) == lines(nat_rules) &&
+          rule_count(saved, "filter", fwd) == lines(filter_rules)) {
+        continue;  // in place as it would be written
+      }
+      std::string nat = "*nat\n" + delete_commented(saved, "nat", "POSTROUTING", n.key) + ":" +
+                        post + " - [0:0]\n" + nat_rules;
+      std::string filter = "*filter\n" + delete_commented(saved, "filter", "FORWARD", n.key) + ":" +
+                           fwd + " - [0:0]\n" + filter_rules;
+      nat += "-A POSTROUTING -m comment --comment " + tag + " -j " + post + "\nCOMMIT\n";
       // First in FORWARD: ahead of a DROP policy's rules (Docker's, the admin's).
-      filter += "-I FORWARD 1 -m comment --comment " + n.key + " -j " + fwd + "\nCOMMIT\n";
+      filter += "-I FORWARD 1 -m comment --comment " + tag + " -j " + fwd + "\nCOMMIT\n";
       BERTH_TRYV(restore(*f, nat + filter));
+    }
+    return {};
+  }
+
+  Result<void> remove_networks_on(const std::string& bridge) override {
+    for (const Family* f : families()) {
+      BERTH_TRY(auto saved, save(*f));
+      std::set<std::string> keys;
+      for (const auto& r : rules_of(saved, "nat")) {
+        if (auto tag = parse_tag(comment_of(r)); r.starts_with("-A POSTROUTING ") &&
+                                                 tag.bridge == bridge &&
+                                                 tag.key.starts_with("nw-")) {
+          keys.insert(tag.key);
+        }
+      }
+      std::string nat;
+      std::string filter;
+      for (const auto& key : keys) {
+        nat += delete_commented(saved, "nat", "POSTROUTING", key) +
+               drop_chain(saved, "nat", key + "-post");
+        filter += delete_commented(saved, "filter", "FORWARD", key) +
+                  drop_chain(saved, "filter", key + "-fwd");
+      }
+      std::string script;
+      if (!nat.empty()) {
+        script += "*nat\n" + nat + "COMMIT\n";
+      }
+      if (!filter.empty()) {
+        script += "*filter\n" + filter + "COMMIT\n";
+      }
+      if (!script.empty()) {
+        BERTH_TRYV(restore(*f, script));
+      }
     }
     return {};
   }

@@ -4,7 +4,9 @@
 #include <nftables/libnftables.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "firewall.hpp"
 
@@ -61,6 +63,61 @@ std::string family_of(const std::string& cidr) {
   return cidr.find(':') != std::string::npos ? "ip6" : "ip";
 }
 
+// What `list table inet berth` shows: its chains, and the rules with a comment (berth's jumps).
+struct Listing {
+  bool exists = false;
+  std::map<std::string, size_t> rule_counts;  // chain -> number of rules
+  struct Jump {
+    std::string chain;
+    std::string comment;
+    int64_t handle = 0;
+  };
+  std::vector<Jump> jumps;
+
+  bool has_chain(const std::string& c) const { return rule_counts.count(c) != 0; }
+  size_t rules_in(const std::string& c) const {
+    auto it = rule_counts.find(c);
+    return it == rule_counts.end() ? 0 : it->second;
+  }
+  bool has_jump(const std::string& chain, const std::string& comment) const {
+    return std::any_of(jumps.begin(), jumps.end(),
+                       [&](const Jump& j) { return j.chain == chain && j.comment == comment; });
+  }
+  // "delete rule" commands for the jumps of `chain` tagged with `key`.
+  std::string delete_jumps(const std::string& chain, const std::string& key) const {
+    std::string cmds;
+    for (const auto& j : jumps) {
+      if (j.chain == chain && parse_tag(j.comment).key == key) {
+        cmds += std::string("delete rule ") + kTable + " " + chain + " handle " +
+                std::to_string(j.handle) + "\n";
+      }
+    }
+    return cmds;
+  }
+  std::string delete_chain(const std::string& c) const {
+    return has_chain(c) ? std::string("flush chain ") + kTable + " " + c + "\ndelete chain " +
+                              kTable + " " + c + "\n"
+                        : "";
+  }
+};
+
+std::string base_table_commands() {
+  const std::string t = kTable;
+  return "add table " + t + "\n" + "add chain " + t +
+         " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n"
+         "add chain " +
+         t + " output { type nat hook output priority -100; policy accept; }\n" + "add chain " + t +
+         " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n" +
+         "add chain " + t +
+         " forward { type filter hook forward priority filter; policy accept; }\n" + "add chain " +
+         t + " ports\n" + "add rule " + t + " prerouting fib daddr type local jump ports\n" +
+         "add rule " + t + " output fib daddr type local jump ports\n";
+}
+
+// Every change is one listing of berth's table (only it: libnftables fetches no other table)
+// and at most one batch, applied atomically. A network whose rules are in place as they would be
+// written is left alone: starting a container on an existing network costs a listing, not the
+// four runs (each with its cache) it used to.
 class NftFirewall final : public Firewall {
  public:
   explicit NftFirewall(nft_ctx* ctx) : ctx_(ctx) {}
@@ -83,54 +140,84 @@ class NftFirewall final : public Firewall {
   }
 
   Result<void> add_network(const NetworkRules& n) override {
-    BERTH_TRYV(ensure_table());
-    BERTH_TRYV(delete_jumps("postrouting", n.key));
-    BERTH_TRYV(delete_jumps("forward", n.key));
-    std::string t = kTable;
-    std::string post = n.key + "-post";
-    std::string fwd = n.key + "-fwd";
-    std::string cmds = "add chain " + t + " " + post + "\nflush chain " + t + " " + post + "\n" +
-                       "add chain " + t + " " + fwd + "\nflush chain " + t + " " + fwd + "\n";
+    const std::string t = kTable;
+    const std::string post = n.key + "-post";
+    const std::string fwd = n.key + "-fwd";
+    std::string body;
+    size_t post_rules = 0;
+    size_t fwd_rules = 0;
     for (const auto& s : n.subnets) {
       std::string f = family_of(s);
-      std::string pre_post = "add rule " + t + " " + post + " ";
-      std::string pre_fwd = "add rule " + t + " " + fwd + " ";
+      auto add_post = [&](const std::string& rule) {
+        body += "add rule " + t + " " + post + " " + rule + "\n";
+        ++post_rules;
+      };
+      auto add_fwd = [&](const std::string& rule) {
+        body += "add rule " + t + " " + fwd + " " + rule + "\n";
+        ++fwd_rules;
+      };
       // Published ports reached from the host's loopback (IPv4 only: route_localnet), and
       // hairpin (a container to its own network's published port).
       if (f == "ip") {
-        cmds += pre_post + "ip saddr 127.0.0.0/8 ip daddr " + s + " masquerade\n";
+        add_post("ip saddr 127.0.0.0/8 ip daddr " + s + " masquerade");
       }
-      cmds += pre_post + "ct status dnat " + f + " saddr " + s + " " + f + " daddr " + s +
-              " masquerade\n";
+      add_post("ct status dnat " + f + " saddr " + s + " " + f + " daddr " + s + " masquerade");
       if (n.internal) {
-        cmds += pre_fwd + f + " saddr " + s + " " + f + " daddr != " + s + " drop\n";
-        cmds += pre_fwd + f + " daddr " + s + " " + f + " saddr != " + s + " drop\n";
+        add_fwd(f + " saddr " + s + " " + f + " daddr != " + s + " drop");
+        add_fwd(f + " daddr " + s + " " + f + " saddr != " + s + " drop");
       } else {
-        cmds += pre_post + f + " saddr " + s + " " + f + " daddr != " + s + " masquerade\n";
-        cmds += pre_fwd + f + " daddr " + s + " ct state established,related accept\n";
-        cmds += pre_fwd + f + " saddr " + s + " accept\n";
-        cmds += pre_fwd + f + " daddr " + s + " ct status dnat accept\n";
+        add_post(f + " saddr " + s + " " + f + " daddr != " + s + " masquerade");
+        add_fwd(f + " daddr " + s + " ct state established,related accept");
+        add_fwd(f + " saddr " + s + " accept");
+        add_fwd(f + " daddr " + s + " ct status dnat accept");
       }
     }
-    cmds += "add rule " + t + " postrouting jump " + post + " comment \"" + n.key + "\"\n";
-    cmds += "add rule " + t + " forward jump " + fwd + " comment \"" + n.key + "\"\n";
+    const std::string tag = network_tag(n.key, n.bridge, body);
+    BERTH_TRY(Listing l, listing());
+    if (l.has_jump("postrouting", tag) && l.has_jump("forward", tag) &&
+        l.rules_in(post) == post_rules && l.rules_in(fwd) == fwd_rules) {
+      return {};
+    }
+    std::string cmds = l.exists ? "" : base_table_commands();
+    cmds += l.delete_jumps("postrouting", n.key) + l.delete_jumps("forward", n.key);
+    cmds += "add chain " + t + " " + post + "\nflush chain " + t + " " + post + "\n" +
+            "add chain " + t + " " + fwd + "\nflush chain " + t + " " + fwd + "\n" + body;
+    cmds += "add rule " + t + " postrouting jump " + post + " comment \"" + tag + "\"\n";
+    cmds += "add rule " + t + " forward jump " + fwd + " comment \"" + tag + "\"\n";
     BERTH_TRY(auto out, run(cmds));
     (void)out;
     return {};
   }
 
   Result<void> remove_network(const std::string& key) override {
-    BERTH_TRYV(delete_jumps("postrouting", key));
-    BERTH_TRYV(delete_jumps("forward", key));
-    return delete_chains({key + "-post", key + "-fwd"});
+    BERTH_TRY(Listing l, listing());
+    return apply(l.delete_jumps("postrouting", key) + l.delete_jumps("forward", key) +
+                 l.delete_chain(key + "-post") + l.delete_chain(key + "-fwd"));
+  }
+
+  Result<void> remove_networks_on(const std::string& bridge) override {
+    BERTH_TRY(Listing l, listing());
+    std::set<std::string> keys;
+    for (const auto& j : l.jumps) {
+      if (auto tag = parse_tag(j.comment); tag.bridge == bridge && tag.key.starts_with("nw-")) {
+        keys.insert(tag.key);
+      }
+    }
+    std::string cmds;
+    for (const auto& key : keys) {
+      cmds += l.delete_jumps("postrouting", key) + l.delete_jumps("forward", key) +
+              l.delete_chain(key + "-post") + l.delete_chain(key + "-fwd");
+    }
+    return apply(cmds);
   }
 
   Result<void> add_container(const ContainerRules& c) override {
-    BERTH_TRYV(ensure_table());
-    BERTH_TRYV(delete_jumps("ports", c.key));
-    std::string t = kTable;
-    std::string chain = c.key + "-dnat";
-    std::string cmds = "add chain " + t + " " + chain + "\nflush chain " + t + " " + chain + "\n";
+    const std::string t = kTable;
+    const std::string chain = c.key + "-dnat";
+    BERTH_TRY(Listing l, listing());
+    std::string cmds = l.exists ? "" : base_table_commands();
+    cmds += l.delete_jumps("ports", c.key);
+    cmds += "add chain " + t + " " + chain + "\nflush chain " + t + " " + chain + "\n";
     for (const auto& p : c.ports) {
       bool any = p.host_ip.empty() || p.host_ip == "0.0.0.0" || p.host_ip == "::";
       bool v6_host = p.host_ip.find(':') != std::string::npos;
@@ -158,112 +245,60 @@ class NftFirewall final : public Firewall {
   }
 
   Result<void> remove_container(const std::string& key) override {
-    BERTH_TRYV(delete_jumps("ports", key));
-    return delete_chains({key + "-dnat"});
+    BERTH_TRY(Listing l, listing());
+    return apply(l.delete_jumps("ports", key) + l.delete_chain(key + "-dnat"));
   }
 
   Result<void> remove_base_if_unused() override {
-    BERTH_TRY(auto names, chains());
-    if (names.empty()) {
+    BERTH_TRY(Listing l, listing());
+    if (!l.exists) {
       return {};
     }
-    for (const auto& n : names) {
-      if (n.starts_with("nw-") || n.starts_with("ct-")) {
+    for (const auto& [name, count] : l.rule_counts) {
+      (void)count;
+      if (name.starts_with("nw-") || name.starts_with("ct-")) {
         return {};
       }
     }
-    BERTH_TRY(auto out, run(std::string("delete table ") + kTable));
-    (void)out;
-    return {};
+    return apply(std::string("delete table ") + kTable + "\n");
   }
 
   std::string describe() const override { return "nftables (libnftables, table inet berth)"; }
 
  private:
-  Result<void> ensure_table() {
-    if (run(std::string("list table ") + kTable).has_value()) {
+  Result<void> apply(const std::string& cmds) {
+    if (cmds.empty()) {
       return {};
     }
-    std::string t = kTable;
-    BERTH_TRY(auto out,
-              run("add table " + t + "\n" + "add chain " + t +
-                  " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n"
-                  "add chain " +
-                  t +
-                  " output { type nat hook output priority -100; policy accept; }\n"
-                  "add chain " +
-                  t +
-                  " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n"
-                  "add chain " +
-                  t +
-                  " forward { type filter hook forward priority filter; policy accept; }\n"
-                  "add chain " +
-                  t +
-                  " ports\n"
-                  "add rule " +
-                  t +
-                  " prerouting fib daddr type local jump ports\n"
-                  "add rule " +
-                  t + " output fib daddr type local jump ports\n"));
+    BERTH_TRY(auto out, run(cmds));
     (void)out;
     return {};
   }
 
-  Result<std::vector<std::string>> chains() {
-    std::vector<std::string> out;
+  Result<Listing> listing() {
+    Listing l;
     auto text = run(std::string("list table ") + kTable, true);
     if (!text) {
-      return out;  // no table: no chains
+      return l;  // no table yet
     }
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded()) {
       return fail(Errc::Internal, "nftables: unreadable JSON listing of table berth");
     }
+    l.exists = true;
     for (const auto& item : j.value("nftables", nlohmann::json::array())) {
       if (item.contains("chain")) {
-        out.push_back(item["chain"].value("name", ""));
+        l.rule_counts.emplace(item["chain"].value("name", ""), 0);
+      } else if (item.contains("rule")) {
+        const auto& r = item["rule"];
+        std::string chain = r.value("chain", "");
+        ++l.rule_counts[chain];
+        if (r.contains("comment") && r["comment"].is_string()) {
+          l.jumps.push_back({chain, r["comment"].get<std::string>(), r.value("handle", 0)});
+        }
       }
     }
-    return out;
-  }
-
-  Result<void> delete_chains(const std::vector<std::string>& wanted) {
-    BERTH_TRY(auto names, chains());
-    std::string cmds;
-    for (const auto& c : wanted) {
-      if (std::find(names.begin(), names.end(), c) != names.end()) {
-        cmds += std::string("flush chain ") + kTable + " " + c + "\ndelete chain " + kTable + " " +
-                c + "\n";
-      }
-    }
-    if (!cmds.empty()) {
-      BERTH_TRY(auto out, run(cmds));
-      (void)out;
-    }
-    return {};
-  }
-
-  Result<void> delete_jumps(const std::string& chain, const std::string& comment) {
-    auto text = run(std::string("list chain ") + kTable + " " + chain, true);
-    if (!text) {
-      return {};  // no chain, no rule
-    }
-    auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (j.is_discarded()) {
-      return fail(Errc::Internal, "nftables: unreadable JSON listing of chain " + chain);
-    }
-    std::string cmds;
-    for (const auto& item : j.value("nftables", nlohmann::json::array())) {
-      if (item.contains("rule") && item["rule"].value("comment", "") == comment) {
-        cmds += std::string("delete rule ") + kTable + " " + chain + " handle " +
-                std::to_string(item["rule"].value("handle", 0)) + "\n";
-      }
-    }
-    if (!cmds.empty()) {
-      BERTH_TRY(auto out, run(cmds));
-      (void)out;
-    }
-    return {};
+    return l;
   }
 
   nft_ctx* ctx_;

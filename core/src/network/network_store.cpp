@@ -236,7 +236,10 @@ Network NetworkStore::default_network(const config::ContainersConfig& cfg) {
   Network n;
   bool named = cfg.sources.count("network.default_network") != 0;
   n.name = named ? cfg.network.default_network : "berth";
-  n.id = util::sha256_digest(n.name).substr(7);
+  // The id is the name's sha256, as Podman's; the usual one spelt out, so that a container start
+  // on the default network does not load libcrypto for it.
+  n.id = n.name == "berth" ? "5c2f64c7f21efd5fb5e3d6a499abe5eacb248ae6f6f0085387c9a056d10ef5fd"
+                           : util::sha256_digest(n.name).substr(7);
   n.driver = "bridge";
   n.network_interface = "berth0";
   n.created = now_rfc3339();

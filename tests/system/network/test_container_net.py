@@ -163,6 +163,52 @@ class ContainerNetworkTest(NetworkTestBase):
         with self.assertRaises(AssertionError):
             fetch(f"http://127.0.0.1:{port}/", attempts=1)
 
+    def test_rules_stay_put_and_go_with_the_shared_bridge(self):
+        # A second store with a network on the same bridge, with a subnet of its own. (Without
+        # DNS: each store's responder would bind its own gateway on the shared bridge, and only
+        # the store whose container leaves last stops its own.)
+        iface = self.net("shr", "10.231.91.0/24", "--disable-dns")
+        other = ["--root", os.path.join(self.tmp, "root2"), "--runroot",
+                 os.path.join(self.tmp, "run2"), "--storage-driver", self.storage_driver]
+        tar = os.path.join(self.tmp, "rootfs.tar")
+        self.ok(*other, "import", tar, IMAGE, store=False)
+        self.ok(*other, "network", "create", "--subnet", "10.231.92.0/24", "--interface-name",
+                iface, "--disable-dns", "shr", store=False)
+        self.addCleanup(self.berth, *other, "rm", "-f", "-t", "0", "-a", store=False)
+        mine = "nw-" + short_hash("shr/10.231.91.0/24")
+        theirs = "nw-" + short_hash("shr/10.231.92.0/24")
+
+        def handles():
+            r = subprocess.run(["nft", "-a", "list", "chain", "inet", "berth", "postrouting"],
+                               capture_output=True, text=True)
+            return sorted(line.split("# handle ")[-1] for line in r.stdout.splitlines()
+                          if f"jump {mine}-post" in line)
+
+        self.run_d("s1", "--network", "shr", IMAGE, "sleep", "1000")
+        first = handles()
+        self.assertEqual(len(first), 1, nft_ruleset())
+        # A second container on the network leaves its rules as they are (no rewrite).
+        self.run_d("s2", "--network", "shr", IMAGE, "sleep", "1000")
+        self.assertEqual(handles(), first)
+        # Rules flushed behind berth's back are put back by the next start.
+        subprocess.run(["nft", "flush", "chain", "inet", "berth", f"{mine}-post"], check=True)
+        self.run_d("s3", "--network", "shr", IMAGE, "sleep", "1000")
+        self.assertIn("masquerade", subprocess.run(
+            ["nft", "list", "chain", "inet", "berth", f"{mine}-post"], capture_output=True,
+            text=True).stdout)
+        self.ok(*other, "run", "-d", "--name", "o1", "--network", "shr", IMAGE, "sleep", "1000",
+                store=False)
+        self.assertIn(theirs, nft_ruleset())
+        # This store's containers go first: the other's keeps the bridge and both networks' rules.
+        self.ok("rm", "-f", "-t", "0", "s1", "s2", "s3")
+        self.assertIn(iface, links())
+        # The last container on the bridge takes the bridge and every network's rules on it.
+        self.ok(*other, "rm", "-f", "-t", "0", "o1", store=False)
+        self.assertNotIn(iface, links())
+        rules = nft_ruleset()
+        self.assertNotIn(mine, rules)
+        self.assertNotIn(theirs, rules)
+
     def test_published_port_slirp4netns(self):
         port = free_port()
         cid = self.run_d("sweb", "--network", "slirp4netns", "-p", f"{port}:80", IMAGE, "sh",

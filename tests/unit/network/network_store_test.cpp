@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "berth/network/network.hpp"
+#include "berth/util/digest.hpp"
 #include "berth/util/fs.hpp"
 
 namespace berth::network {
@@ -113,8 +114,11 @@ TEST_F(StoreTest, DefaultNetworkNamedByContainersConf) {
   config::ContainersConfig cfg;
   cfg.network.default_network = "podman";
   EXPECT_EQ(NetworkStore::default_network(cfg).name, "berth");  // default value, no file
+  // The id is the name's sha256 either way (the usual one is spelt out in the code).
+  EXPECT_EQ(NetworkStore::default_network(cfg).id, berth::util::sha256_digest("berth").substr(7));
   cfg.sources["network.default_network"] = "/etc/containers/containers.conf";
   EXPECT_EQ(NetworkStore::default_network(cfg).name, "podman");
+  EXPECT_EQ(NetworkStore::default_network(cfg).id, berth::util::sha256_digest("podman").substr(7));
 }
 
 TEST_F(StoreTest, CreateWritesNetavarkShapedJson) {
