@@ -248,7 +248,7 @@ class BridgeDriver final : public sdk::NetworkDriver {
     BERTH_TRY(auto host, netlink::Socket::open());
     // The published ports' rules go with the request that names them (a full teardown, or the
     // disconnect of the network that carries them), not with the disconnect of another network.
-    bool removed_rules = false;
+    bool removed_rules = false;  // a container's port rules: the base chains may be unused now
     if (!req.ports.empty()) {
       BERTH_TRYV(fw->remove_container(container_key(req.container_id)));
       removed_rules = true;
@@ -260,10 +260,8 @@ class BridgeDriver final : public sdk::NetworkDriver {
         // it (other stores' networks share the bridge with subnets of their own), including
         // this one's rules as written before they were tagged with the bridge.
         BERTH_TRYV(host.delete_link(a.network.interface));
-        BERTH_TRYV(fw->remove_networks_on(a.network.interface));
-        BERTH_TRYV(fw->remove_network(network_key(a.network)));
+        BERTH_TRYV(fw->remove_networks_on(a.network.interface, network_key(a.network)));
         BERTH_TRYV(dns::stop(dns_pid_file(a.network.name)));
-        removed_rules = true;
       }
     }
     // Only then can berth's base chains have become unused (each check is a listing).

@@ -18,7 +18,7 @@ class NoFirewall final : public Firewall {
  public:
   Result<void> add_network(const NetworkRules&) override { return {}; }
   Result<void> remove_network(const std::string&) override { return {}; }
-  Result<void> remove_networks_on(const std::string&) override { return {}; }
+  Result<void> remove_networks_on(const std::string&, const std::string&) override { return {}; }
   Result<void> add_container(const ContainerRules&) override { return {}; }
   Result<void> remove_container(const std::string&) override { return {}; }
   Result<void> remove_base_if_unused() override { return {}; }
@@ -33,8 +33,8 @@ class Locked final : public Firewall {
   Locked(UniqueFd lock, FirewallPtr inner) : lock_(std::move(lock)), inner_(std::move(inner)) {}
   Result<void> add_network(const NetworkRules& n) override { return inner_->add_network(n); }
   Result<void> remove_network(const std::string& k) override { return inner_->remove_network(k); }
-  Result<void> remove_networks_on(const std::string& b) override {
-    return inner_->remove_networks_on(b);
+  Result<void> remove_networks_on(const std::string& b, const std::string& k) override {
+    return inner_->remove_networks_on(b, k);
   }
   Result<void> add_container(const ContainerRules& c) override { return inner_->add_container(c); }
   Result<void> remove_container(const std::string& k) override {

@@ -49,8 +49,9 @@ class Firewall {
   // Idempotent: re-adding replaces the network's (container's) rules.
   virtual Result<void> add_network(const NetworkRules& n) = 0;
   virtual Result<void> remove_network(const std::string& key) = 0;
-  // Removes the rules of every network tagged with `bridge` (the bridge is gone).
-  virtual Result<void> remove_networks_on(const std::string& bridge) = 0;
+  // Removes the rules of every network tagged with `bridge` (the bridge is gone) and of `key`
+  // (tagged or not), then berth's base chains when nothing else uses them.
+  virtual Result<void> remove_networks_on(const std::string& bridge, const std::string& key) = 0;
   virtual Result<void> add_container(const ContainerRules& c) = 0;
   virtual Result<void> remove_container(const std::string& key) = 0;
   // Removes berth's base chains (the nftables table) when no network or container chain is left.

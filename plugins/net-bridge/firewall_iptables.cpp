@@ -305,10 +305,10 @@ class IptablesFirewall final : public Firewall {
     return {};
   }
 
-  Result<void> remove_networks_on(const std::string& bridge) override {
+  Result<void> remove_networks_on(const std::string& bridge, const std::string& key) override {
     for (const Family* f : families()) {
       BERTH_TRY(auto saved, save(*f));
-      std::set<std::string> keys;
+      std::set<std::string> keys = {key};
       for (const auto& r : rules_of(saved, "nat")) {
         if (auto tag = parse_tag(comment_of(r)); r.starts_with("-A POSTROUTING ") &&
                                                  tag.bridge == bridge &&
@@ -335,7 +335,7 @@ class IptablesFirewall final : public Firewall {
         BERTH_TRYV(restore(*f, script));
       }
     }
-    return {};
+    return remove_base_if_unused();
   }
 
   Result<void> remove_network(const std::string& key) override {

@@ -195,18 +195,32 @@ class NftFirewall final : public Firewall {
                  l.delete_chain(key + "-post") + l.delete_chain(key + "-fwd"));
   }
 
-  Result<void> remove_networks_on(const std::string& bridge) override {
+  // One listing, one batch: the networks on the bridge (and `key`, however it was tagged), and
+  // the table itself when nothing else of berth's is left in it.
+  Result<void> remove_networks_on(const std::string& bridge, const std::string& key) override {
     BERTH_TRY(Listing l, listing());
-    std::set<std::string> keys;
+    if (!l.exists) {
+      return {};
+    }
+    std::set<std::string> keys = {key};
     for (const auto& j : l.jumps) {
       if (auto tag = parse_tag(j.comment); tag.bridge == bridge && tag.key.starts_with("nw-")) {
         keys.insert(tag.key);
       }
     }
+    bool others = false;
+    for (const auto& [name, count] : l.rule_counts) {
+      (void)count;
+      bool ours = name.starts_with("nw-") && keys.count(name.substr(0, name.rfind('-'))) != 0;
+      others = others || (!ours && (name.starts_with("nw-") || name.starts_with("ct-")));
+    }
+    if (!others) {
+      return apply(std::string("delete table ") + kTable + "\n");
+    }
     std::string cmds;
-    for (const auto& key : keys) {
-      cmds += l.delete_jumps("postrouting", key) + l.delete_jumps("forward", key) +
-              l.delete_chain(key + "-post") + l.delete_chain(key + "-fwd");
+    for (const auto& k : keys) {
+      cmds += l.delete_jumps("postrouting", k) + l.delete_jumps("forward", k) +
+              l.delete_chain(k + "-post") + l.delete_chain(k + "-fwd");
     }
     return apply(cmds);
   }
