@@ -316,24 +316,7 @@ class IptablesFirewall final : public Firewall {
           keys.insert(tag.key);
         }
       }
-      std::string nat;
-      std::string filter;
-      for (const auto& key : keys) {
-        nat += delete_commented(saved, "nat", "POSTROUTING", key) +
-               drop_chain(saved, "nat", key + "-post");
-        filter += delete_commented(saved, "filter", "FORWARD", key) +
-                  drop_chain(saved, "filter", key + "-fwd");
-      }
-      std::string script;
-      if (!nat.empty()) {
-        script += "*nat\n" + nat + "COMMIT\n";
-      }
-      if (!filter.empty()) {
-        script += "*filter\n" + filter + "COMMIT\n";
-      }
-      if (!script.empty()) {
-        BERTH_TRYV(restore(*f, script));
-      }
+      BERTH_TRYV(remove_keys(*f, saved, keys));
     }
     return remove_base_if_unused();
   }
@@ -341,20 +324,7 @@ class IptablesFirewall final : public Firewall {
   Result<void> remove_network(const std::string& key) override {
     for (const Family* f : families()) {
       BERTH_TRY(auto saved, save(*f));
-      std::string nat = delete_commented(saved, "nat", "POSTROUTING", key) +
-                        drop_chain(saved, "nat", key + "-post");
-      std::string filter = delete_commented(saved, "filter", "FORWARD", key) +
-                           drop_chain(saved, "filter", key + "-fwd");
-      std::string script;
-      if (!nat.empty()) {
-        script += "*nat\n" + nat + "COMMIT\n";
-      }
-      if (!filter.empty()) {
-        script += "*filter\n" + filter + "COMMIT\n";
-      }
-      if (!script.empty()) {
-        BERTH_TRYV(restore(*f, script));
-      }
+      BERTH_TRYV(remove_keys(*f, saved, {key}));
     }
     return {};
   }
@@ -446,6 +416,27 @@ class IptablesFirewall final : public Firewall {
   }
 
  private:
+  // Deletes the jumps and chains of the networks `keys` in one restore.
+  static Result<void> remove_keys(const Family& f, const Saved& saved,
+                                  const std::set<std::string>& keys) {
+    std::string nat;
+    std::string filter;
+    for (const auto& key : keys) {
+      nat += delete_commented(saved, "nat", "POSTROUTING", key) +
+             drop_chain(saved, "nat", key + "-post");
+      filter += delete_commented(saved, "filter", "FORWARD", key) +
+                drop_chain(saved, "filter", key + "-fwd");
+    }
+    std::string script;
+    if (!nat.empty()) {
+      script += "*nat\n" + nat + "COMMIT\n";
+    }
+    if (!filter.empty()) {
+      script += "*filter\n" + filter + "COMMIT\n";
+    }
+    return script.empty() ? Result<void>() : restore(f, script);
+  }
+
   std::vector<const Family*> families() const {
     std::vector<const Family*> out = {&v4_};
     if (v6_) {
