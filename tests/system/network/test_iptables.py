@@ -5,6 +5,7 @@ no rule, chain or interface left once the containers are gone.
 
 Only loopback and the namespaces the test makes are used."""
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -94,6 +95,43 @@ class IptablesBackendTest(tcn.NetworkTestBase):
                 break
             time.sleep(0.1)
         self.assertNotIn(nkey, iptables_rules())
+
+
+class FirewallFallbackTest(tcn.NetworkTestBase):
+    """firewall_driver unset: nftables where libnftables loads, else iptables (as Podman 5)."""
+    default_subnet = "10.231.78.0/24"
+
+    def test_falls_back_to_iptables_without_libnftables(self):
+        iface = self.net("ifb", "10.231.79.0/24", "--disable-dns")
+        nkey = "nw-" + short_hash("ifb/10.231.79.0/24")
+        lib = os.path.realpath("/usr/lib/x86_64-linux-gnu/libnftables.so.1")
+        if not os.path.exists(lib):
+            self.skipTest("libnftables is not installed: the fallback is the only way here")
+        berth = " ".join(shlex.quote(a) for a in self.cmd())
+        out = os.path.join(self.tmp, "fallback")
+        os.makedirs(out, exist_ok=True)
+        # In a mount namespace of its own, libnftables is an empty file: dlopen fails there only.
+        # The whole life of the container stays in that namespace (its mounts are private to it).
+        script = f"""set -e
+mount --bind /dev/null {shlex.quote(lib)}
+{berth} run -d --name ifb1 --network ifb {IMAGE} sleep 1000 >/dev/null
+iptables-save -t nat > {out}/nat.txt
+umount {shlex.quote(lib)}
+nft list table inet berth > {out}/nft.txt 2>/dev/null || true
+mount --bind /dev/null {shlex.quote(lib)}
+{berth} rm -f -t 0 ifb1 >/dev/null
+iptables-save -t nat > {out}/nat-after.txt
+"""
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True, env=self.env, timeout=120)
+        self.addCleanup(self.berth, "rm", "-f", "-t", "0", "ifb1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(out, "nat.txt")) as f:
+            self.assertRegex(f.read(), f"--comment \"?{nkey}@{iface}/")
+        with open(os.path.join(out, "nft.txt")) as f:  # berth's own table (iptables-nft has others)
+            self.assertNotIn(nkey, f.read())
+        with open(os.path.join(out, "nat-after.txt")) as f:
+            self.assertNotIn(nkey, f.read())
 
 
 class FirewallDriverConfigTest(tcn.NetworkTestBase):
