@@ -182,10 +182,43 @@ std::vector<uint8_t> forward(const uint8_t* q, size_t n) {
   return {};
 }
 
+// Whether `ip` is still an address of this host (its bridge may be gone: the last container of
+// another store on a shared bridge removes it, and only that store stops its own responder).
+bool address_is_local(const std::string& ip) {
+  bool v6 = ip.find(':') != std::string::npos;
+  UniqueFd probe(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!probe) {
+    return true;  // cannot tell: keep serving
+  }
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    len = inet_pton(AF_INET6, ip.c_str(), &sa->sin6_addr) == 1 ? sizeof *sa : 0;
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    len = inet_pton(AF_INET, ip.c_str(), &sa->sin_addr) == 1 ? sizeof *sa : 0;
+  }
+  return len == 0 || ::bind(probe.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0 ||
+         errno != EADDRNOTAVAIL;
+}
+
 [[noreturn]] void serve(int fd, const ResponderConfig& cfg) {
   Names names(cfg.lease_file);
   std::vector<uint8_t> buf(4096);
   for (;;) {
+    // Idle for 2 s: still needed? A responder whose address went away ends (it would hold the
+    // port on that address when the bridge comes back).
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, 2000);
+    if (ready == 0) {
+      if (!address_is_local(cfg.listen_ip)) {
+        ::_exit(0);
+      }
+      continue;
+    }
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
     ssize_t n =

@@ -164,16 +164,15 @@ class ContainerNetworkTest(NetworkTestBase):
             fetch(f"http://127.0.0.1:{port}/", attempts=1)
 
     def test_rules_stay_put_and_go_with_the_shared_bridge(self):
-        # A second store with a network on the same bridge, with a subnet of its own. (Without
-        # DNS: each store's responder would bind its own gateway on the shared bridge, and only
-        # the store whose container leaves last stops its own.)
-        iface = self.net("shr", "10.231.91.0/24", "--disable-dns")
+        # A second store with a network on the same bridge, with a subnet of its own; each
+        # store's DNS responder listens on its own gateway.
+        iface = self.net("shr", "10.231.91.0/24")
         other = ["--root", os.path.join(self.tmp, "root2"), "--runroot",
                  os.path.join(self.tmp, "run2"), "--storage-driver", self.storage_driver]
         tar = os.path.join(self.tmp, "rootfs.tar")
         self.ok(*other, "import", tar, IMAGE, store=False)
         self.ok(*other, "network", "create", "--subnet", "10.231.92.0/24", "--interface-name",
-                iface, "--disable-dns", "shr", store=False)
+                iface, "shr", store=False)
         self.addCleanup(self.berth, *other, "rm", "-f", "-t", "0", "-a", store=False)
         mine = "nw-" + short_hash("shr/10.231.91.0/24")
         theirs = "nw-" + short_hash("shr/10.231.92.0/24")
@@ -208,6 +207,16 @@ class ContainerNetworkTest(NetworkTestBase):
         rules = nft_ruleset()
         self.assertNotIn(mine, rules)
         self.assertNotIn(theirs, rules)
+        # This store's responder lost its address with the bridge: it ends by itself (the other
+        # store stopped its own), so the next use of the network can bind the gateway again.
+        for _ in range(100):
+            ss = subprocess.run(["ss", "-Huln"], capture_output=True, text=True).stdout
+            if "10.231.91.1:53 " not in ss:
+                break
+            time.sleep(0.1)
+        self.assertNotIn("10.231.91.1:53 ", ss)
+        self.run_d("s4", "--network", "shr", IMAGE, "sleep", "1000")
+        self.ok("rm", "-f", "-t", "0", "s4")
 
     def test_published_port_slirp4netns(self):
         port = free_port()
