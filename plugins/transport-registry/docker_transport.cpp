@@ -512,6 +512,9 @@ Result<std::shared_ptr<RegistryClient>> DockerTransport::client(const std::strin
     return it->second;
   }
   BERTH_TRY(auto c, RegistryClient::create(registry, endpoint, o));
+  if (!opts_.scheme_dir.empty()) {
+    c->remember_scheme_in(opts_.scheme_dir);
+  }
   std::shared_ptr<RegistryClient> shared(std::move(c));
   clients_.emplace(key, shared);
   return shared;
@@ -589,6 +592,9 @@ Result<std::vector<std::string>> DockerTransport::search(const std::string& regi
 Result<sdk::TransportPtr> create_docker_transport(const sdk::PluginContext& ctx) {
   BERTH_TRYV(init_curl());
   BERTH_TRY(DockerTransportOptions o, parse_options(ctx.options_json));
+  if (!ctx.run_root.empty()) {
+    o.scheme_dir = ctx.run_root + "/registries";
+  }
   return std::make_unique<DockerTransport>(o);
 }
 

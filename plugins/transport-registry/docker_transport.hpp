@@ -20,6 +20,9 @@ struct DockerTransportOptions {
   int64_t chunk_size = kDefaultChunkSize;
   // Entries asked for per page of tags/list and _catalog (the registry may send fewer).
   int page_size = 1000;
+  // Where the scheme found for insecure registries is remembered (the run root: gone at reboot);
+  // empty: not remembered.
+  std::string scheme_dir;
 };
 
 // Reads {"chunk_size": N (bytes), "page_size": N}; unknown keys are errors so typos are seen.

@@ -288,18 +288,44 @@ bool tls_mismatch(const HttpResponse& resp) {
 }
 }  // namespace
 
+std::string RegistryClient::scheme_file() const {
+  if (scheme_dir_.empty() || opts_.tls_verify) {
+    return "";
+  }
+  std::string name = endpoint_;
+  std::replace_if(
+      name.begin(), name.end(), [](char c) { return c == '/' || c == ':'; }, '_');
+  return scheme_dir_ + "/" + name + ".scheme";
+}
+
 Result<void> RegistryClient::ping(const std::string& what) {
   std::vector<std::string> bases{"https://" + endpoint_};
   if (!opts_.tls_verify) {
     // An insecure registry: TLS without verification, else plain HTTP.
     bases.push_back("http://" + endpoint_);
   }
+  const std::string remembered = scheme_file();
+  if (!remembered.empty()) {
+    std::ifstream in(remembered);
+    std::string scheme;
+    if (in >> scheme && scheme == "http") {
+      // Plain HTTP first, then the usual order should it not answer.
+      bases.insert(bases.begin(), "http://" + endpoint_);
+    }
+  }
+  const bool remembered_first = bases.size() == 3;
   std::optional<Error> https_error;
   for (size_t i = 0; i < bases.size(); ++i) {
     HttpRequest req;
     req.url = bases[i] + "/v2/";
     for (int attempt = 0;; ++attempt) {
       HttpResponse resp = http_->perform(req);
+      if (i == 0 && remembered_first &&
+          (!resp.transferred() || (resp.status != 200 && resp.status != 401))) {
+        // No registry on plain HTTP there any more (an HTTPS server answers 400): probe as if
+        // nothing were remembered.
+        break;
+      }
       if (i + 1 < bases.size() && !resp.transferred() && tls_mismatch(resp)) {
         https_error = transfer_error(resp, what);
         break;  // try plain HTTP
@@ -316,6 +342,16 @@ Result<void> RegistryClient::ping(const std::string& what) {
         return fail(std::move(e));
       }
       // Any HTTP answer means the registry is there; a 401 says how to authenticate.
+      if (!remembered.empty()) {
+        // Best effort: a file that cannot be written only costs the next process the probe.
+        std::error_code ec;
+        std::filesystem::create_directories(scheme_dir_, ec);
+        if (bases[i].starts_with("http://")) {
+          std::ofstream(remembered) << "http\n";
+        } else {
+          std::filesystem::remove(remembered, ec);
+        }
+      }
       std::lock_guard lock(mu_);
       base_url_ = bases[i];
       if (resp.status == 401) {

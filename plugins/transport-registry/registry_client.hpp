@@ -65,6 +65,11 @@ class RegistryClient {
   // GET /v2/ with the credentials, through the token flow when the registry asks for it.
   Result<void> check_login();
 
+  // An insecure registry found to speak plain HTTP is remembered in a file under `dir`, and the
+  // next process pings it over HTTP first: the HTTPS attempt (OpenSSL's set-up and a failed
+  // handshake, ~10 ms) is skipped. A registry that changed is found again by the full probe.
+  void remember_scheme_in(const std::string& dir) { scheme_dir_ = dir; }
+
  private:
   RegistryClient() = default;
   Result<void> ping(const std::string& what);
@@ -72,8 +77,11 @@ class RegistryClient {
   Result<std::string> authorization(const std::string& scope, bool refresh);
   Result<std::string> fetch_token(const Challenge& c, const std::string& scope);
 
+  std::string scheme_file() const;
+
   std::string registry_;
   std::string endpoint_;
+  std::string scheme_dir_;
   sdk::TransportOptions opts_;
   int retries_ = 3;
   bool has_client_cert_ = false;

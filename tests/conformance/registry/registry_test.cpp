@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -387,6 +388,46 @@ TEST(RegistryTls, WorksWithTheCaFromCertDirAndFailsClearlyWithout) {
   auto got = (*src2)->fetch_blob(blob_of(data), 0, null.get());
   ASSERT_TRUE(got.has_value()) << got.error().message();
   EXPECT_EQ(*got, static_cast<int64_t>(data.size()));
+}
+
+// An insecure registry found on plain HTTP is remembered in the run root, so the next process
+// skips the HTTPS attempt; a remembered scheme that no longer answers is probed again.
+TEST(RegistryScheme, RememberedForPlainHttpAndProbedAgainWhenWrong) {
+  TempDir run("berth-run-");
+  auto with_run_root = [&] {
+    auto plugin = berth::sdk::LoadedPlugin::open(DOCKER_PLUGIN);
+    EXPECT_TRUE(plugin.has_value()) << plugin.error().message();
+    berth::sdk::PluginContext ctx;
+    ctx.run_root = run.path().string();
+    auto t = (*plugin)->create<Transport>(ctx);
+    EXPECT_TRUE(t.has_value()) << t.error().message();
+    return std::move(*t);
+  };
+  auto file_for = [&](const std::string& host) {
+    std::string name = host;
+    std::replace(name.begin(), name.end(), ':', '_');
+    return run.path() / "registries" / (name + ".scheme");
+  };
+
+  LocalRegistry plain;
+  ASSERT_EQ(plain.start(), "");
+  auto login = with_run_root()->check_login(plain.host(), insecure());
+  ASSERT_TRUE(login.has_value()) << login.error().message();
+  EXPECT_EQ(slurp(file_for(plain.host())), "http\n");
+  // The next "process" (a new transport) uses it.
+  login = with_run_root()->check_login(plain.host(), insecure());
+  ASSERT_TRUE(login.has_value()) << login.error().message();
+
+  // A registry that speaks HTTPS where plain HTTP was remembered (it answers 400 to HTTP).
+  RegistryOptions ro;
+  ro.tls = true;
+  LocalRegistry tls(ro);
+  ASSERT_EQ(tls.start(), "");
+  std::filesystem::create_directories(file_for(tls.host()).parent_path());
+  std::ofstream(file_for(tls.host())) << "http\n";
+  login = with_run_root()->check_login(tls.host(), insecure());
+  ASSERT_TRUE(login.has_value()) << login.error().message();
+  EXPECT_FALSE(std::filesystem::exists(file_for(tls.host())));
 }
 
 TEST(RegistryTls, ClientCertificateFromCertDir) {
