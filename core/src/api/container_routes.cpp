@@ -120,7 +120,7 @@ Result<void> map_network(const json& b, const json& hc, container::CreateOptions
       b["NetworkingConfig"]["EndpointsConfig"].is_object()) {
     eps = b["NetworkingConfig"]["EndpointsConfig"];
   }
-  // One network entry "NAME[:alias=a,ip=...,mac=...]" from an endpoint config.
+  // One network entry "NAME[:alias=a,ip=...,ip6=...,mac=...]" from an endpoint config.
   auto entry = [](const std::string& name, const json& ep) {
     std::string opts;
     auto add = [&](const std::string& kv) { opts += (opts.empty() ? "" : ",") + kv; };
@@ -132,6 +132,10 @@ Result<void> map_network(const json& b, const json& hc, container::CreateOptions
         std::string ip = jstr(ep["IPAMConfig"], "IPv4Address");
         if (!ip.empty()) {
           add("ip=" + ip);
+        }
+        std::string ip6 = jstr(ep["IPAMConfig"], "IPv6Address");
+        if (!ip6.empty()) {
+          add("ip6=" + ip6);
         }
       }
       std::string mac = jstr(ep, "MacAddress");

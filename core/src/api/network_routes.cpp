@@ -76,11 +76,12 @@ json network_containers(const network::NetworkStore& store, const network::Netwo
     return out;
   }
   for (const auto& l : *leases) {
-    out[l.container_id] = {{"Name", l.container_name},
-                           {"EndpointID", l.container_id.substr(0, 12) + "-" + n.id.substr(0, 12)},
-                           {"MacAddress", l.mac},
-                           {"IPv4Address", l.ip + "/" + std::to_string(l.prefix)},
-                           {"IPv6Address", ""}};
+    out[l.container_id] = {
+        {"Name", l.container_name},
+        {"EndpointID", l.container_id.substr(0, 12) + "-" + n.id.substr(0, 12)},
+        {"MacAddress", l.mac},
+        {"IPv4Address", l.ip.empty() ? "" : l.ip + "/" + std::to_string(l.prefix)},
+        {"IPv6Address", l.ip6.empty() ? "" : l.ip6 + "/" + std::to_string(l.prefix6)}};
   }
   return out;
 }
@@ -330,6 +331,7 @@ void add_network_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
       o.aliases = strings_of(ep.value("Aliases", json::array()));
       if (ep.contains("IPAMConfig") && ep["IPAMConfig"].is_object()) {
         o.ip = jstr(ep["IPAMConfig"], "IPv4Address");
+        o.ip6 = jstr(ep["IPAMConfig"], "IPv6Address");
       }
       o.mac = jstr(ep, "MacAddress");
     }

@@ -25,6 +25,7 @@ void net_create_flags(po::options_description& d) {
       "Publish all exposed ports to random ports on the host interfaces")(
       "expose", po::value<strings>()->composing(), "Expose a port or a range of ports")(
       "ip", po::value<std::string>(), "Specify a static IPv4 address for the container")(
+      "ip6", po::value<std::string>(), "Specify a static IPv6 address for the container")(
       "mac-address", po::value<std::string>(), "Container MAC address (e.g. 92:d0:c6:0a:29:33)")(
       "network-alias", po::value<strings>()->composing(),
       "Add network-scoped alias for the container")("dns", po::value<strings>()->composing(),
@@ -38,8 +39,8 @@ void net_create_flags(po::options_description& d) {
 Result<void> parse_net_flags(Context& ctx, container::CreateOptions& o) {
   auto& n = o.net;
   // --network: one mode, or networks. A value may list several networks ("a,b"); options of a
-  // network follow its name ("a:ip=10.0.0.5,alias=db"), so a token with '=' and no ':' belongs
-  // to the network before it.
+  // network follow its name ("a:ip=10.0.0.5,alias=db"), so a token with '=' before any ':'
+  // ("alias=db", "ip6=fd00::5") belongs to the network before it.
   std::string mode;
   std::vector<std::string> nets;
   for (const auto& v : ctx.strs("network")) {
@@ -66,8 +67,8 @@ Result<void> parse_net_flags(Context& ctx, container::CreateOptions& o) {
       if (tok.empty()) {
         continue;
       }
-      if (tok.find('=') != std::string::npos && tok.find(':') == std::string::npos &&
-          !nets.empty() && nets.back().find(':') != std::string::npos) {
+      if (tok.find('=') < tok.find(':') && !nets.empty() &&
+          nets.back().find(':') != std::string::npos) {
         nets.back() += "," + tok;
       } else {
         nets.push_back(tok);
@@ -86,6 +87,7 @@ Result<void> parse_net_flags(Context& ctx, container::CreateOptions& o) {
   n.publish_all = ctx.flag("publish-all");
   n.expose = ctx.strs("expose");
   n.ip = ctx.str("ip");
+  n.ip6 = ctx.str("ip6");
   n.mac = ctx.str("mac-address");
   n.aliases = ctx.strs("network-alias");
   n.dns = ctx.strs("dns");

@@ -245,6 +245,7 @@ Result<int> run_connect(Context& ctx) {
     container::NetworkConnectOptions o;
     o.aliases = ctx.strs("alias");
     o.ip = ctx.str("ip");
+    o.ip6 = ctx.str("ip6");
     o.mac = ctx.str("mac-address");
     BERTH_TRYV(container::network_connect(*engine, ctx.args[0], ctx.args[1], o));
   } else {
@@ -364,8 +365,9 @@ const Registrar reg([] {
     c.max_args = 2;
     c.options = [](po::options_description& d) {
       d.add_options()("alias", po::value<std::vector<std::string>>()->composing(),
-                      "Network scoped alias for the container")("ip", po::value<std::string>(),
-                                                                "IPv4 address")(
+                      "Network scoped alias for the container")(
+          "ip", po::value<std::string>(), "IPv4 address")("ip6", po::value<std::string>(),
+                                                          "IPv6 address")(
           "mac-address", po::value<std::string>(), "MAC address")("force,f", po::bool_switch(),
                                                                   "Force the disconnect");
     };

@@ -42,6 +42,7 @@ void to_json(json& j, const NetOptions& o) {
            {"add_hosts", o.add_hosts},
            {"aliases", o.aliases},
            {"ip", o.ip},
+           {"ip6", o.ip6},
            {"mac", o.mac},
            {"no_hosts", o.no_hosts}};
 }
@@ -58,6 +59,7 @@ void from_json(const json& j, NetOptions& o) {
   o.add_hosts = j.value("add_hosts", d.add_hosts);
   o.aliases = j.value("aliases", d.aliases);
   o.ip = j.value("ip", d.ip);
+  o.ip6 = j.value("ip6", d.ip6);
   o.mac = j.value("mac", d.mac);
   o.no_hosts = j.value("no_hosts", d.no_hosts);
 }
@@ -113,7 +115,7 @@ std::string default_network_name(engine::Engine& eng) {
   return network::NetworkStore::default_network(eng.config().containers).name;
 }
 
-// "NAME" or "NAME:ip=...,mac=...,alias=...".
+// "NAME" or "NAME:ip=...,ip6=...,mac=...,alias=...".
 Result<network::NetworkAttachRequest> parse_entry(const std::string& entry) {
   network::NetworkAttachRequest a;
   auto colon = entry.find(':');
@@ -137,6 +139,8 @@ Result<network::NetworkAttachRequest> parse_entry(const std::string& entry) {
     std::string v = eq == std::string::npos ? "" : kv.substr(eq + 1);
     if (k == "ip") {
       a.static_ip = v;
+    } else if (k == "ip6") {
+      a.static_ip6 = v;
     } else if (k == "mac") {
       a.static_mac = v;
     } else if (k == "alias") {
@@ -145,10 +149,37 @@ Result<network::NetworkAttachRequest> parse_entry(const std::string& entry) {
       a.interface_name = v;
     } else {
       return fail(Errc::InvalidArgument, "--network " + entry + ": unknown option \"" + k +
-                                             "\" (known: ip, mac, alias, interface_name)");
+                                             "\" (known: ip, ip6, mac, alias, interface_name)");
     }
   }
   return a;
+}
+
+// --ip6 on `net` as IPAM will check it at start (whether the address is free is known only
+// then): refused at create, before anything is made.
+Result<void> check_static_ip6(const network::Network& net, const std::string& ip6) {
+  if (!network::is_ipv6(ip6)) {
+    return fail(Errc::InvalidArgument,
+                "--ip6 " + ip6 + " is not an IPv6 address (an IPv4 address goes in --ip)");
+  }
+  auto ip = network::parse_ipv6(ip6);
+  if (!ip) {
+    return fail(Errc::InvalidArgument, "--ip6 " + ip6 + ": " + ip.error().message());
+  }
+  for (const auto& sc : net.subnets) {
+    if (!network::is_ipv6(sc.subnet)) {
+      continue;
+    }
+    BERTH_TRY(auto sub, network::Ipv6Net::parse(sc.subnet));
+    if (!sub.contains(*ip) || *ip == sub.addr || *ip == sub.last()) {
+      return fail(Errc::InvalidArgument, "--ip6 " + ip6 + " is not a host address of subnet " +
+                                             sc.subnet + " of network " + net.name);
+    }
+    return {};
+  }
+  return fail(Errc::InvalidArgument, "--ip6 " + ip6 + ": network " + net.name +
+                                         " has no IPv6 subnet (create it with --ipv6 or an "
+                                         "IPv6 --subnet)");
 }
 
 // The bridge-mode networks of a container, in order, with eth<N> names and the flags that apply.
@@ -171,6 +202,9 @@ Result<std::vector<network::NetworkAttachRequest>> attach_list(engine::Engine& e
     if (i == 0) {
       if (a.static_ip.empty()) {
         a.static_ip = o.ip;
+      }
+      if (a.static_ip6.empty()) {
+        a.static_ip6 = o.ip6;
       }
       if (a.static_mac.empty()) {
         a.static_mac = o.mac;
@@ -524,9 +558,10 @@ Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, Create
     n.publish.clear();
     n.publish_all = false;
   }
-  if (m != Mode::Bridge && (!n.ip.empty() || !n.aliases.empty() || !n.mac.empty())) {
+  if (m != Mode::Bridge &&
+      (!n.ip.empty() || !n.ip6.empty() || !n.aliases.empty() || !n.mac.empty())) {
     return fail(Errc::InvalidArgument,
-                "--ip, --mac-address and --network-alias need a bridge "
+                "--ip, --ip6, --mac-address and --network-alias need a bridge "
                 "network (network mode is " +
                     mode + ")");
   }
@@ -543,6 +578,9 @@ Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, Create
       }
       if (!seen.insert(got->name).second) {
         return fail(Errc::InvalidArgument, "network " + got->name + " is given twice");
+      }
+      if (!a.static_ip6.empty()) {
+        BERTH_TRYV(check_static_ip6(*got, a.static_ip6));
       }
       // Recorded by name (an id prefix given here would not match later).
       if (i < n.networks.size() && !got->is_default) {
@@ -760,12 +798,13 @@ void net_inspect(engine::Engine& eng, const ContainerRecord& rec, const Containe
     json networks = json::object();
     auto store = network::NetworkStore::for_engine(eng);
     std::vector<std::pair<std::string, std::vector<std::string>>> names;
+    auto configured = attach_list(eng, o.net);
     if (state.is_object()) {
       for (const auto& i : state.value("interfaces", json::array())) {
         names.emplace_back(i.value("network", ""), i.value("aliases", std::vector<std::string>{}));
       }
-    } else if (auto nets = attach_list(eng, o.net)) {
-      for (const auto& a : *nets) {
+    } else if (configured) {
+      for (const auto& a : *configured) {
         names.emplace_back(a.network, a.aliases);
       }
     }
@@ -781,6 +820,22 @@ void net_inspect(engine::Engine& eng, const ContainerRecord& rec, const Containe
         al.push_back(rec.id.substr(0, 12));
       }
       e["Aliases"] = al;
+      // The addresses asked for (--ip, --ip6), as Docker's EndpointSettings.IPAMConfig.
+      if (configured) {
+        for (const auto& a : *configured) {
+          if (a.network != name || (a.static_ip.empty() && a.static_ip6.empty())) {
+            continue;
+          }
+          json ipam = json::object();
+          if (!a.static_ip.empty()) {
+            ipam[network::is_ipv6(a.static_ip) ? "IPv6Address" : "IPv4Address"] = a.static_ip;
+          }
+          if (!a.static_ip6.empty()) {
+            ipam["IPv6Address"] = a.static_ip6;
+          }
+          e["IPAMConfig"] = std::move(ipam);
+        }
+      }
       if (state.is_object()) {
         for (const auto& i : state.value("interfaces", json::array())) {
           if (i.value("network", "") != name) {
@@ -979,6 +1034,10 @@ Result<void> network_connect(engine::Engine& eng, const std::string& network,
   if (!o.ip.empty()) {
     opts += (opts.empty() ? "" : ",") + std::string("ip=") + o.ip;
   }
+  if (!o.ip6.empty()) {
+    BERTH_TRYV(check_static_ip6(net, o.ip6));
+    opts += (opts.empty() ? "" : ",") + std::string("ip6=") + o.ip6;
+  }
   if (!o.mac.empty()) {
     opts += (opts.empty() ? "" : ",") + std::string("mac=") + o.mac;
   }
@@ -1004,6 +1063,7 @@ Result<void> network_connect(engine::Engine& eng, const std::string& network,
     a.aliases.insert(a.aliases.end(), rec.options.net.aliases.begin(),
                      rec.options.net.aliases.end());
     a.static_ip = o.ip;
+    a.static_ip6 = o.ip6;
     a.static_mac = o.mac;
     a.interface_name = iface;
     BERTH_TRY(auto is, network::connect_network(eng, req, a));

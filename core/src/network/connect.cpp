@@ -214,6 +214,7 @@ Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const Contain
       const auto& nets = req.networks;
       if (i < nets.size()) {
         want.ip = nets[i].static_ip;
+        want.ip6 = nets[i].static_ip6;
       }
       Ipam ipam(store.lease_file(p.network.name), p.network);
       auto lease = ipam.allocate(want);
@@ -362,6 +363,7 @@ Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const Conta
   want.aliases = net.aliases;
   want.netns = req.netns_path;
   want.ip = net.static_ip;
+  want.ip6 = net.static_ip6;
   BERTH_TRY(auto lease, ipam.allocate(want));
   p.attachment.addresses = lease.addresses();
   p.attachment.interface_name = net.interface_name;

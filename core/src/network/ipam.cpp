@@ -216,19 +216,19 @@ namespace {
 template <typename T, typename Net>
 Result<T> choose(const Net& net, T first, T last, const std::set<T>& taken, const std::string& want,
                  const std::string& subnet, const std::string& network,
-                 Result<T> (*parse)(std::string_view)) {
+                 Result<T> (*parse)(std::string_view), const std::string& flag) {
   if (!want.empty()) {
     auto ip = parse(want);
     if (!ip) {
-      return fail(Errc::InvalidArgument, "--ip " + want + ": " + ip.error().message());
+      return fail(Errc::InvalidArgument, flag + " " + want + ": " + ip.error().message());
     }
     if (!net.contains(*ip) || *ip == net.addr || *ip == static_cast<T>(net.addr | ~net.mask())) {
-      return fail(Errc::InvalidArgument, "--ip " + want + " is not a host address of subnet " +
+      return fail(Errc::InvalidArgument, flag + " " + want + " is not a host address of subnet " +
                                              subnet + " of network " + network);
     }
     if (taken.count(*ip) != 0) {
       return fail(Errc::Conflict, "IP address " + want + " on network " + network +
-                                      " is already allocated (choose another --ip)");
+                                      " is already allocated (choose another " + flag + ")");
     }
     return *ip;
   }
@@ -259,16 +259,28 @@ Result<Lease> Ipam::allocate(Lease want) {
     return fail(Errc::InvalidArgument,
                 "network " + network_.name + " has no subnet to allocate addresses from");
   }
+  // The flag the static IPv6 address came with, for the messages.
+  std::string flag6 = "--ip6";
+  if (!want.ip6.empty() && !is_ipv6(want.ip6)) {
+    return fail(Errc::InvalidArgument,
+                "--ip6 " + want.ip6 + " is not an IPv6 address (an IPv4 address goes in --ip)");
+  }
   if (is_ipv6(want.ip)) {
+    if (!want.ip6.empty()) {
+      return fail(Errc::InvalidArgument, "--ip " + want.ip + " and --ip6 " + want.ip6 +
+                                             ": two IPv6 addresses for one network (give one)");
+    }
     want.ip6 = std::exchange(want.ip, "");
+    flag6 = "--ip";
   }
   if (!want.ip.empty() && sc4 == nullptr) {
     return fail(Errc::InvalidArgument,
                 "--ip " + want.ip + ": network " + network_.name + " has no IPv4 subnet");
   }
   if (!want.ip6.empty() && sc6 == nullptr) {
-    return fail(Errc::InvalidArgument,
-                "--ip " + want.ip6 + ": network " + network_.name + " has no IPv6 subnet");
+    return fail(Errc::InvalidArgument, flag6 + " " + want.ip6 + ": network " + network_.name +
+                                           " has no IPv6 subnet (create it with --ipv6 or an "
+                                           "IPv6 --subnet)");
   }
 
   BERTH_TRY(auto lock, FileLock::acquire(lock_path(file_)));
@@ -325,7 +337,7 @@ Result<Lease> Ipam::allocate(Lease want) {
     }
     taken4.insert({gw, net.addr, net.broadcast()});
     BERTH_TRY(uint32_t ip, choose<uint32_t>(net, first, last, taken4, want.ip, sc4->subnet,
-                                            network_.name, parse_ipv4));
+                                            network_.name, parse_ipv4, "--ip"));
     want.ip = format_ipv4(ip);
     want.prefix = net.prefix;
     want.gateway = sc4->gateway;
@@ -343,7 +355,7 @@ Result<Lease> Ipam::allocate(Lease want) {
     }
     taken6.insert({gw, net.addr});
     BERTH_TRY(Uint128 ip, choose<Uint128>(net, first, last, taken6, want.ip6, sc6->subnet,
-                                          network_.name, parse_ipv6));
+                                          network_.name, parse_ipv6, flag6));
     want.ip6 = format_ipv6(ip);
     want.prefix6 = net.prefix;
     want.gateway6 = sc6->gateway;

@@ -1,7 +1,9 @@
 """Networks and volumes through berth's API service: docker-py (networks.create/list/get/remove,
 volumes.create/list/get/remove/prune) and the docker CLI (network create/ls/inspect/rm, volume
 create/ls/inspect/rm), plus system df and Docker's error codes."""
+import ipaddress
 import json
+import random
 import unittest
 
 import docker
@@ -50,6 +52,79 @@ class NetworksVolumesTest(ApiTestCase):
             net.remove()
         with self.assertRaises(docker.errors.NotFound):
             self.client.networks.get("pynet")
+
+    def test_ipv6_network_and_static_address(self):
+        # A unique local /64 of this run's own (never fd00::/64, which hosts may use).
+        gid = random.getrandbits(40) | 1
+        sub = ipaddress.IPv6Network(((0xFD << 120) | (gid << 80), 64))
+        gw6 = str(sub.network_address + 1)
+        want = str(sub.network_address + 0x77)
+        bridge = "bt6api" + format(gid & 0xffff, "x")
+        net = self.client.networks.create(
+            "py6", driver="bridge", enable_ipv6=True,
+            options={"com.docker.network.bridge.name": bridge},
+            ipam=docker.types.IPAMConfig(pool_configs=[
+                docker.types.IPAMPool(subnet="10.201.6.0/24", gateway="10.201.6.1"),
+                docker.types.IPAMPool(subnet=str(sub), gateway=gw6)]))
+        try:
+            got = self.client.networks.get("py6").attrs
+            self.assertTrue(got["EnableIPv6"], got)
+            self.assertIn({"Subnet": str(sub), "Gateway": gw6}, got["IPAM"]["Config"])
+            self.assertIn({"Subnet": "10.201.6.0/24", "Gateway": "10.201.6.1"},
+                          got["IPAM"]["Config"])
+            # NetworkingConfig.EndpointsConfig.py6.IPAMConfig.IPv6Address at create.
+            api = self.client.api
+
+            def create(ip6, *cmd):
+                return api.create_container(
+                    IMAGE, list(cmd), host_config=api.create_host_config(network_mode="py6"),
+                    networking_config=api.create_networking_config({
+                        "py6": api.create_endpoint_config(ipv6_address=ip6)}))["Id"]
+
+            c = self.client.containers.get(create(want, "sleep", "1000"))
+            try:
+                c.start()
+                attrs = self.client.api.inspect_container(c.id)
+                ns = attrs["NetworkSettings"]
+                ep = ns["Networks"]["py6"]
+                self.assertEqual(ep["GlobalIPv6Address"], want, ep)
+                self.assertEqual(ep["GlobalIPv6PrefixLen"], 64)
+                self.assertEqual(ep["IPv6Gateway"], gw6)
+                self.assertEqual(ep["IPAMConfig"]["IPv6Address"], want, ep)
+                self.assertTrue(ep["IPAddress"].startswith("10.201.6."), ep)
+                self.assertEqual(ns["GlobalIPv6Address"], want)
+                self.assertEqual(ns["GlobalIPv6PrefixLen"], 64)
+                self.assertEqual(ns["IPv6Gateway"], gw6)
+                # The network lists the container with both addresses.
+                member = self.client.networks.get("py6").attrs["Containers"][c.id]
+                self.assertEqual(member["IPv6Address"], want + "/64")
+                self.assertTrue(member["IPv4Address"].startswith("10.201.6."), member)
+                # POST /networks/{id}/connect with EndpointConfig.IPAMConfig.IPv6Address.
+                other = ipaddress.IPv6Network(((0xFD << 120) | ((gid ^ 2) << 80), 64))
+                want2 = str(other.network_address + 0x99)
+                net2 = self.client.networks.create(
+                    "py6b", driver="bridge", enable_ipv6=True,
+                    options={"com.docker.network.bridge.name": bridge + "b"},
+                    ipam=docker.types.IPAMConfig(pool_configs=[
+                        docker.types.IPAMPool(subnet=str(other))]))
+                try:
+                    api.connect_container_to_network(c.id, "py6b", ipv6_address=want2)
+                    ep2 = api.inspect_container(c.id)["NetworkSettings"]["Networks"]["py6b"]
+                    self.assertEqual(ep2["GlobalIPv6Address"], want2, ep2)
+                    self.assertEqual(ep2["IPAMConfig"], {"IPv6Address": want2})
+                    self.assertEqual(ep2["IPAddress"], "")
+                    api.disconnect_container_from_network(c.id, "py6b")
+                finally:
+                    net2.remove()
+                # An address outside the subnet is refused with Docker's 400.
+                with self.assertRaises(docker.errors.APIError) as cm:
+                    create("fd01::5", "true")
+                self.assertEqual(cm.exception.status_code, 400)
+                self.assertIn("is not a host address of subnet", str(cm.exception))
+            finally:
+                c.remove(force=True)
+        finally:
+            net.remove()
 
     def test_network_inspect_missing_is_404(self):
         status, body = self.request_json("GET", "/v1.41/networks/no-such-net")

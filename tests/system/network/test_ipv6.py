@@ -2,7 +2,9 @@
 berth) and an IPv6-only network from `--subnet`; containers reach each other by IPv6 address and
 by name (the DNS responder answers AAAA), `inspect` shows GlobalIPv6Address as Podman and Docker
 do, a port published on an IPv6-only network is reached through the bridge's gateway, and
-nothing is left once the containers are gone.
+nothing is left once the containers are gone. A static address from `--ip6`, `--network
+NAME:ip6=` or `network connect --ip6` is the container's across stop/start and refused when
+outside the IPv6 subnet, taken, or on a network without one.
 
 Only namespaces the test makes are used: the networks are unique local subnets on bridges named
 after the test; nothing is sent past a container's gateway."""
@@ -129,6 +131,91 @@ class Ipv6NetworkTest(tcn.NetworkTestBase):
         self.ok("rm", "-f", "-t", "0", "web6", "cli6")
         self.assert_no_trace(cid, ["only6"])
         self.assertNotIn(iface, links(), "the bridge goes with its last container")
+
+    def test_static_ip6(self):
+        sub = random_ula()
+        self.net("st6", "10.231.21.0/24", "--subnet", str(sub))
+        net = self.json("network", "inspect", "st6")[0]
+        self.assertEqual([x["subnet"] for x in net["subnets"]], ["10.231.21.0/24", str(sub)])
+        want = str(sub.network_address + 0x42)
+        self.run_d("fix6", "--network", "st6", "--ip6", want, IMAGE, "sleep", "1000")
+
+        def check():
+            ns = self.inspect("fix6")["NetworkSettings"]
+            ep = ns["Networks"]["st6"]
+            self.assertEqual(ep["GlobalIPv6Address"], want, ep)
+            self.assertEqual(ep["GlobalIPv6PrefixLen"], 64)
+            self.assertEqual(ep["IPv6Gateway"], str(sub.network_address + 1))
+            self.assertTrue(ep["IPAddress"].startswith("10.231.21."), ep)
+            self.assertEqual(ep["IPAMConfig"], {"IPv6Address": want}, ep)
+            self.assertEqual(ns["GlobalIPv6Address"], want)
+            r = self.ok("exec", "fix6", "ip", "-o", "-6", "addr", "show", "eth0")
+            self.assertIn(f"{want}/64", r.out)
+
+        check()
+        # The address is the container's: a second one asking for it is refused.
+        r = self.berth("run", "--rm", "--network", "st6", "--ip6", want, IMAGE, "true")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn(f"IP address {want} on network st6 is already allocated", r.err)
+        self.assertIn("--ip6", r.err)
+        # The same address again after stop/start (and restart).
+        self.ok("stop", "-t", "0", "fix6")
+        self.ok("start", "fix6")
+        check()
+        self.ok("restart", "-t", "0", "fix6")
+        check()
+
+    def test_static_ip6_refused(self):
+        sub = random_ula()
+        self.net("rf6", str(sub))
+        self.net("rf4", "10.231.22.0/24")
+        other = random_ula()
+        cases = [
+            (["--network", "rf6", "--ip6", str(other.network_address + 5)],
+             f"is not a host address of subnet {sub} of network rf6"),
+            (["--network", "rf6", "--ip6", str(sub.network_address)],
+             "is not a host address of subnet"),
+            (["--network", "rf6", "--ip6", "10.231.22.5"], "is not an IPv6 address"),
+            (["--network", "rf6", "--ip6", "fd01::zz"], "--ip6 fd01::zz"),
+            (["--network", "rf4", "--ip6", "fd01::5"], "network rf4 has no IPv6 subnet"),
+            (["--network", "host", "--ip6", str(sub.network_address + 5)],
+             "need a bridge network"),
+        ]
+        for args, msg in cases:
+            for cmd in ("create", "run"):
+                r = self.berth(cmd, "--rm", *args, IMAGE, "true")
+                self.assertEqual(r.rc, 125, f"{cmd} {args}: {r}")
+                self.assertIn(msg, r.err, f"{cmd} {args}: {r}")
+                self.assertTrue(r.err.startswith("Error: "), r.err)
+        self.assertEqual(self.ok("ps", "-aq").out, "", "nothing is left of refused containers")
+
+    def test_static_ip6_in_network_option_and_connect(self):
+        a = random_ula()
+        b = random_ula()
+        self.net("opt6", str(a))
+        self.net("con6", str(b))
+        want_a = str(a.network_address + 0x10)
+        want_b = str(b.network_address + 0x20)
+        # --network NAME:ip6=ADDR, as Podman.
+        self.run_d("op6", "--network", f"opt6:ip6={want_a}", IMAGE, "sleep", "1000")
+        nets = self.inspect("op6")["NetworkSettings"]["Networks"]
+        self.assertEqual(nets["opt6"]["GlobalIPv6Address"], want_a)
+        self.assertEqual(nets["opt6"]["IPAMConfig"], {"IPv6Address": want_a})
+        # network connect --ip6 to a running container: eth1 gets that address.
+        r = self.berth("network", "connect", "--ip6", "fd01::5", "con6", "op6")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("is not a host address of subnet", r.err)
+        self.ok("network", "connect", "--ip6", want_b, "con6", "op6")
+        nets = self.inspect("op6")["NetworkSettings"]["Networks"]
+        self.assertEqual(nets["con6"]["GlobalIPv6Address"], want_b, nets)
+        self.assertEqual(nets["con6"]["IPAMConfig"], {"IPv6Address": want_b})
+        r = self.ok("exec", "op6", "ip", "-o", "-6", "addr", "show", "eth1")
+        self.assertIn(f"{want_b}/64", r.out)
+        # Both survive a restart.
+        self.ok("restart", "-t", "0", "op6")
+        nets = self.inspect("op6")["NetworkSettings"]["Networks"]
+        self.assertEqual(nets["opt6"]["GlobalIPv6Address"], want_a)
+        self.assertEqual(nets["con6"]["GlobalIPv6Address"], want_b)
 
     def test_bad_ipv6_input(self):
         r = self.berth("network", "create", "--subnet", "fd01:2::1/64", "bad6")

@@ -17,7 +17,8 @@ namespace berth::container {
 
 struct NetOptions {
   // The networks of bridge mode (CreateOptions::network == "bridge"), in order: "NAME" or
-  // "NAME:ip=...,mac=...,alias=...,interface_name=..."; "bridge" names the default network.
+  // "NAME:ip=...,ip6=...,mac=...,alias=...,interface_name=..."; "bridge" names the default
+  // network.
   // Empty: the default network.
   std::vector<std::string> networks;
   std::vector<std::string> publish;  // -p specs as given
@@ -29,6 +30,7 @@ struct NetOptions {
   std::vector<std::string> add_hosts;  // --add-host name:ip
   std::vector<std::string> aliases;    // --network-alias (every network)
   std::string ip;                      // --ip (first network)
+  std::string ip6;                     // --ip6 (first network)
   std::string mac;                     // --mac-address (first network)
   bool no_hosts = false;               // --no-hosts
 };
@@ -52,6 +54,7 @@ Result<std::vector<PublishedPort>> published_ports(engine::Engine& eng,
 struct NetworkConnectOptions {
   std::vector<std::string> aliases;
   std::string ip;
+  std::string ip6;
   std::string mac;
 };
 // `network connect`: adds the network to a bridge-mode container's record and, when it runs,

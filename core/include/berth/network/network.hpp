@@ -260,6 +260,7 @@ struct NetworkAttachRequest {
   std::string network;  // name or id
   std::vector<std::string> aliases;
   std::string static_ip;
+  std::string static_ip6;  // --ip6
   std::string static_mac;
   std::string interface_name;  // default eth<N>
 };
