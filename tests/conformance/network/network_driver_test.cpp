@@ -195,7 +195,7 @@ class NetworkDriverTest : public ::testing::Test {
     r.container_id = id + tag_ + std::string(40, '0');
     r.container_name = id;
     r.netns_path = netns;
-    r.networks.push_back({network, {}, "", "", ""});
+    r.networks.push_back({network, {}, "", "", "", ""});
     return r;
   }
 
