@@ -115,7 +115,8 @@ struct EntryDeleter {
 
 class TreeWriter {
  public:
-  TreeWriter(std::string root, WhiteoutFormat wf) : root_(std::move(root)), wf_(wf) {}
+  TreeWriter(std::string root, const TreeTarOptions& opts)
+      : root_(std::move(root)), wf_(opts.whiteouts), ids_(opts.ids) {}
 
   Result<void> run(int out_fd) {
     a_.reset(archive_write_new());
@@ -203,6 +204,11 @@ class TreeWriter {
     std::unique_ptr<archive_entry, EntryDeleter> e(archive_entry_new());
     archive_entry_copy_stat(e.get(), &st);
     archive_entry_set_pathname(e.get(), rel.c_str());
+    if (!ids_.identity()) {
+      const Owner o = ids_.to_container({st.st_uid, st.st_gid});
+      archive_entry_set_uid(e.get(), o.uid);
+      archive_entry_set_gid(e.get(), o.gid);
+    }
     // Access times change on every read: leaving them out keeps the output deterministic.
     archive_entry_unset_atime(e.get());
     archive_entry_unset_ctime(e.get());
@@ -281,6 +287,7 @@ class TreeWriter {
 
   std::string root_;
   WhiteoutFormat wf_;
+  IdMappings ids_;
   std::unique_ptr<archive, ArchiveWriteDeleter> a_;
   std::map<DevIno, std::string> links_;
   std::vector<char> buf_;
@@ -501,7 +508,14 @@ Result<void> usage_dir(int dfd, const std::string& shown, LayerUsage& u,
 
 Result<void> write_tree_tar(const std::filesystem::path& dir, int out_fd,
                             WhiteoutFormat whiteouts) {
-  TreeWriter w(dir.string(), whiteouts);
+  TreeTarOptions opts;
+  opts.whiteouts = whiteouts;
+  return write_tree_tar(dir, out_fd, opts);
+}
+
+Result<void> write_tree_tar(const std::filesystem::path& dir, int out_fd,
+                            const TreeTarOptions& opts) {
+  TreeWriter w(dir.string(), opts);
   return w.run(out_fd);
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "berth/container/container.hpp"
+#include "berth/sdk/id_map.hpp"
 #include "berth/spec/spec_builder.hpp"
 
 namespace berth::engine {
@@ -28,6 +29,10 @@ Result<void> userns_prepare(engine::Engine& eng, const ContainerRecord& rec, Cre
 // The host ids a container's uid and gid are in its user namespace (resources_glue.cpp): as is
 // without one. Volumes and U-chowned binds belong to these.
 std::pair<uint32_t, uint32_t> host_ids(const ResourceOptions& r, uint32_t uid, uint32_t gid);
+// The id maps of the container's user namespace (resources_glue.cpp), recorded by
+// userns_prepare: identity without one. Files crossing the container's boundary (export, cp) are
+// mapped with these.
+Result<sdk::IdMappings> id_mappings(const ResourceOptions& r);
 Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
                          spec::SpecOptions& so, std::vector<std::string>& warnings);
 Result<void> mounts_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,

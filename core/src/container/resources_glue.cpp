@@ -949,17 +949,30 @@ std::vector<json> oci_maps(const std::vector<IdRange>& v) {
 
 }  // namespace
 
-std::pair<uint32_t, uint32_t> host_ids(const ResourceOptions& r, uint32_t uid, uint32_t gid) {
-  auto map = [](const std::vector<std::string>& maps, uint32_t id) {
-    for (const auto& s : maps) {
-      auto m = parse_triplet("", s);
-      if (m && id >= m->container && uint64_t{id} < uint64_t{m->container} + m->size) {
-        return m->host + (id - m->container);
+Result<sdk::IdMappings> id_mappings(const ResourceOptions& r) {
+  auto parse = [](const char* which, const std::vector<std::string>& v) -> Result<sdk::IdMap> {
+    std::vector<sdk::IdRange> out;
+    for (const auto& s : v) {
+      auto m = parse_triplet(std::string("the container's recorded ") + which, s);
+      if (!m) {
+        return fail(Errc::Corrupt, m.error().message());
       }
+      out.push_back({m->container, m->host, m->size});
     }
-    return id;
+    return sdk::IdMap(std::move(out));
   };
-  return {map(r.uidmap, uid), map(r.gidmap, gid)};
+  sdk::IdMappings ids;
+  BERTH_TRY(ids.uids, parse("uid map", r.uidmap));
+  BERTH_TRY(ids.gids, parse("gid map", r.gidmap));
+  return ids;
+}
+
+std::pair<uint32_t, uint32_t> host_ids(const ResourceOptions& r, uint32_t uid, uint32_t gid) {
+  auto ids = id_mappings(r);
+  if (!ids) {
+    return {uid, gid};  // maps userns_prepare wrote itself: never malformed
+  }
+  return {ids->uids.to_host(uid).value_or(uid), ids->gids.to_host(gid).value_or(gid)};
 }
 
 Result<void> userns_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,

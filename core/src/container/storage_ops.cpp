@@ -15,10 +15,12 @@
 
 #include "berth/container/container.hpp"
 #include "berth/image/commit.hpp"
+#include "berth/sdk/id_map.hpp"
 #include "berth/sdk/layer_archive.hpp"
 #include "berth/spec/spec_builder.hpp"
 #include "berth/util/fs.hpp"
 #include "berth/util/log.hpp"
+#include "features.hpp"
 #include "internal.hpp"
 
 namespace berth::container {
@@ -196,11 +198,42 @@ struct EntryDeleter {
   void operator()(archive_entry* e) const { archive_entry_free(e); }
 };
 
+// Which side of a container's user namespace a tar's owners are written for.
+enum class IdWay {
+  ToContainer,  // host files leaving the container (export, cp out): as the container sees them
+  ToHost,       // files entering it (cp in): the host ids the container's ids stand for
+};
+
+// Sets the owner of `e` for the other side of the container's boundary (`ids`: its maps).
+// `what` names the file in the error for an owner the namespace cannot hold.
+Result<void> map_owner(archive_entry* e, const sdk::IdMappings& ids, IdWay way,
+                       const std::string& what) {
+  if (ids.identity()) {
+    return {};
+  }
+  const la_int64_t uid = archive_entry_uid(e);
+  const la_int64_t gid = archive_entry_gid(e);
+  if (uid < 0 || gid < 0 || uid > UINT32_MAX || gid > UINT32_MAX) {
+    return fail(Errc::InvalidArgument, what + " has the owner " + std::to_string(uid) + ":" +
+                                           std::to_string(gid) +
+                                           ", outside the 32-bit ids a user namespace maps");
+  }
+  sdk::Owner o{static_cast<uint32_t>(uid), static_cast<uint32_t>(gid)};
+  if (way == IdWay::ToContainer) {
+    o = ids.to_container(o);
+  } else {
+    BERTH_TRY(o, ids.to_host(o, what));
+  }
+  archive_entry_set_uid(e, o.uid);
+  archive_entry_set_gid(e, o.gid);
+  return {};
+}
+
 // A tar of `path` (its top followed when it is a link, e.g. /proc/self/fd/N; nothing below is
 // followed) to `out_fd`. The top entry is named `top`; with `top` empty, a directory's entries are
-// written relative to it (its own entry left out).
+// written relative to it (its own entry left out). Owners are mapped with `ids` the `way` given.
 Result<void> write_path_tar(const std::string& path, const std::string& top, int out_fd,
-                            const std::string& what) {
+                            const std::string& what, const sdk::IdMappings& ids, IdWay way) {
   std::unique_ptr<struct archive, ArchiveDeleter> disk(archive_read_disk_new());
   std::unique_ptr<struct archive, WriterDeleter> w(archive_write_new());
   if (!disk || !w) {
@@ -240,6 +273,7 @@ Result<void> write_path_tar(const std::string& path, const std::string& top, int
     archive_entry_set_pathname(e.get(), out_name.c_str());
     archive_entry_set_uname(e.get(), nullptr);
     archive_entry_set_gname(e.get(), nullptr);
+    BERTH_TRYV(map_owner(e.get(), ids, way, way == IdWay::ToHost ? name : what + "/" + out_name));
     if (archive_write_header(w.get(), e.get()) < ARCHIVE_WARN) {
       return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
     }
@@ -256,6 +290,93 @@ Result<void> write_path_tar(const std::string& path, const std::string& top, int
         if (archive_write_data(w.get(), buf.data(), static_cast<size_t>(n)) < 0) {
           return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
         }
+      }
+    }
+  }
+  if (archive_write_close(w.get()) != ARCHIVE_OK) {
+    return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
+  }
+  return {};
+}
+
+// libarchive reads the tar a user gives (stdin) through this.
+struct FdSource {
+  int fd = -1;
+  int err = 0;
+  std::vector<char> buf = std::vector<char>(1 << 16);
+
+  static la_ssize_t read(struct archive*, void* self, const void** out) {
+    auto* s = static_cast<FdSource*>(self);
+    for (;;) {
+      ssize_t n = ::read(s->fd, s->buf.data(), s->buf.size());
+      if (n >= 0) {
+        *out = s->buf.data();
+        return n;
+      }
+      if (errno != EINTR) {
+        s->err = errno;
+        return -1;
+      }
+    }
+  }
+};
+
+// The tar (plain or compressed) read from `in_fd`, written uncompressed to `out_fd` with its
+// owners mapped into the container's host ids; `what` names the source in errors. An owner the
+// namespace cannot hold fails before anything reaches the container.
+Result<void> map_tar_to_host(int in_fd, int out_fd, const sdk::IdMappings& ids,
+                             const std::string& what) {
+  std::unique_ptr<struct archive, ArchiveDeleter> r(archive_read_new());
+  std::unique_ptr<struct archive, WriterDeleter> w(archive_write_new());
+  if (!r || !w) {
+    return fail(Errc::Internal, "read " + what + ": out of memory");
+  }
+  archive_read_support_filter_all(r.get());
+  archive_read_support_format_tar(r.get());
+  archive_read_support_format_gnutar(r.get());
+  FdSource src;
+  src.fd = in_fd;
+  auto read_error = [&]() -> Error {
+    if (src.err != 0) {
+      return Error::from_errno("read", what, src.err);
+    }
+    const char* m = archive_error_string(r.get());
+    return Error(Errc::InvalidArgument, "read " + what + ": " + (m ? m : "not a tar archive"));
+  };
+  if (archive_read_open(r.get(), &src, nullptr, &FdSource::read, nullptr) != ARCHIVE_OK) {
+    return fail(read_error());
+  }
+  archive_write_set_format_pax_restricted(w.get());
+  archive_write_set_bytes_in_last_block(w.get(), 1);
+  if (archive_write_open_fd(w.get(), out_fd) != ARCHIVE_OK) {
+    return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
+  }
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    archive_entry* e = nullptr;
+    int rc = archive_read_next_header(r.get(), &e);
+    if (rc == ARCHIVE_EOF) {
+      break;
+    }
+    if (rc < ARCHIVE_WARN) {
+      return fail(read_error());
+    }
+    const char* name = archive_entry_pathname(e);
+    const std::string entry = std::string("entry \"") + (name ? name : "") + "\" of " + what;
+    BERTH_TRYV(map_owner(e, ids, IdWay::ToHost, entry));
+    if (archive_write_header(w.get(), e) < ARCHIVE_WARN) {
+      return fail(Errc::Internal, "tar " + entry + ": " + archive_error_string(w.get()));
+    }
+    for (;;) {
+      la_ssize_t n = archive_read_data(r.get(), buf.data(), buf.size());
+      if (n < 0) {
+        return fail(read_error());
+      }
+      if (n == 0) {
+        break;
+      }
+      if (archive_write_data(w.get(), buf.data(), static_cast<size_t>(n)) < 0) {
+        return fail(Errc::Internal, "tar " + entry + ": " + archive_error_string(w.get()));
       }
     }
   }
@@ -303,6 +424,7 @@ Error not_found_in(const ContainerRecord& rec, const std::string& path) {
 Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::string& cpath,
                       const std::string& host, int out_fd) {
   BERTH_TRY(auto c, lock_container(eng, ctr, true));
+  BERTH_TRY(auto ids, id_mappings(c.rec.options.resources));
   BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
   Located loc = locate(c.rec, rootfs.path(), cpath);
   BERTH_TRY(auto src, open_in_root(loc.root, loc.rel));
@@ -318,7 +440,7 @@ Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::st
   const std::string what = c.rec.name + ":" + cpath;
   if (host == "-") {
     return write_path_tar(fd_path(src->get()), top.empty() && !S_ISDIR(sst.st_mode) ? "file" : top,
-                          out_fd, what);
+                          out_fd, what, ids, IdWay::ToContainer);
   }
   std::string into;
   struct stat hst {};
@@ -346,7 +468,7 @@ Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::st
     return fail_errno("stat", host);
   }
   BERTH_TRY(auto tmp, temp_file(eng));
-  BERTH_TRYV(write_path_tar(fd_path(src->get()), top, tmp.get(), what));
+  BERTH_TRYV(write_path_tar(fd_path(src->get()), top, tmp.get(), what, ids, IdWay::ToContainer));
   BERTH_TRYV(rewind(tmp.get()));
   return extract(tmp.get(), into, host);
 }
@@ -355,6 +477,7 @@ Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::st
 Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
                      const std::string& ctr, const std::string& cpath) {
   BERTH_TRY(auto c, lock_container(eng, ctr, true));
+  BERTH_TRY(auto ids, id_mappings(c.rec.options.resources));
   BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
   const std::string what = c.rec.name + ":" + cpath;
   Located loc = locate(c.rec, rootfs.path(), cpath);
@@ -368,7 +491,16 @@ Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
       return fail(Errc::InvalidArgument,
                   "destination " + what + " must be a directory when copying from stdin");
     }
-    return extract(in_fd, fd_path(dst->get()), what);
+    if (ids.identity()) {
+      return extract(in_fd, fd_path(dst->get()), what);
+    }
+    // The container's ids in the tar become the host ids its user namespace maps them to.
+    BERTH_TRY(auto tmp, temp_file(eng));
+    if (auto r = map_tar_to_host(in_fd, tmp.get(), ids, "the tar on stdin"); !r) {
+      return fail(std::move(r).error().wrap("copy to " + what));
+    }
+    BERTH_TRYV(rewind(tmp.get()));
+    return extract(tmp.get(), fd_path(dst->get()), what);
   }
   struct stat hst {};
   if (::stat(host.c_str(), &hst) != 0) {
@@ -408,7 +540,9 @@ Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
     top = content ? "" : base_name(fs::path(host).lexically_normal().string());
   }
   BERTH_TRY(auto tmp, temp_file(eng));
-  BERTH_TRYV(write_path_tar(host, top, tmp.get(), host));
+  if (auto r = write_path_tar(host, top, tmp.get(), host, ids, IdWay::ToHost); !r) {
+    return fail(std::move(r).error().wrap("copy " + host + " to " + what));
+  }
   BERTH_TRYV(rewind(tmp.get()));
   return extract(tmp.get(), fd_path(into->get()), what);
 }
@@ -501,8 +635,11 @@ Result<std::vector<sdk::Change>> diff(engine::Engine& eng, const std::string& na
 
 Result<void> export_rootfs(engine::Engine& eng, const std::string& name_or_id, int out_fd) {
   BERTH_TRY(auto c, lock_container(eng, name_or_id, true));
+  sdk::TreeTarOptions to;
+  to.whiteouts = sdk::WhiteoutFormat::Delete;
+  BERTH_TRY(to.ids, id_mappings(c.rec.options.resources));  // as the container sees its files
   BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
-  auto r = sdk::write_tree_tar(rootfs.path(), out_fd, sdk::WhiteoutFormat::Delete);
+  auto r = sdk::write_tree_tar(rootfs.path(), out_fd, to);
   if (!r) {
     return fail(std::move(r).error().wrap("export container " + c.rec.name));
   }
@@ -629,6 +766,9 @@ Result<std::string> commit(engine::Engine& eng, const std::string& name_or_id,
     }
   }
   BERTH_TRY(auto* driver, eng.storage());
+  // With a user namespace the diff already holds the container's ids, as export and cp write
+  // them (the overlay driver reads the upper dir through a mount idmapped with the inverse of
+  // the layer's recorded map; the kernel shows an unmapped id as 65534): no second mapping here.
   auto diff_fd = driver->diff(c.rec.layer_id, img->top_layer);
   if (paused) {
     if (auto r = (*paused)->resume(c.rec.id); !r) {

@@ -1,10 +1,12 @@
 """User namespaces as root, as Podman has them: --userns=auto (ranges of the user "containers" in
 /etc/subuid and /etc/subgid), --uidmap/--gidmap, container:NAME, ns:PATH, the rootless-only modes
 refused; the rootfs shown through idmapped overlay layers (the shared layers never chowned)."""
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 import unittest
 
 from container_fixture import ContainerTestCase, IMAGE
@@ -205,6 +207,132 @@ class AutoTest(UsernsTestCase):
         self.addCleanup(self.berth, "rm", "-f", "c3")
         (_, h3, _), = triplets(self.host_config("c3")["IDMappings"]["UidMap"])
         self.assertEqual(h3, low[0])
+
+
+class BoundaryIdsTest(UsernsTestCase):
+    """Files crossing the container's boundary carry the ids the container sees: export, cp out
+    and commit write container ids (an id outside the maps as the kernel's 65534), cp in writes
+    the host ids the container's ids stand for (and refuses ids the namespace cannot hold)."""
+
+    def setUp(self):
+        self.run_detached("ids", "--network", "none", "--userns=auto", IMAGE, "sleep", "300")
+        self.ok("exec", "ids", "sh", "-c", "echo hi > /made && mkdir /d && chown 5:6 /d")
+        hc = self.host_config("ids")
+        (_, self.hu, self.size), = triplets(hc["IDMappings"]["UidMap"])
+        (_, self.hg, _), = triplets(hc["IDMappings"]["GidMap"])
+        self.assertEqual(self.size, 1024)
+        # A file the host's root puts into the rootfs: host uid 0, outside the container's maps.
+        merged = self.ok("mount", "ids").out.strip()
+        self.addCleanup(self.berth, "unmount", "ids")
+        with open(os.path.join(merged, "stray"), "w") as f:
+            f.write("from the host\n")
+        os.chown(os.path.join(merged, "stray"), 0, 0)
+        self.merged = merged
+
+    def tar_owners(self, data):
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            return {m.name.rstrip("/"): (m.uid, m.gid) for m in t.getmembers()}
+
+    def run_bytes(self, *args, input=None):
+        p = subprocess.run(self.cmd() + list(args), input=input, capture_output=True,
+                           env=self.env, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def test_inside_view(self):
+        # What the other tests expect of the tars is what the container itself sees.
+        r = self.ok("exec", "ids", "stat", "-c", "%u:%g", "/made", "/d", "/stray", "/bin/busybox")
+        self.assertEqual(r.out.split(), ["0:0", "5:6", "65534:65534", "0:0"])
+        st = os.lstat(os.path.join(self.merged, "made"))
+        self.assertEqual((st.st_uid, st.st_gid), (self.hu, self.hg))
+
+    def test_export_has_the_containers_ids(self):
+        out = os.path.join(self.tmp, "ids-export.tar")
+        self.ok("export", "-o", out, "ids")
+        with open(out, "rb") as f:
+            owners = self.tar_owners(f.read())
+        self.assertEqual(owners["made"], (0, 0))
+        self.assertEqual(owners["d"], (5, 6))
+        self.assertEqual(owners["bin/busybox"], (0, 0))
+        self.assertEqual(owners["etc/passwd"], (0, 0))
+        self.assertEqual(owners["stray"], (65534, 65534))
+        self.assertNotIn((self.hu, self.hg), owners.values())
+
+    def test_commit_then_run_shows_root_owned_files(self):
+        self.ok("commit", "ids", "localhost/ids-committed")
+        self.addCleanup(self.berth, "rmi", "-f", "localhost/ids-committed")
+        r = self.ok("run", "--rm", "--network", "none", "localhost/ids-committed", "stat", "-c",
+                    "%u:%g", "/made", "/d", "/stray", "/bin/busybox")
+        self.assertEqual(r.out.split(), ["0:0", "5:6", "65534:65534", "0:0"])
+
+    def test_cp_out_has_the_containers_ids(self):
+        self.assertEqual(self.tar_owners(self.run_bytes("cp", "ids:/made", "-")),
+                         {"made": (0, 0)})
+        self.assertEqual(self.tar_owners(self.run_bytes("cp", "ids:/stray", "-")),
+                         {"stray": (65534, 65534)})
+        self.assertEqual(self.tar_owners(self.run_bytes("cp", "ids:/etc", "-"))["etc/passwd"],
+                         (0, 0))
+        out = os.path.join(self.tmp, "ids-out")
+        os.makedirs(out, exist_ok=True)
+        self.ok("cp", "ids:/d", out)
+        self.ok("cp", "ids:/made", os.path.join(out, "made-copy"))
+        st = os.lstat(os.path.join(out, "d"))
+        self.assertEqual((st.st_uid, st.st_gid), (5, 6))
+        st = os.lstat(os.path.join(out, "made-copy"))
+        self.assertEqual((st.st_uid, st.st_gid), (0, 0))
+
+    def test_cp_in_is_owned_as_the_container_sees_it(self):
+        src = os.path.join(self.tmp, "ids-in")
+        os.makedirs(os.path.join(src, "tree"), exist_ok=True)
+        for name, owner in (("rootfile", (0, 0)), ("tree/leaf", (7, 8))):
+            with open(os.path.join(src, name), "w") as f:
+                f.write(name + "\n")
+            os.chown(os.path.join(src, name), *owner)
+        os.chown(os.path.join(src, "tree"), 0, 0)
+        self.ok("cp", os.path.join(src, "rootfile"), "ids:/tmp")
+        self.ok("cp", os.path.join(src, "tree"), "ids:/tmp")
+        r = self.ok("exec", "ids", "stat", "-c", "%u:%g", "/tmp/rootfile", "/tmp/tree",
+                    "/tmp/tree/leaf")
+        self.assertEqual(r.out.split(), ["0:0", "0:0", "7:8"])
+        st = os.lstat(os.path.join(self.merged, "tmp", "rootfile"))
+        self.assertEqual((st.st_uid, st.st_gid), (self.hu, self.hg))
+        st = os.lstat(os.path.join(self.merged, "tmp", "tree", "leaf"))
+        self.assertEqual((st.st_uid, st.st_gid), (self.hu + 7, self.hg + 8))
+        # A tar on stdin: its ids are the container's too.
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            ti = tarfile.TarInfo("streamed")
+            data = b"streamed in\n"
+            ti.size = len(data)
+            ti.uid, ti.gid = 77, 78
+            t.addfile(ti, io.BytesIO(data))
+        self.run_bytes("cp", "-", "ids:/tmp", input=buf.getvalue())
+        r = self.ok("exec", "ids", "sh", "-c", "stat -c %u:%g /tmp/streamed; cat /tmp/streamed")
+        self.assertEqual(r.out, "77:78\nstreamed in\n")
+
+    def test_cp_in_refuses_ids_the_namespace_cannot_hold(self):
+        src = os.path.join(self.tmp, "ids-far")
+        os.makedirs(src, exist_ok=True)
+        far = os.path.join(src, "far")
+        with open(far, "w") as f:
+            f.write("x\n")
+        os.chown(far, 5000, 0)  # the namespace maps uids 0-1023
+        r = self.berth("cp", far, "ids:/tmp")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn(far + " is owned by uid 5000, which the container's user namespace "
+                      "does not map", r.err)
+        self.assertIn("0:%d:1024" % self.hu, r.err)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            ti = tarfile.TarInfo("far-streamed")
+            ti.gid = 4000
+            t.addfile(ti, io.BytesIO(b""))
+        p = subprocess.run(self.cmd() + ["cp", "-", "ids:/tmp"], input=buf.getvalue(),
+                           capture_output=True, env=self.env, timeout=120)
+        self.assertEqual(p.returncode, 125, p.stderr)
+        self.assertIn(b'"far-streamed" of the tar on stdin is owned by gid 4000', p.stderr)
+        r = self.ok("exec", "ids", "ls", "/tmp")
+        self.assertNotIn("far", r.out)
 
 
 class ExplicitMapsTest(UsernsTestCase):
