@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "berth/container/container.hpp"
@@ -229,6 +230,23 @@ Result<void> map_owner(archive_entry* e, const sdk::IdMappings& ids, IdWay way,
   return {};
 }
 
+// Copies the data of the entry `r` is at to `w`; `read_error` says what a failed read was.
+Result<void> copy_entry_data(struct archive* r, struct archive* w, std::vector<char>& buf,
+                             const std::string& what, const std::function<Error()>& read_error) {
+  for (;;) {
+    la_ssize_t n = archive_read_data(r, buf.data(), buf.size());
+    if (n < 0) {
+      return fail(read_error());
+    }
+    if (n == 0) {
+      return {};
+    }
+    if (archive_write_data(w, buf.data(), static_cast<size_t>(n)) < 0) {
+      return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w));
+    }
+  }
+}
+
 // A tar of `path` (its top followed when it is a link, e.g. /proc/self/fd/N; nothing below is
 // followed) to `out_fd`. The top entry is named `top`; with `top` empty, a directory's entries are
 // written relative to it (its own entry left out). Owners are mapped with `ids` the `way` given.
@@ -278,19 +296,10 @@ Result<void> write_path_tar(const std::string& path, const std::string& top, int
       return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
     }
     if (archive_entry_filetype(e.get()) == AE_IFREG && archive_entry_size(e.get()) > 0) {
-      for (;;) {
-        la_ssize_t n = archive_read_data(disk.get(), buf.data(), buf.size());
-        if (n < 0) {
-          return fail(Errc::Internal,
-                      "read " + what + "/" + out_name + ": " + archive_error_string(disk.get()));
-        }
-        if (n == 0) {
-          break;
-        }
-        if (archive_write_data(w.get(), buf.data(), static_cast<size_t>(n)) < 0) {
-          return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
-        }
-      }
+      BERTH_TRYV(copy_entry_data(disk.get(), w.get(), buf, what, [&] {
+        return Error(Errc::Internal,
+                     "read " + what + "/" + out_name + ": " + archive_error_string(disk.get()));
+      }));
     }
   }
   if (archive_write_close(w.get()) != ARCHIVE_OK) {
@@ -367,18 +376,7 @@ Result<void> map_tar_to_host(int in_fd, int out_fd, const sdk::IdMappings& ids,
     if (archive_write_header(w.get(), e) < ARCHIVE_WARN) {
       return fail(Errc::Internal, "tar " + entry + ": " + archive_error_string(w.get()));
     }
-    for (;;) {
-      la_ssize_t n = archive_read_data(r.get(), buf.data(), buf.size());
-      if (n < 0) {
-        return fail(read_error());
-      }
-      if (n == 0) {
-        break;
-      }
-      if (archive_write_data(w.get(), buf.data(), static_cast<size_t>(n)) < 0) {
-        return fail(Errc::Internal, "tar " + entry + ": " + archive_error_string(w.get()));
-      }
-    }
+    BERTH_TRYV(copy_entry_data(r.get(), w.get(), buf, entry, read_error));
   }
   if (archive_write_close(w.get()) != ARCHIVE_OK) {
     return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
