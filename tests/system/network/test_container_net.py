@@ -390,6 +390,25 @@ class ContainerNetworkTest(NetworkTestBase):
             self.assert_no_trace(cid, ["crowd"])
         self.assertEqual(os.listdir(os.path.join(self.runroot, "netns")), [])
 
+    def test_start_killed_mid_setup_leaves_nothing_after_rm(self):
+        # `start` killed with SIGKILL at points through its network setup (netns, IPAM lease,
+        # veth, rules): the next command (`rm -f`) leaves no trace of any of them.
+        self.net("kms", "10.231.95.0/24")
+        cids = []
+        for i, delay in enumerate((0.002, 0.005, 0.01, 0.02, 0.04, 0.08)):
+            cid = self.ok("create", "--name", f"kms{i}", "--network", "kms", "-p",
+                          f"127.0.0.1::{9000 + i}", IMAGE, "sleep", "1000").out.strip()
+            cids.append(cid)
+            p = subprocess.Popen(self.cmd() + ["start", cid], env=self.env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            p.kill()
+            p.wait()
+        self.ok("rm", "-f", "-t", "0", *cids)
+        for cid in cids:
+            self.assert_no_trace(cid, ["kms"])
+        self.assertEqual(os.listdir(os.path.join(self.runroot, "netns")), [])
+
 
 if __name__ == "__main__":
     unittest.main()
