@@ -21,6 +21,7 @@
 #include <sstream>
 #include <vector>
 
+#include "berth/sdk/detached.hpp"
 #include "berth/sdk/unique_fd.hpp"
 
 namespace berth::dns {
@@ -328,45 +329,21 @@ Result<void> ensure_running(const ResponderConfig& cfg) {
                     .hint("another DNS server holds the port; set dns_bind_port in "
                           "containers.conf or create the network with --disable-dns"));
   }
-  int pidp[2];
-  if (::pipe2(pidp, O_CLOEXEC) != 0) {
-    return fail_errno("pipe", "");
-  }
-  UniqueFd pid_r(pidp[0]);
-  UniqueFd pid_w(pidp[1]);
-  pid_t mid = ::fork();
-  if (mid < 0) {
-    return fail_errno("fork", "DNS responder");
-  }
-  if (mid == 0) {
-    ::setsid();
-    pid_t child = ::fork();
-    if (child != 0) {
-      (void)!::write(pid_w.get(), &child, sizeof child);
-      ::_exit(child < 0 ? 1 : 0);
-    }
-    ::prctl(PR_SET_NAME, kProcessName);
-    ::signal(SIGPIPE, SIG_IGN);
-    ::signal(SIGTERM, SIG_DFL);
-    int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    int fd = ::dup2(sock.get(), 3);
-    ::syscall(SYS_close_range, 4, ~0U, 0);
-    if (::chdir("/") != 0) {
-      ::_exit(1);
-    }
-    serve(fd, cfg);
-  }
-  pid_w.reset();
-  int st = 0;
-  while (::waitpid(mid, &st, 0) < 0 && errno == EINTR) {
-  }
-  pid_t pid = 0;
-  if (::read(pid_r.get(), &pid, sizeof pid) != sizeof pid || pid <= 0) {
-    return fail(Errc::Internal, "start DNS responder of network " + cfg.network + ": fork failed");
-  }
+  BERTH_TRY(pid_t pid, sdk::spawn_detached("DNS responder of network " + cfg.network, [&] {
+              ::prctl(PR_SET_NAME, kProcessName);
+              ::signal(SIGPIPE, SIG_IGN);
+              ::signal(SIGTERM, SIG_DFL);
+              int devnull = ::open("/dev/null", O_RDWR);
+              ::dup2(devnull, 0);
+              ::dup2(devnull, 1);
+              ::dup2(devnull, 2);
+              int fd = ::dup2(sock.get(), 3);
+              ::syscall(SYS_close_range, 4, ~0U, 0);
+              if (::chdir("/") != 0) {
+                ::_exit(1);
+              }
+              serve(fd, cfg);
+            }));
   std::ofstream(cfg.pid_file) << pid << "\n";
   return {};
 }

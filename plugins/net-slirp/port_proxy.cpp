@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "berth/sdk/detached.hpp"
 #include "berth/sdk/unique_fd.hpp"
 
 namespace berth::slirp {
@@ -220,23 +221,7 @@ Result<pid_t> start_port_proxy(const std::string& netns_path,
       socks.push_back(std::move(s));
     }
   }
-  int pidp[2];
-  if (::pipe2(pidp, O_CLOEXEC) != 0) {
-    return fail_errno("pipe", "port relay");
-  }
-  UniqueFd pid_r(pidp[0]);
-  UniqueFd pid_w(pidp[1]);
-  pid_t mid = ::fork();
-  if (mid < 0) {
-    return fail_errno("fork", "port relay");
-  }
-  if (mid == 0) {
-    ::setsid();
-    pid_t child = ::fork();
-    if (child != 0) {
-      (void)!::write(pid_w.get(), &child, sizeof child);
-      ::_exit(child < 0 ? 1 : 0);
-    }
+  return sdk::spawn_detached("the port relay for " + netns_path, [&] {
     ::setpgid(0, 0);  // its connections' children go with it (kill of the group)
     ::prctl(PR_SET_NAME, kProcessName);
     ::signal(SIGPIPE, SIG_IGN);
@@ -265,16 +250,7 @@ Result<pid_t> start_port_proxy(const std::string& netns_path,
       ::_exit(1);
     }
     serve(netns.get(), host_ns.get(), listeners);
-  }
-  pid_w.reset();
-  int st = 0;
-  while (::waitpid(mid, &st, 0) < 0 && errno == EINTR) {
-  }
-  pid_t pid = 0;
-  if (::read(pid_r.get(), &pid, sizeof pid) != sizeof pid || pid <= 0) {
-    return fail(Errc::Internal, "start the port relay for " + netns_path + ": fork failed");
-  }
-  return pid;
+  });
 }
 
 Result<void> stop_port_proxy(pid_t pid) {

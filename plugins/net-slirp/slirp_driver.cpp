@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "berth/sdk/detached.hpp"
 #include "berth/sdk/network.hpp"
 #include "berth/sdk/plugin.hpp"
 #include "berth/sdk/unique_fd.hpp"
@@ -333,48 +334,26 @@ class SlirpDriver final : public sdk::NetworkDriver {
   // Starts slirp4netns detached and waits for its ready byte. Returns its pid.
   Result<pid_t> spawn(const std::string& netns, const std::string& sock, const std::string& log) {
     int ready[2];
-    int pidp[2];
-    if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(pidp, O_CLOEXEC) != 0) {
-      return fail_errno("pipe", "");
+    if (::pipe2(ready, O_CLOEXEC) != 0) {
+      return fail_errno("pipe", "slirp4netns");
     }
     UniqueFd ready_r(ready[0]);
     UniqueFd ready_w(ready[1]);
-    UniqueFd pid_r(pidp[0]);
-    UniqueFd pid_w(pidp[1]);
-    pid_t mid = ::fork();
-    if (mid < 0) {
-      return fail_errno("fork", "slirp4netns");
-    }
-    if (mid == 0) {
-      ::setsid();
-      pid_t child = ::fork();
-      if (child != 0) {
-        (void)!::write(pid_w.get(), &child, sizeof child);
-        ::_exit(child < 0 ? 1 : 0);
-      }
-      int devnull = ::open("/dev/null", O_RDWR);
-      int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(devnull, 0);
-      ::dup2(logfd >= 0 ? logfd : devnull, 1);
-      ::dup2(logfd >= 0 ? logfd : devnull, 2);
-      ::dup2(ready_w.get(), 3);  // dup2 clears O_CLOEXEC on fd 3
-      std::string ns_arg = netns;
-      const char* argv[] = {
-          "slirp4netns",       "--configure",  "--mtu=65520", "--disable-host-loopback",
-          "--api-socket",      sock.c_str(),   "--ready-fd",  "3",
-          "--netns-type=path", ns_arg.c_str(), kTap,          nullptr};
-      ::execvp(argv[0], const_cast<char* const*>(argv));
-      ::_exit(127);
-    }
-    pid_w.reset();
+    BERTH_TRY(pid_t pid, sdk::spawn_detached("slirp4netns", [&] {
+                int devnull = ::open("/dev/null", O_RDWR);
+                int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                ::dup2(devnull, 0);
+                ::dup2(logfd >= 0 ? logfd : devnull, 1);
+                ::dup2(logfd >= 0 ? logfd : devnull, 2);
+                ::dup2(ready_w.get(), 3);  // dup2 clears O_CLOEXEC on fd 3
+                std::string ns_arg = netns;
+                const char* argv[] = {
+                    "slirp4netns",       "--configure",  "--mtu=65520", "--disable-host-loopback",
+                    "--api-socket",      sock.c_str(),   "--ready-fd",  "3",
+                    "--netns-type=path", ns_arg.c_str(), kTap,          nullptr};
+                ::execvp(argv[0], const_cast<char* const*>(argv));
+              }));
     ready_w.reset();
-    int st = 0;
-    while (::waitpid(mid, &st, 0) < 0 && errno == EINTR) {
-    }
-    pid_t pid = 0;
-    if (::read(pid_r.get(), &pid, sizeof pid) != sizeof pid || pid <= 0) {
-      return fail(Errc::Internal, "start slirp4netns: fork failed");
-    }
     // The ready byte, or EOF when slirp4netns died (not installed, bad namespace).
     pollfd pfd{ready_r.get(), POLLIN, 0};
     int pr = ::poll(&pfd, 1, 10000);
