@@ -75,9 +75,16 @@ def oci_archive(layout, out):
     return out
 
 
-def make_engines(tmp):
+def make_engines(tmp, berth_network="", podman_network=""):
+    """berth and Podman (None when not installed) over stores in `tmp`; the `[network]` lines
+    given go into each one's containers.conf."""
     berth_bin = os.environ.get("BERTH_BIN", os.path.join(ROOT, "build", "bin", "berth"))
     env = dict(os.environ)
+    if berth_network:
+        bconf = os.path.join(tmp, "berth-containers.conf")
+        with open(bconf, "w") as f:
+            f.write("[network]\n" + berth_network)
+        env["CONTAINERS_CONF"] = bconf
     berth = Engine("berth", [berth_bin, "--root", f"{tmp}/berth/root", "--runroot",
                              f"{tmp}/berth/run"], env)
     podman = None
@@ -87,7 +94,9 @@ def make_engines(tmp):
             f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
                     '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
                     'events_logger = "file"\n')
-        penv = dict(env, CONTAINERS_CONF=conf)
+            if podman_network:
+                f.write("[network]\n" + podman_network)
+        penv = dict(os.environ, CONTAINERS_CONF=conf)
         podman = Engine("podman", ["podman", "--root", f"{tmp}/podman/root", "--runroot",
                                    f"{tmp}/podman/run", "--storage-driver", "overlay"], penv)
     return berth, podman

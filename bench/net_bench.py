@@ -34,7 +34,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the checkout from importing bench.py
 
-from bench import Engine, loaded, unmount_under  # noqa: E402
+import bench  # noqa: E402
+from bench import loaded, unmount_under  # noqa: E402
 
 MODES = ["bridge", "slirp4netns", "pasta"]
 
@@ -47,28 +48,8 @@ def free_port():
 
 
 def make_engines(tmp, firewall):
-    berth_bin = os.environ.get("BERTH_BIN", os.path.join(ROOT, "build", "bin", "berth"))
-    bconf = os.path.join(tmp, "berth-containers.conf")
-    with open(bconf, "w") as f:
-        f.write('[network]\ndefault_subnet = "10.231.200.0/24"\n')
-        if firewall:
-            f.write(f'firewall_driver = "{firewall}"\n')
-    env = dict(os.environ, CONTAINERS_CONF=bconf)
-    berth = Engine("berth", [berth_bin, "--root", f"{tmp}/berth/root", "--runroot",
-                             f"{tmp}/berth/run"], env)
-    podman = None
-    if shutil.which("podman"):
-        conf = os.path.join(tmp, "podman-containers.conf")
-        with open(conf, "w") as f:
-            f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-                    '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
-                    'events_logger = "file"\n')
-            if firewall:
-                f.write(f'[network]\nfirewall_driver = "{firewall}"\n')
-        penv = dict(os.environ, CONTAINERS_CONF=conf)
-        podman = Engine("podman", ["podman", "--root", f"{tmp}/podman/root", "--runroot",
-                                   f"{tmp}/podman/run", "--storage-driver", "overlay"], penv)
-    return berth, podman
+    fw = f'firewall_driver = "{firewall}"\n' if firewall else ""
+    return bench.make_engines(tmp, 'default_subnet = "10.231.200.0/24"\n' + fw, fw)
 
 
 def fetch(url, timeout=120):

@@ -52,17 +52,13 @@ uint16_t free_port() {
   return ntohs(sa.sin_port);
 }
 
-// Connects to 127.0.0.1:port (retrying while the listener starts) and reads what it sends.
-std::string fetch(uint16_t port) {
+// Connects to `sa` (retrying while the listener starts) and reads what it sends.
+std::string fetch_from(const sockaddr* sa, socklen_t len) {
   for (int attempt = 0; attempt < 100; ++attempt) {
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    UniqueFd s(::socket(sa->sa_family, SOCK_STREAM, 0));
     timeval tv{2, 0};
     ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    if (::connect(s.get(), sa, len) == 0) {
       char buf[64] = {};
       ssize_t n = ::read(s.get(), buf, sizeof buf - 1);
       if (n > 0) {
@@ -74,26 +70,22 @@ std::string fetch(uint16_t port) {
   return "";
 }
 
-// Connects to [addr]:port over IPv6 (retrying while the listener starts) and reads what it sends.
+// 127.0.0.1:port.
+std::string fetch(uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return fetch_from(reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+}
+
+// [addr]:port over IPv6.
 std::string fetch6(const std::string& addr, uint16_t port) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    UniqueFd s(::socket(AF_INET6, SOCK_STREAM, 0));
-    sockaddr_in6 sa{};
-    sa.sin6_family = AF_INET6;
-    sa.sin6_port = htons(port);
-    inet_pton(AF_INET6, addr.c_str(), &sa.sin6_addr);
-    timeval tv{2, 0};
-    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
-      char buf[64] = {};
-      ssize_t n = ::read(s.get(), buf, sizeof buf - 1);
-      if (n > 0) {
-        return std::string(buf, static_cast<size_t>(n));
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return "";
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons(port);
+  inet_pton(AF_INET6, addr.c_str(), &sa.sin6_addr);
+  return fetch_from(reinterpret_cast<sockaddr*>(&sa), sizeof sa);
 }
 
 // A one-shot TCP server on port 80 inside a namespace that sends "hello from <tag>".
