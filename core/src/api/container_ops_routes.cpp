@@ -520,6 +520,9 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     co.source = "-";
     co.destination = f->id + ":" + path;
     co.stdin_fd = in.get();
+    // Docker's defaults: the tar's owners are kept, a directory may replace a file and back.
+    co.chown_to_user = req.q_bool("copyUIDGID");
+    co.overwrite = !req.q_bool("noOverwriteDirNonDir");
     if (auto res = container::copy(eng, co); !res) {
       if (res.error().code() == Errc::NotFound) {
         return error_response(404, res.error().message());

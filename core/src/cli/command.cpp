@@ -170,7 +170,21 @@ bool is_switch(const po::options_description& d, const std::string& name) {
   return o != nullptr && o->semantic()->max_tokens() == 0;
 }
 
-// Rewrites `--flag=true|false` of switches into what Boost.Program_options understands.
+// A bool option whose value may be left out (`-a`, `--archive`, `--archive=false`): Boost would
+// take the next argument as its value.
+const po::option_description* optional_bool(const po::options_description& d,
+                                            const std::string& name, bool short_name) {
+  const auto* o =
+      short_name ? d.find_nothrow(name, false, false, false) : d.find_nothrow(name, false);
+  if (o == nullptr || o->semantic()->min_tokens() != 0 || o->semantic()->max_tokens() != 1 ||
+      dynamic_cast<const po::typed_value<bool>*>(o->semantic().get()) == nullptr) {
+    return nullptr;
+  }
+  return o;
+}
+
+// Rewrites `--flag=true|false` of switches into what Boost.Program_options understands, and a
+// bare optional bool (`-a`, `--archive`) into `--archive=true`, `-a=false` into `--archive=false`.
 Result<std::vector<std::string>> normalize_switches(const po::options_description& d,
                                                     std::vector<std::string> args) {
   std::vector<std::string> out;
@@ -181,6 +195,16 @@ Result<std::vector<std::string>> normalize_switches(const po::options_descriptio
       break;
     }
     auto eq = a.find('=');
+    const bool long_name = a.rfind("--", 0) == 0;
+    const bool short_name = !long_name && a.size() >= 2 && a[0] == '-' &&
+                            (a.size() == 2 || (a.size() > 3 && a[2] == '='));
+    if ((long_name && eq == std::string::npos) || short_name) {
+      const auto* o = optional_bool(d, long_name ? a.substr(2) : a.substr(0, 2), short_name);
+      if (o != nullptr) {
+        out.push_back("--" + o->long_name() + (short_name && a.size() > 2 ? a.substr(2) : "=true"));
+        continue;
+      }
+    }
     if (a.rfind("--", 0) == 0 && eq != std::string::npos && is_switch(d, a.substr(2, eq - 2))) {
       auto v = a.substr(eq + 1);
       if (v == "true" || v == "1") {

@@ -19,6 +19,8 @@ Result<int> run_cp(Context& ctx) {
   bc::CopyOptions o;
   o.source = ctx.args[0];
   o.destination = ctx.args[1];
+  o.chown_to_user = ctx.flag("archive");
+  o.overwrite = ctx.flag("overwrite");
   ctx.out.flush();
   BERTH_TRYV(bc::copy(*eng, o));
   return 0;
@@ -142,9 +144,11 @@ const Registrar reg([] {
                        "cp", "Copy files/folders between a container and the local filesystem",
                        "[options] [CONTAINER:]SRC_PATH [CONTAINER:]DEST_PATH", 2, 2,
                        [](po::options_description& d) {
-                         d.add_options()("archive,a", po::value<bool>()->default_value(true),
-                                         "Chown copied files to the primary uid/gid of the "
-                                         "destination container (ownership is always kept)")(
+                         d.add_options()(
+                             "archive,a",
+                             po::value<bool>()->default_value(true)->implicit_value(true),
+                             "Chown copied files to the primary uid/gid of the "
+                             "destination container (false: keep the source's)")(
                              "overwrite", po::bool_switch(),
                              "Allow to overwrite directories with non-directories and vice versa");
                        },

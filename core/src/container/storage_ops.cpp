@@ -230,6 +230,107 @@ Result<void> map_owner(archive_entry* e, const sdk::IdMappings& ids, IdWay way,
   return {};
 }
 
+// What a copy does to each entry of the tar it writes: owners set and/or mapped, and the entry
+// checked against what it would replace in the directory it is extracted in.
+struct EntryRules {
+  sdk::IdMappings ids;
+  IdWay way = IdWay::ToContainer;
+  std::optional<sdk::Owner> owner;  // the container's ids every entry gets (cp --archive)
+  // The directory the tar is extracted in, when a directory may not be replaced by a
+  // non-directory or back (no --overwrite); -1: extraction replaces them.
+  int guard_fd = -1;
+  std::string guard_shown;  // that directory in messages ("ctr:/tmp", "/host/dir")
+};
+
+// The entry name as extraction cleans it ("./a//b" -> "a/b"); nullopt for a name extraction
+// refuses (absolute, climbing with ".."), left to it.
+std::optional<std::string> clean_entry_name(const std::string& name) {
+  if (!name.empty() && name.front() == '/') {
+    return std::nullopt;
+  }
+  std::string out;
+  size_t i = 0;
+  while (i <= name.size()) {
+    size_t j = name.find('/', i);
+    if (j == std::string::npos) {
+      j = name.size();
+    }
+    std::string comp = name.substr(i, j - i);
+    i = j + 1;
+    if (comp.empty() || comp == ".") {
+      continue;
+    }
+    if (comp == "..") {
+      return std::nullopt;
+    }
+    out += (out.empty() ? "" : "/") + comp;
+  }
+  return out;
+}
+
+// Refuses an entry that would replace a directory of the destination with a non-directory, or a
+// non-directory with a directory. `source` names the entry's source in the message (quoted).
+Result<void> check_replacement(archive_entry* e, const EntryRules& rules,
+                               const std::string& source) {
+  auto name = clean_entry_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+  if (!name || name->empty()) {
+    return {};
+  }
+  const auto slash = name->rfind('/');
+  const std::string base = slash == std::string::npos ? *name : name->substr(slash + 1);
+  if (base.starts_with(".wh.")) {
+    return {};  // a whiteout deletes, extraction handles it
+  }
+  // Parents as extraction opens them: beneath the directory, through no symlink. One that does
+  // not open (missing, a file, a link) is created or refused by extraction.
+  UniqueFd parent;
+  if (slash != std::string::npos) {
+    struct open_how how {};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    const std::string dir = name->substr(0, slash);
+    long fd = ::syscall(SYS_openat2, rules.guard_fd, dir.c_str(), &how, sizeof how);
+    if (fd < 0) {
+      return {};
+    }
+    parent = UniqueFd(static_cast<int>(fd));
+  }
+  const std::string shown =
+      rules.guard_shown + (rules.guard_shown.ends_with("/") ? "" : "/") + *name;
+  struct stat st {};
+  if (::fstatat(parent ? parent.get() : rules.guard_fd, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) !=
+      0) {
+    if (errno == ENOENT) {
+      return {};
+    }
+    return fail_errno("stat", shown);
+  }
+  const bool entry_dir = archive_entry_filetype(e) == AE_IFDIR;
+  if (S_ISDIR(st.st_mode) == entry_dir) {
+    return {};
+  }
+  return fail(Errc::Conflict, std::string("cannot overwrite ") +
+                                  (entry_dir ? "non-directory" : "directory") + " \"" + shown +
+                                  "\" with " + (entry_dir ? "directory " : "non-directory ") +
+                                  source + ": nothing was copied (cp --overwrite replaces it)");
+}
+
+// Applies `rules` to the entry `e`: `source` names it in messages, `quoted` the same quoted.
+Result<void> apply_rules(archive_entry* e, const EntryRules& rules, const std::string& source,
+                         const std::string& quoted) {
+  if (rules.owner) {
+    archive_entry_set_uid(e, rules.owner->uid);
+    archive_entry_set_gid(e, rules.owner->gid);
+    archive_entry_set_uname(e, nullptr);
+    archive_entry_set_gname(e, nullptr);
+  }
+  BERTH_TRYV(map_owner(e, rules.ids, rules.way, source));
+  if (rules.guard_fd >= 0) {
+    BERTH_TRYV(check_replacement(e, rules, quoted));
+  }
+  return {};
+}
+
 // Copies the data of the entry `r` is at to `w`; `read_error` says what a failed read was.
 Result<void> copy_entry_data(struct archive* r, struct archive* w, std::vector<char>& buf,
                              const std::string& what, const std::function<Error()>& read_error) {
@@ -249,9 +350,9 @@ Result<void> copy_entry_data(struct archive* r, struct archive* w, std::vector<c
 
 // A tar of `path` (its top followed when it is a link, e.g. /proc/self/fd/N; nothing below is
 // followed) to `out_fd`. The top entry is named `top`; with `top` empty, a directory's entries are
-// written relative to it (its own entry left out). Owners are mapped with `ids` the `way` given.
+// written relative to it (its own entry left out). Each entry gets `rules`.
 Result<void> write_path_tar(const std::string& path, const std::string& top, int out_fd,
-                            const std::string& what, const sdk::IdMappings& ids, IdWay way) {
+                            const std::string& what, const EntryRules& rules) {
   std::unique_ptr<struct archive, ArchiveDeleter> disk(archive_read_disk_new());
   std::unique_ptr<struct archive, WriterDeleter> w(archive_write_new());
   if (!disk || !w) {
@@ -291,7 +392,8 @@ Result<void> write_path_tar(const std::string& path, const std::string& top, int
     archive_entry_set_pathname(e.get(), out_name.c_str());
     archive_entry_set_uname(e.get(), nullptr);
     archive_entry_set_gname(e.get(), nullptr);
-    BERTH_TRYV(map_owner(e.get(), ids, way, way == IdWay::ToHost ? name : what + "/" + out_name));
+    const std::string source = rules.way == IdWay::ToHost ? name : what + suffix;
+    BERTH_TRYV(apply_rules(e.get(), rules, source, "\"" + source + "\""));
     if (archive_write_header(w.get(), e.get()) < ARCHIVE_WARN) {
       return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
     }
@@ -330,11 +432,10 @@ struct FdSource {
   }
 };
 
-// The tar (plain or compressed) read from `in_fd`, written uncompressed to `out_fd` with its
-// owners mapped into the container's host ids; `what` names the source in errors. An owner the
-// namespace cannot hold fails before anything reaches the container.
-Result<void> map_tar_to_host(int in_fd, int out_fd, const sdk::IdMappings& ids,
-                             const std::string& what) {
+// The tar (plain or compressed) read from `in_fd`, written uncompressed to `out_fd` with
+// `rules` applied to each entry; `what` names the source in errors. An owner the namespace
+// cannot hold, or a refused replacement, fails before anything reaches the container.
+Result<void> rewrite_tar(int in_fd, int out_fd, const EntryRules& rules, const std::string& what) {
   std::unique_ptr<struct archive, ArchiveDeleter> r(archive_read_new());
   std::unique_ptr<struct archive, WriterDeleter> w(archive_write_new());
   if (!r || !w) {
@@ -372,7 +473,7 @@ Result<void> map_tar_to_host(int in_fd, int out_fd, const sdk::IdMappings& ids,
     }
     const char* name = archive_entry_pathname(e);
     const std::string entry = std::string("entry \"") + (name ? name : "") + "\" of " + what;
-    BERTH_TRYV(map_owner(e, ids, IdWay::ToHost, entry));
+    BERTH_TRYV(apply_rules(e, rules, entry, entry));
     if (archive_write_header(w.get(), e) < ARCHIVE_WARN) {
       return fail(Errc::Internal, "tar " + entry + ": " + archive_error_string(w.get()));
     }
@@ -418,11 +519,60 @@ Error not_found_in(const ContainerRecord& rec, const std::string& path) {
                                    ": no such file or directory");
 }
 
+// The primary uid/gid of the container's user, as the container sees them: `-u`, else the
+// image's USER, resolved in the container's own /etc/passwd and /etc/group (under `rootfs`).
+Result<sdk::Owner> container_user(engine::Engine& eng, const ContainerRecord& rec,
+                                  const std::string& rootfs) {
+  std::string user = rec.options.user;
+  if (user.empty()) {
+    BERTH_TRY(auto layers, open_layers(eng));
+    BERTH_TRY(auto img, layers->image(rec.image_id));
+    if (!img) {
+      // The image went: its USER lives on in the container's spec, already resolved.
+      const std::string path = rec.bundle + "/config.json";
+      BERTH_TRY(std::string text, util::read_file(path));
+      try {
+        const json u = json::parse(text).at("process").at("user");
+        return sdk::Owner{u.at("uid").get<uint32_t>(), u.at("gid").get<uint32_t>()};
+      } catch (const json::exception& e) {
+        return fail(Errc::Corrupt, path + ": process.user: " + e.what());
+      }
+    }
+    try {
+      const json cfg = json::parse(img->config);
+      if (cfg.contains("config") && cfg["config"].is_object() && cfg["config"].contains("User") &&
+          cfg["config"]["User"].is_string()) {
+        user = cfg["config"]["User"].get<std::string>();
+      }
+    } catch (const json::exception& e) {
+      return fail(Errc::Corrupt, "image " + img->id + ": config: " + e.what());
+    }
+  }
+  auto u = spec::resolve_user(rootfs, user);
+  if (!u) {
+    return fail(
+        std::move(u).error().wrap("resolve the user \"" + user + "\" of container " + rec.name +
+                                  " to own the copy (--archive=false keeps the source's owners)"));
+  }
+  return sdk::Owner{u->uid, u->gid};
+}
+
+// The rules of a copy into `dir` (`shown` in messages): refuse dir/non-dir replacements there
+// unless `overwrite`.
+void guard(EntryRules& rules, int dir, const std::string& shown, bool overwrite) {
+  if (!overwrite) {
+    rules.guard_fd = dir;
+    rules.guard_shown = shown;
+  }
+}
+
 // CTR:PATH -> host path or `out_fd`.
 Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::string& cpath,
-                      const std::string& host, int out_fd) {
+                      const std::string& host, int out_fd, bool overwrite) {
   BERTH_TRY(auto c, lock_container(eng, ctr, true));
-  BERTH_TRY(auto ids, id_mappings(c.rec.options.resources));
+  EntryRules rules;
+  BERTH_TRY(rules.ids, id_mappings(c.rec.options.resources));
+  rules.way = IdWay::ToContainer;
   BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
   Located loc = locate(c.rec, rootfs.path(), cpath);
   BERTH_TRY(auto src, open_in_root(loc.root, loc.rel));
@@ -438,7 +588,7 @@ Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::st
   const std::string what = c.rec.name + ":" + cpath;
   if (host == "-") {
     return write_path_tar(fd_path(src->get()), top.empty() && !S_ISDIR(sst.st_mode) ? "file" : top,
-                          out_fd, what, ids, IdWay::ToContainer);
+                          out_fd, what, rules);
   }
   std::string into;
   struct stat hst {};
@@ -465,19 +615,37 @@ Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::st
   } else {
     return fail_errno("stat", host);
   }
+  UniqueFd into_fd(::open(into.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!into_fd) {
+    return fail_errno("open the destination directory", into);
+  }
+  guard(rules, into_fd.get(), into, overwrite);
   BERTH_TRY(auto tmp, temp_file(eng));
-  BERTH_TRYV(write_path_tar(fd_path(src->get()), top, tmp.get(), what, ids, IdWay::ToContainer));
+  BERTH_TRYV(write_path_tar(fd_path(src->get()), top, tmp.get(), what, rules));
   BERTH_TRYV(rewind(tmp.get()));
-  return extract(tmp.get(), into, host);
+  return extract(tmp.get(), fd_path(into_fd.get()), host);
 }
 
 // Host path or `in_fd` -> CTR:PATH.
 Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
-                     const std::string& ctr, const std::string& cpath) {
+                     const std::string& ctr, const std::string& cpath, const CopyOptions& o) {
   BERTH_TRY(auto c, lock_container(eng, ctr, true));
-  BERTH_TRY(auto ids, id_mappings(c.rec.options.resources));
+  EntryRules rules;
+  BERTH_TRY(rules.ids, id_mappings(c.rec.options.resources));
+  rules.way = IdWay::ToHost;
   BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
   const std::string what = c.rec.name + ":" + cpath;
+  if (o.chown_to_user) {
+    BERTH_TRY(auto owner, container_user(eng, c.rec, rootfs.path()));
+    if (!rules.ids.uids.to_host(owner.uid) || !rules.ids.gids.to_host(owner.gid)) {
+      return fail(Errc::InvalidArgument,
+                  "copy to " + what + ": the container's user " + std::to_string(owner.uid) + ":" +
+                      std::to_string(owner.gid) + " is outside its user namespace's maps (uids " +
+                      rules.ids.uids.describe() + ", gids " + rules.ids.gids.describe() +
+                      "): use --archive=false to keep the source's owners");
+    }
+    rules.owner = owner;
+  }
   Located loc = locate(c.rec, rootfs.path(), cpath);
   BERTH_TRY(auto dst, open_in_root(loc.root, loc.rel));
   if (host == "-") {
@@ -489,12 +657,14 @@ Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
       return fail(Errc::InvalidArgument,
                   "destination " + what + " must be a directory when copying from stdin");
     }
-    if (ids.identity()) {
+    if (rules.ids.identity() && !rules.owner && o.overwrite) {
       return extract(in_fd, fd_path(dst->get()), what);
     }
-    // The container's ids in the tar become the host ids its user namespace maps them to.
+    // The container's ids in the tar (or its user's) become the host ids its user namespace
+    // maps them to; replacements are checked before anything is written.
+    guard(rules, dst->get(), what, o.overwrite);
     BERTH_TRY(auto tmp, temp_file(eng));
-    if (auto r = map_tar_to_host(in_fd, tmp.get(), ids, "the tar on stdin"); !r) {
+    if (auto r = rewrite_tar(in_fd, tmp.get(), rules, "the tar on stdin"); !r) {
       return fail(std::move(r).error().wrap("copy to " + what));
     }
     BERTH_TRYV(rewind(tmp.get()));
@@ -512,6 +682,7 @@ Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
     BERTH_TRY(auto dst_st, stat_fd(dst->get(), cpath));
     dst_is_dir = S_ISDIR(dst_st.st_mode);
   }
+  std::string into_shown = what;
   if (dst && dst_is_dir) {
     into = std::move(dst);
     top = content ? "" : base_name(host);
@@ -532,13 +703,15 @@ Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
                                       " does not exist in the container");
     }
     into = std::move(parent);
+    into_shown = c.rec.name + ":" + parent_of(cpath);
     top = base_name(cpath);
   }
   if (top.empty() || top == "/" || top == ".") {
     top = content ? "" : base_name(fs::path(host).lexically_normal().string());
   }
+  guard(rules, into->get(), into_shown, o.overwrite);
   BERTH_TRY(auto tmp, temp_file(eng));
-  if (auto r = write_path_tar(host, top, tmp.get(), host, ids, IdWay::ToHost); !r) {
+  if (auto r = write_path_tar(host, top, tmp.get(), host, rules); !r) {
     return fail(std::move(r).error().wrap("copy " + host + " to " + what));
   }
   BERTH_TRYV(rewind(tmp.get()));
@@ -595,13 +768,13 @@ Result<void> copy(engine::Engine& eng, const CopyOptions& o) {
     if (cpath.front() != '/') {
       cpath = "/" + cpath;
     }
-    return copy_out(eng, src->first, cpath, o.destination, o.stdout_fd);
+    return copy_out(eng, src->first, cpath, o.destination, o.stdout_fd, o.overwrite);
   }
   std::string cpath = dst->second.empty() ? "/" : dst->second;
   if (cpath.front() != '/') {
     cpath = "/" + cpath;
   }
-  return copy_in(eng, o.source, o.stdin_fd, dst->first, cpath);
+  return copy_in(eng, o.source, o.stdin_fd, dst->first, cpath, o);
 }
 
 char change_letter(sdk::Change::Kind k) {

@@ -122,6 +122,81 @@ class ContainerOpsTest(ApiTestCase):
         status, _, _ = self.request("HEAD", f"/v1.41/containers/{c.id}/archive?path=/nope")
         self.assertEqual(status, 404)
 
+    def created_as_user(self):
+        """A created container whose user is 1234:2345 (the API's busybox image has a 0700 root
+        a non-root process cannot run in, so it is looked at through archive GET, not exec)."""
+        c = self.client.containers.create(IMAGE, ["true"], user="1234:2345")
+        self.made.append(c.id)
+        return c
+
+    def entry_of(self, c, path):
+        stream, _ = self.client.api.get_archive(c.id, path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as t:
+            m = t.getmembers()[0]
+            data = t.extractfile(m).read() if m.isfile() else None
+            return f"{m.uid}:{m.gid}", m.isdir(), data
+
+    @staticmethod
+    def tar_of(name, data=b"", uid=0, gid=0):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.uid, info.gid = uid, gid
+            t.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    def put(self, c, query, tar):
+        return self.request("PUT", f"/v1.41/containers/{c.id}/archive?path=/tmp" + query,
+                            body=tar, headers={"Content-Type": "application/x-tar"})
+
+    def test_archive_put_owners_and_overwrite(self):
+        c = self.created_as_user()
+        # docker-py's put_archive sends no copyUIDGID: the tar's owners are kept, as Docker does.
+        self.assertTrue(self.client.api.put_archive(c.id, "/tmp",
+                                                    self.tar_of("kept", uid=77, gid=78)))
+        self.assertEqual(self.entry_of(c, "/tmp/kept")[0], "77:78")
+        # copyUIDGID=1: owned by the container's user.
+        status, _, body = self.put(c, "&copyUIDGID=1", self.tar_of("chowned", uid=77, gid=78))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.entry_of(c, "/tmp/chowned")[0], "1234:2345")
+        # noOverwriteDirNonDir=true refuses a file over a directory; without it, it replaces.
+        d = io.BytesIO()
+        with tarfile.open(fileobj=d, mode="w") as t:
+            info = tarfile.TarInfo("adir")
+            info.type = tarfile.DIRTYPE
+            t.addfile(info)
+        self.assertEqual(self.put(c, "", d.getvalue())[0], 200)
+        status, _, body = self.put(c, "&noOverwriteDirNonDir=true", self.tar_of("adir", b"f\n"))
+        self.assertGreaterEqual(status, 400, body)
+        self.assertIn(b"cannot overwrite directory", body)
+        self.assertTrue(self.entry_of(c, "/tmp/adir")[1])
+        status, _, body = self.put(c, "", self.tar_of("adir", b"f\n"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.entry_of(c, "/tmp/adir")[2], b"f\n")
+
+    def test_docker_cp_archive_and_dir_over_file(self):
+        c = self.created_as_user()
+        src = os.path.join(self.tmp, "cp-owned")
+        os.makedirs(src, exist_ok=True)
+        f = os.path.join(src, "owned.txt")
+        with open(f, "w") as fh:
+            fh.write("owned\n")
+        os.chown(f, 4321, 4322)
+        # docker cp keeps the host file's owner; -a (copyUIDGID) gives it to the container's user.
+        self.docker("cp", f, c.id + ":/tmp/")
+        self.assertEqual(self.entry_of(c, "/tmp/owned.txt")[0], "4321:4322")
+        self.docker("cp", "-a", f, c.id + ":/tmp/archived.txt")
+        self.assertEqual(self.entry_of(c, "/tmp/archived.txt")[0], "1234:2345")
+        # docker cp sends noOverwriteDirNonDir: a directory does not replace a file.
+        d = os.path.join(src, "plain")
+        os.makedirs(d, exist_ok=True)
+        self.assertTrue(self.client.api.put_archive(c.id, "/tmp", self.tar_of("plain", b"x\n")))
+        p = self.docker("cp", d, c.id + ":/tmp/", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("cannot overwrite non-directory", p.stderr)
+        self.assertEqual(self.entry_of(c, "/tmp/plain")[2], b"x\n")
+
     def test_changes_export_commit(self):
         c = self.run_detached("sh", "-c", "echo x > /made-here; sleep 120")
         deadline = time.time() + 20

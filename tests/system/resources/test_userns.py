@@ -289,8 +289,9 @@ class BoundaryIdsTest(UsernsTestCase):
                 f.write(name + "\n")
             os.chown(os.path.join(src, name), *owner)
         os.chown(os.path.join(src, "tree"), 0, 0)
-        self.ok("cp", os.path.join(src, "rootfile"), "ids:/tmp")
-        self.ok("cp", os.path.join(src, "tree"), "ids:/tmp")
+        # --archive=false: the source's owners, not the container user's (cp's default).
+        self.ok("cp", "--archive=false", os.path.join(src, "rootfile"), "ids:/tmp")
+        self.ok("cp", "--archive=false", os.path.join(src, "tree"), "ids:/tmp")
         r = self.ok("exec", "ids", "stat", "-c", "%u:%g", "/tmp/rootfile", "/tmp/tree",
                     "/tmp/tree/leaf")
         self.assertEqual(r.out.split(), ["0:0", "0:0", "7:8"])
@@ -306,7 +307,7 @@ class BoundaryIdsTest(UsernsTestCase):
             ti.size = len(data)
             ti.uid, ti.gid = 77, 78
             t.addfile(ti, io.BytesIO(data))
-        self.run_bytes("cp", "-", "ids:/tmp", input=buf.getvalue())
+        self.run_bytes("cp", "--archive=false", "-", "ids:/tmp", input=buf.getvalue())
         r = self.ok("exec", "ids", "sh", "-c", "stat -c %u:%g /tmp/streamed; cat /tmp/streamed")
         self.assertEqual(r.out, "77:78\nstreamed in\n")
 
@@ -317,7 +318,7 @@ class BoundaryIdsTest(UsernsTestCase):
         with open(far, "w") as f:
             f.write("x\n")
         os.chown(far, 5000, 0)  # the namespace maps uids 0-1023
-        r = self.berth("cp", far, "ids:/tmp")
+        r = self.berth("cp", "--archive=false", far, "ids:/tmp")
         self.assertEqual(r.rc, 125, r)
         self.assertIn(far + " is owned by uid 5000, which the container's user namespace "
                       "does not map", r.err)
@@ -327,7 +328,8 @@ class BoundaryIdsTest(UsernsTestCase):
             ti = tarfile.TarInfo("far-streamed")
             ti.gid = 4000
             t.addfile(ti, io.BytesIO(b""))
-        p = subprocess.run(self.cmd() + ["cp", "-", "ids:/tmp"], input=buf.getvalue(),
+        p = subprocess.run(self.cmd() + ["cp", "--archive=false", "-", "ids:/tmp"],
+                           input=buf.getvalue(),
                            capture_output=True, env=self.env, timeout=120)
         self.assertEqual(p.returncode, 125, p.stderr)
         self.assertIn(b'"far-streamed" of the tar on stdin is owned by gid 4000', p.stderr)

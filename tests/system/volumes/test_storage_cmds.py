@@ -24,8 +24,12 @@ class StorageCommands(MountsTestCase):
             fh.write("hello from the host\n")
         os.chown(f, 4321, 4322)
         os.chmod(f, 0o640)
-        # Into an existing directory: keeps its name, owner and mode.
+        # Into an existing directory: keeps its name and mode; owned by the container's user
+        # (none given: root), or by the host file's owner with --archive=false.
         self.ok("cp", f, "cp-run:/tmp")
+        r = self.ok("exec", "cp-run", "stat", "-c", "%u:%g %a", "/tmp/hello.txt")
+        self.assertEqual(r.out, "0:0 640\n")
+        self.ok("cp", "--archive=false", f, "cp-run:/tmp")
         r = self.ok("exec", "cp-run", "stat", "-c", "%u:%g %a", "/tmp/hello.txt")
         self.assertEqual(r.out, "4321:4322 640\n")
         self.assertEqual(self.ok("exec", "cp-run", "cat", "/tmp/hello.txt").out,
@@ -79,6 +83,11 @@ class StorageCommands(MountsTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.ok("exec", "cp-tar", "cat", "/tmp/streamed.txt").out,
                          "streamed in\n")
+        # The container's user owns it (root here); --archive=false keeps the tar's owner.
+        self.assertEqual(self.ok("exec", "cp-tar", "stat", "-c", "%u",
+                                 "/tmp/streamed.txt").out, "0\n")
+        r = self.run_bytes("cp", "--archive=false", "-", "cp-tar:/tmp", input=buf.getvalue())
+        self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.ok("exec", "cp-tar", "stat", "-c", "%u",
                                  "/tmp/streamed.txt").out, "77\n")
 
@@ -96,6 +105,148 @@ class StorageCommands(MountsTestCase):
         self.ok("cp", "cp-stopped:/dropped", os.path.join(out, "back"))
         with open(os.path.join(out, "back")) as fh:
             self.assertEqual(fh.read(), "before start\n")
+
+    def owners(self, ctr, *paths):
+        return self.ok("exec", ctr, "stat", "-c", "%u:%g", *paths).out.split()
+
+    def host_tree(self, name, owner=(4321, 4322)):
+        """A host directory NAME/tree with tree/sub/leaf and a file NAME/file, all owned by
+        `owner`."""
+        d = self.hostdir(name)
+        os.makedirs(os.path.join(d, "tree", "sub"), exist_ok=True)
+        for rel in ("tree/sub/leaf", "file"):
+            with open(os.path.join(d, rel), "w") as fh:
+                fh.write(rel + "\n")
+        for rel in ("tree", "tree/sub", "tree/sub/leaf", "file"):
+            os.chown(os.path.join(d, rel), *owner)
+        return d
+
+    def test_cp_chowns_to_the_containers_numeric_user(self):
+        self.ok("run", "-d", "--name", "cp-uid", "-u", "1234:2345", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-uid")
+        d = self.host_tree("cp-uid-host")
+        self.ok("cp", os.path.join(d, "file"), "cp-uid:/tmp/")
+        self.assertEqual(self.owners("cp-uid", "/tmp/file"), ["1234:2345"])
+        # A directory: every entry, recursively.
+        self.ok("cp", os.path.join(d, "tree"), "cp-uid:/tmp")
+        self.assertEqual(self.owners("cp-uid", "/tmp/tree", "/tmp/tree/sub",
+                                     "/tmp/tree/sub/leaf"), ["1234:2345"] * 3)
+        # --archive=false keeps the host's owners; -a alone is --archive=true.
+        self.ok("cp", "--archive=false", os.path.join(d, "tree"), "cp-uid:/tmp/kept")
+        self.assertEqual(self.owners("cp-uid", "/tmp/kept", "/tmp/kept/sub/leaf"),
+                         ["4321:4322"] * 2)
+        self.ok("cp", "-a", os.path.join(d, "file"), "cp-uid:/tmp/file-a")
+        self.assertEqual(self.owners("cp-uid", "/tmp/file-a"), ["1234:2345"])
+        # A tar on stdin too.
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            ti = tarfile.TarInfo("streamed")
+            ti.uid, ti.gid = 77, 78
+            t.addfile(ti, io.BytesIO(b""))
+        r = self.run_bytes("cp", "-", "cp-uid:/tmp", input=buf.getvalue())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.owners("cp-uid", "/tmp/streamed"), ["1234:2345"])
+        # Copies out keep the container's owners, as before.
+        out = self.hostdir("cp-uid-out")
+        self.ok("cp", "cp-uid:/tmp/file", out)
+        st = os.stat(os.path.join(out, "file"))
+        self.assertEqual((st.st_uid, st.st_gid), (1234, 2345))
+
+    def test_cp_chowns_to_the_images_named_user(self):
+        # An image whose USER is a name of its own /etc/passwd (the host has no such user).
+        self.ok("run", "--name", "cp-user-base", IMAGE, "sh", "-c",
+                "echo 'cpapp:x:3456:4567::/home/cpapp:/bin/sh' >> /etc/passwd && "
+                "echo 'cpgrp:x:4567:' >> /etc/group && echo 'cpother:x:5678:' >> /etc/group")
+        self.addCleanup(self.rm, "cp-user-base")
+        image = "localhost/cp-user:1"
+        self.ok("commit", "--change", "USER cpapp", "cp-user-base", image)
+        self.addCleanup(self.berth, "rmi", "-f", image)
+        d = self.host_tree("cp-user-host")
+        # Created, not started: the rootfs is mounted for the copy and /etc/passwd read there.
+        self.ok("create", "--name", "cp-user", image, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-user")
+        self.ok("cp", os.path.join(d, "tree"), "cp-user:/tmp")
+        self.ok("start", "cp-user")
+        self.assertEqual(self.owners("cp-user", "/tmp/tree", "/tmp/tree/sub/leaf"),
+                         ["3456:4567"] * 2)
+        # -u NAME:GROUP, the group a name of the image's /etc/group.
+        self.ok("run", "-d", "--name", "cp-user-grp", "-u", "cpapp:cpother", image,
+                "sleep", "1000")
+        self.addCleanup(self.rm, "cp-user-grp")
+        self.ok("cp", os.path.join(d, "file"), "cp-user-grp:/tmp")
+        self.assertEqual(self.owners("cp-user-grp", "/tmp/file"), ["3456:5678"])
+        # Names are read from the container's own /etc/passwd at each copy: once its user is
+        # gone from it, the copy fails saying why (and --archive=false still copies).
+        self.ok("exec", "-u", "0", "cp-user-grp", "sed", "-i", "/^cpapp:/d", "/etc/passwd")
+        r = self.berth("cp", os.path.join(d, "file"), "cp-user-grp:/tmp/again")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("user 'cpapp' not found in the image's /etc/passwd", r.err)
+        self.assertIn("--archive=false", r.err)
+        self.ok("cp", "--archive=false", os.path.join(d, "file"), "cp-user-grp:/tmp/again")
+        self.assertEqual(self.owners("cp-user-grp", "/tmp/again"), ["4321:4322"])
+
+    def test_cp_overwrite(self):
+        self.ok("run", "-d", "--name", "cp-ow", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-ow")
+        self.ok("exec", "cp-ow", "sh", "-c",
+                "mkdir -p /tmp/isdir/inner && echo plain > /tmp/isfile")
+        host = self.hostdir("cp-ow-host")
+        f = os.path.join(host, "isdir")
+        with open(f, "w") as fh:
+            fh.write("a file now\n")
+        d = os.path.join(host, "isfile")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "child"), "w") as fh:
+            fh.write("child\n")
+        # A file over a directory, a directory over a file: refused, nothing changed.
+        r = self.berth("cp", f, "cp-ow:/tmp/")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn('cannot overwrite directory "cp-ow:/tmp/isdir" with non-directory "%s"'
+                      % f, r.err)
+        r = self.berth("cp", d, "cp-ow:/tmp")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn('cannot overwrite non-directory "cp-ow:/tmp/isfile" with directory "%s"'
+                      % d, r.err)
+        self.assertEqual(self.ok("exec", "cp-ow", "sh", "-c",
+                                 "test -d /tmp/isdir/inner && cat /tmp/isfile").out, "plain\n")
+        # A tar on stdin is checked the same way.
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            t.addfile(tarfile.TarInfo("isdir"), io.BytesIO(b""))
+        r = self.run_bytes("cp", "-", "cp-ow:/tmp", input=buf.getvalue())
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertIn(b'cannot overwrite directory "cp-ow:/tmp/isdir"', r.stderr)
+        # --overwrite replaces them.
+        self.ok("cp", "--overwrite", f, "cp-ow:/tmp/")
+        self.ok("cp", "--overwrite", d, "cp-ow:/tmp")
+        self.assertEqual(self.ok("exec", "cp-ow", "cat", "/tmp/isdir", "/tmp/isfile/child").out,
+                         "a file now\nchild\n")
+        # Out of the container onto the host: the same rule.
+        out = self.hostdir("cp-ow-out")
+        os.makedirs(os.path.join(out, "hostname", "keep"), exist_ok=True)
+        r = self.berth("cp", "cp-ow:/etc/hostname", out)
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn('cannot overwrite directory "%s/hostname"' % out, r.err)
+        self.assertTrue(os.path.isdir(os.path.join(out, "hostname", "keep")))
+        self.ok("cp", "--overwrite", "cp-ow:/etc/hostname", out)
+        self.assertTrue(os.path.isfile(os.path.join(out, "hostname")))
+
+    def test_cp_chown_through_the_user_namespace(self):
+        if self.storage_driver != "overlay":
+            self.skipTest("user namespaces use idmapped overlay layers")
+        # A mapped container root must reach its store below the test's 0700 temp dir.
+        os.chmod(self.tmp, 0o711)
+        self.ok("run", "-d", "--name", "cp-ns", "--network", "none", "--uidmap", "0:200000:5000",
+                "--gidmap", "0:300000:5000", "-u", "1234:2345", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-ns")
+        d = self.host_tree("cp-ns-host")
+        self.ok("cp", os.path.join(d, "tree"), "cp-ns:/tmp")
+        self.assertEqual(self.owners("cp-ns", "/tmp/tree", "/tmp/tree/sub/leaf"),
+                         ["1234:2345"] * 2)
+        merged = self.ok("mount", "cp-ns").out.strip()
+        self.addCleanup(self.berth, "unmount", "cp-ns")
+        st = os.lstat(os.path.join(merged, "tmp", "tree", "sub", "leaf"))
+        self.assertEqual((st.st_uid, st.st_gid), (201234, 302345))
 
     def test_cp_never_leaves_the_container_through_symlinks(self):
         victim = self.hostdir("cp-victim")

@@ -19,7 +19,8 @@
 namespace berth::container {
 
 // `berth cp SRC DST`: one of them is "CTR:PATH", the other a host path or "-" (a tar stream on
-// `stdio_fd`: read for a copy in, written for a copy out). Ownership, modes and times are kept.
+// `stdio_fd`: read for a copy in, written for a copy out). Modes and times are kept; owners as
+// `chown_to_user` says for a copy in, the container's (as it sees them) for a copy out.
 // Docker's rules: into an existing directory the source keeps its name; to a path that does not
 // exist the source is created under that name; "DIR/." copies the directory's content.
 struct CopyOptions {
@@ -27,6 +28,14 @@ struct CopyOptions {
   std::string destination;
   int stdin_fd = 0;
   int stdout_fd = 1;
+  // A copy into a container is owned by the primary uid/gid of the container's user (`-u`, else
+  // the image's USER, else 0:0; names resolved in the container's own /etc/passwd and
+  // /etc/group), mapped through its user namespace. false: the owners the source records are
+  // kept. Podman's --archive; the Docker API's copyUIDGID.
+  bool chown_to_user = true;
+  // A directory may be replaced by a non-directory and back. false: such a copy is refused
+  // before anything is written. Podman's --overwrite; not the Docker API's noOverwriteDirNonDir.
+  bool overwrite = false;
 };
 Result<void> copy(engine::Engine& eng, const CopyOptions& opts);
 
