@@ -203,8 +203,42 @@ Result<void> map_network(const json& b, const json& hc, container::CreateOptions
   return {};
 }
 
+// What a create body asks for besides CreateOptions.
+struct CreateExtras {
+  std::optional<winsize> console_size;        // HostConfig.ConsoleSize (API 1.42)
+  std::vector<std::string> make_mountpoints;  // bind sources with CreateMountpoint (API 1.42)
+};
+
+// Docker's ConsoleSize member of `o`: [height, width]. Absent, null or a zero in it: none.
+Result<std::optional<winsize>> console_size(const json& o, const char* where) {
+  if (!o.is_object() || !o.contains("ConsoleSize") || o["ConsoleSize"].is_null()) {
+    return std::optional<winsize>();
+  }
+  const json& v = o["ConsoleSize"];
+  auto dim = [&](size_t i) -> std::optional<unsigned short> {
+    if (!v.is_array() || v.size() != 2 || !v[i].is_number_integer() || v[i].get<int64_t>() < 0 ||
+        v[i].get<int64_t>() > 65535) {
+      return std::nullopt;
+    }
+    return static_cast<unsigned short>(v[i].get<int64_t>());
+  };
+  auto h = dim(0);
+  auto w = dim(1);
+  if (!h || !w) {
+    return fail(Errc::InvalidArgument, std::string(where) + ".ConsoleSize must be [height, width]" +
+                                           ", two numbers from 0 to 65535; got " + v.dump());
+  }
+  if (*h == 0 || *w == 0) {
+    return std::optional<winsize>();
+  }
+  return std::optional<winsize>(winsize{*h, *w, 0, 0});
+}
+
 // Binds, Mounts, Tmpfs, VolumesFrom, Config.Volumes -> MountOptions (as -v/--mount/--tmpfs).
-Result<void> map_storage(const json& b, const json& hc, container::CreateOptions& o) {
+// From API 1.42 a mount's options must match its type, and a bind's CreateMountpoint makes its
+// source directory when missing.
+Result<void> map_storage(const json& b, const json& hc, container::CreateOptions& o,
+                         const Request& req, CreateExtras& extras) {
   auto& m = o.storage;
   std::set<std::string> targets;
   for (const auto& v : string_list(hc.value("Binds", json::array()))) {
@@ -223,6 +257,21 @@ Result<void> map_storage(const json& b, const json& hc, container::CreateOptions
       std::string dst = jstr(mt, "Target");
       if (type == "npipe" || type == "cluster") {
         return fail(Errc::NotSupported, "mount type " + type + " is not supported on Linux");
+      }
+      if (req.api_at_least("1.42")) {
+        for (const auto& [field, own] : {std::pair<const char*, const char*>{"BindOptions", "bind"},
+                                         {"VolumeOptions", "volume"},
+                                         {"TmpfsOptions", "tmpfs"}}) {
+          if (type != own && mt.contains(field) && !mt[field].is_null()) {
+            return fail(Errc::InvalidArgument, "invalid mount config for type \"" + type +
+                                                   "\": field " + field + " must not be specified");
+          }
+        }
+        if (type == "bind" && mt.contains("BindOptions") && mt["BindOptions"].is_object() &&
+            jbool(mt["BindOptions"], "CreateMountpoint", false) && !src.empty() &&
+            src.front() == '/') {
+          extras.make_mountpoints.push_back(src);
+        }
       }
       if (!src.empty()) {
         spec += ",src=" + src;
@@ -392,7 +441,8 @@ Result<void> map_resources(const json& b, const json& hc, container::CreateOptio
 
 // Docker's create body -> CreateOptions: Config at the top level, HostConfig and
 // NetworkingConfig mapped onto the same option structs as the CLI's flags.
-Result<container::CreateOptions> create_options(const json& b, const std::string& name) {
+Result<container::CreateOptions> create_options(const json& b, const std::string& name,
+                                                const Request& req, CreateExtras& extras) {
   container::CreateOptions o;
   if (!b.is_object()) {
     return fail(Errc::InvalidArgument, "the container config must be a JSON object");
@@ -493,9 +543,86 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
     }
   }
   BERTH_TRYV(map_network(b, hc, o));
-  BERTH_TRYV(map_storage(b, hc, o));
+  BERTH_TRYV(map_storage(b, hc, o, req, extras));
+  if (req.api_at_least("1.42")) {
+    BERTH_TRY(extras.console_size, console_size(hc, "HostConfig"));
+  }
+  // API 1.43: annotations for the runtime (the spec's annotations, as --annotation).
+  if (req.api_at_least("1.43") && hc.contains("Annotations") && hc["Annotations"].is_object()) {
+    for (auto& [k, v] : hc["Annotations"].items()) {
+      if (!v.is_string()) {
+        return fail(Errc::InvalidArgument,
+                    "HostConfig.Annotations." + k + " must be a string; got " + v.dump());
+      }
+      o.annotations[k] = v.get<std::string>();
+    }
+  }
   BERTH_TRYV(map_resources(b, hc, o));
   return o;
+}
+
+// The initial size of a created container's terminal (ConsoleSize), before it starts: the same
+// control message `berth run -t` sends (container::attach), then a wait until the monitor has
+// read it and, where the created process's terminal can be seen (its stdin, through /proc), until
+// the terminal has the size, so that a start right after the answer cannot run the process with
+// another size.
+Result<void> set_console_size(engine::Engine& eng, const std::string& id, const winsize& ws) {
+  const std::string path = container::run_dir(eng.runroot(), id) + "/ctl";
+  UniqueFd ctl(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!ctl) {
+    return fail_errno("open the control fifo of container " + id.substr(0, 12), path);
+  }
+  const std::string msg = "1 " + std::to_string(ws.ws_row) + " " + std::to_string(ws.ws_col) + "\n";
+  BERTH_TRYV(util::write_all(ctl.get(), msg, path));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    int pending = 0;
+    if (::ioctl(ctl.get(), FIONREAD, &pending) != 0) {
+      return fail_errno("FIONREAD on the control fifo", path);
+    }
+    if (pending == 0) {
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= give_up) {
+      return fail(Errc::Timeout, "the monitor of container " + id.substr(0, 12) +
+                                     " did not read its control fifo " + path +
+                                     " within 5 s; is berth-monitor running?");
+    }
+    ::usleep(500);
+  }
+  // The monitor sizes the pty right after reading; the container's process, created and waiting
+  // for its start, has the pty's other end as stdin.
+  pid_t pid = 0;
+  if (auto db = container::ContainerDb::open(eng.graphroot(), true)) {
+    if (auto rec = (*db)->by_id(id); rec && *rec) {
+      pid = container::read_state(eng.runroot(), **rec).pid;
+    }
+  }
+  if (pid <= 0) {
+    return {};
+  }
+  const std::string term = "/proc/" + std::to_string(pid) + "/fd/0";
+  UniqueFd tty(::open(term.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  if (!tty || !::isatty(tty.get())) {
+    return {};  // not to be seen from here (another runtime's layout): the drain is the wait
+  }
+  for (;;) {
+    winsize now{};
+    if (::ioctl(tty.get(), TIOCGWINSZ, &now) != 0) {
+      return fail_errno("read the terminal size of container " + id.substr(0, 12) + " on", term);
+    }
+    if (now.ws_row == ws.ws_row && now.ws_col == ws.ws_col) {
+      return {};
+    }
+    if (std::chrono::steady_clock::now() >= give_up) {
+      return fail(Errc::Timeout, "the terminal of container " + id.substr(0, 12) + " is " +
+                                     std::to_string(now.ws_row) + "x" + std::to_string(now.ws_col) +
+                                     ", not " + std::to_string(ws.ws_row) + "x" +
+                                     std::to_string(ws.ws_col) +
+                                     ", 5 s after its monitor was told");
+    }
+    ::usleep(200);
+  }
 }
 
 // HostConfig.NetworkMode as Docker shows it: "default" for the default network, else the mode
@@ -936,6 +1063,7 @@ struct ExecSession {
   std::string user;
   std::string workdir;
   std::vector<std::string> env;
+  std::optional<winsize> console_size;  // ConsoleSize of create or start (API 1.42)
   bool running = false;
   bool started = false;
   std::optional<int> exit_code;
@@ -1037,6 +1165,13 @@ std::vector<std::string> exec_argv(const ServiceContext& ctx, const ExecSession&
   if (!s.workdir.empty()) {
     argv.push_back("--workdir=" + s.workdir);
   }
+  // The size the runtime gives the pty before the process runs: ConsoleSize, else a resize that
+  // came before the start.
+  auto size = s.console_size ? s.console_size : s.size;
+  if (s.tty && size) {
+    argv.push_back("--console-size=" + std::to_string(size->ws_row) + "x" +
+                   std::to_string(size->ws_col));
+  }
   argv.push_back(s.container_id);
   argv.insert(argv.end(), s.cmd.begin(), s.cmd.end());
   return argv;
@@ -1082,10 +1217,19 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     if (!body) {
       return error_response(body.error());
     }
-    auto opts = create_options(*body, req.q_or("name", ""));
+    CreateExtras extras;
+    auto opts = create_options(*body, req.q_or("name", ""), req, extras);
     if (!opts) {
       return error_response(opts.error());
     }
+    for (const auto& dir : extras.make_mountpoints) {
+      if (auto made = util::make_dirs(dir, 0755); !made) {
+        return error_response(
+            status_for(made.error()),
+            "create the bind mount source (CreateMountpoint): " + made.error().message());
+      }
+    }
+    const bool tty = opts->tty;
     API_ENGINE(eng);
     std::string image = opts->image;
     auto res = container::create(eng, std::move(*opts));
@@ -1095,6 +1239,12 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
         return error_response(404, "No such image: " + image);
       }
       return error_response(res.error());
+    }
+    if (tty && extras.console_size) {
+      if (auto sized = set_console_size(eng, res->id, *extras.console_size); !sized) {
+        res->warnings.push_back("the terminal's initial size was not set: " +
+                                sized.error().message());
+      }
     }
     return json_response(201, {{"Id", res->id}, {"Warnings", res->warnings}});
   });
@@ -1110,12 +1260,19 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     }
     // Docker's NetworkMode: "default", or the first network of bridge mode by name.
     std::string mode;
+    std::map<std::string, std::string> annotations;
     if (auto db = container::ContainerDb::open(eng.graphroot(), true)) {
       if (auto rec = (*db)->lookup(j->value("Id", req.params["id"]))) {
         mode = docker_network_mode(*rec);
+        annotations = rec->options.annotations;
       }
     }
-    return json_response(200, docker_inspect(*j, mode));
+    json out = docker_inspect(*j, mode);
+    // API 1.43: the annotations the create asked for (the spec's hold berth's own too).
+    if (req.api_at_least("1.43") && !annotations.empty() && out["HostConfig"].is_object()) {
+      out["HostConfig"]["Annotations"] = annotations;
+    }
+    return json_response(200, out);
   };
   r.add("GET", "/containers/{id}/json", [inspect](Request& req) { return inspect(req, false); });
   r.add("GET", "/libpod/containers/{id}/json",
@@ -1142,7 +1299,23 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     }
     return empty_response(204);
   });
-  r.add("POST", "/containers/{id}/stop", [ctx, state_of](Request& req) -> Response {
+  // API 1.42: stop and restart take `signal`, instead of the container's stop signal.
+  auto stop_signal = [](const Request& req) -> std::expected<std::optional<int>, Response> {
+    auto v = req.q("signal");
+    if (!req.api_at_least("1.42") || !v || v->empty()) {
+      return std::optional<int>();
+    }
+    auto sig = parse_signal(*v);
+    if (!sig || *sig <= 0 || *sig > 64) {
+      return std::unexpected(error_response(400, "invalid signal: " + *v));
+    }
+    return std::optional<int>(*sig);
+  };
+  r.add("POST", "/containers/{id}/stop", [ctx, state_of, stop_signal](Request& req) -> Response {
+    auto sig = stop_signal(req);
+    if (!sig) {
+      return sig.error();
+    }
     API_ENGINE(eng);
     const auto& id = req.params["id"];
     auto s = state_of(eng, id);
@@ -1156,18 +1329,22 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     if (auto v = req.q("t"); v && !v->empty()) {
       t = static_cast<uint32_t>(std::max(0, std::atoi(v->c_str())));
     }
-    if (auto res = container::stop(eng, id, t); !res) {
+    if (auto res = container::stop(eng, id, t, *sig); !res) {
       return object_error(res.error(), ObjectKind::Container, id);
     }
     return empty_response(204);
   });
-  r.add("POST", "/containers/{id}/restart", [ctx](Request& req) -> Response {
+  r.add("POST", "/containers/{id}/restart", [ctx, stop_signal](Request& req) -> Response {
+    auto sig = stop_signal(req);
+    if (!sig) {
+      return sig.error();
+    }
     API_ENGINE(eng);
     std::optional<uint32_t> t;
     if (auto v = req.q("t"); v && !v->empty()) {
       t = static_cast<uint32_t>(std::max(0, std::atoi(v->c_str())));
     }
-    if (auto res = container::restart(eng, req.params["id"], t); !res) {
+    if (auto res = container::restart(eng, req.params["id"], t, *sig); !res) {
       return object_error(res.error(), ObjectKind::Container, req.params["id"]);
     }
     return empty_response(204);
@@ -1424,6 +1601,13 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     s.user = jstr(*body, "User");
     s.workdir = jstr(*body, "WorkingDir");
     s.env = string_list(body->value("Env", json::array()));
+    if (req.api_at_least("1.42")) {
+      auto cs = console_size(*body, "the exec config");
+      if (!cs) {
+        return error_response(cs.error());
+      }
+      s.console_size = *cs;
+    }
     auto p = execs->add(std::move(s));
     return json_response(201, {{"Id", p->id}});
   });
@@ -1436,6 +1620,14 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     if (!body) {
       return error_response(body.error());
     }
+    std::optional<winsize> start_size;
+    if (req.api_at_least("1.42")) {
+      auto cs = console_size(*body, "the exec start config");
+      if (!cs) {
+        return error_response(cs.error());
+      }
+      start_size = *cs;
+    }
     {
       std::lock_guard<std::mutex> l(execs->mu());
       if (s->started) {
@@ -1443,10 +1635,18 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
       }
       s->started = true;
       s->running = true;
+      if (start_size) {
+        s->console_size = start_size;
+      }
     }
     const bool detach = body->is_object() && jbool(*body, "Detach", false);
     if (detach) {
-      auto child = spawn_child(exec_argv(*ctx, *s, true), -1, -1);
+      std::vector<std::string> argv;
+      {
+        std::lock_guard<std::mutex> l(execs->mu());  // a resize may set s->size meanwhile
+        argv = exec_argv(*ctx, *s, true);
+      }
+      auto child = spawn_child(argv, -1, -1);
       if (!child) {
         return error_response(child.error());
       }
@@ -1472,7 +1672,12 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
       if (s->tty) {
         spawned = [&](pid_t child) { find_terminal(*execs, *s, child); };
       }
-      int code = serve_child(exec_argv(*ctx, *s, false), conn, s->attach_stdin, s->tty, spawned);
+      std::vector<std::string> argv;
+      {
+        std::lock_guard<std::mutex> l(execs->mu());  // a resize may set s->size meanwhile
+        argv = exec_argv(*ctx, *s, false);
+      }
+      int code = serve_child(argv, conn, s->attach_stdin, s->tty, spawned);
       std::lock_guard<std::mutex> l(execs->mu());
       s->running = false;
       s->exit_code = code;

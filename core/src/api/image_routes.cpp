@@ -34,10 +34,18 @@ std::map<std::string, int> image_users(engine::Engine& eng) {
   return users;
 }
 
-json docker_image_row(const json& p) {
+// A row of GET /images/json as the client's API version has it: SharedSize is -1 unless asked
+// for (shared-size=1, API 1.42); an image without tags nor digests shows "<none>:<none>" and
+// "<none>@<none>" before API 1.43 and empty lists since.
+json docker_image_row(const json& p, const Request& req) {
   json tags = p.contains("RepoTags") && p["RepoTags"].is_array() ? p["RepoTags"] : json::array();
   json digests =
       p.contains("RepoDigests") && p["RepoDigests"].is_array() ? p["RepoDigests"] : json::array();
+  if (!req.api_at_least("1.43") && tags.empty() && digests.empty()) {
+    tags.push_back("<none>:<none>");
+    digests.push_back("<none>@<none>");
+  }
+  const bool shared = req.api_at_least("1.42") && req.q_bool("shared-size");
   json labels = p.contains("Labels") && p["Labels"].is_object() && !p["Labels"].empty()
                     ? p["Labels"]
                     : json(nullptr);
@@ -47,7 +55,7 @@ json docker_image_row(const json& p) {
           {"RepoDigests", digests},
           {"Created", p.value("Created", int64_t{0})},
           {"Size", p.value("Size", int64_t{0})},
-          {"SharedSize", p.value("SharedSize", int64_t{0})},
+          {"SharedSize", shared ? p.value("SharedSize", int64_t{0}) : int64_t{-1}},
           {"VirtualSize", p.value("VirtualSize", int64_t{0})},
           {"Labels", labels},
           {"Containers", p.value("Containers", 0)}};
@@ -107,7 +115,7 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     }
     json out = json::array();
     for (const auto& p : *rows) {
-      out.push_back(docker_image_row(p));
+      out.push_back(docker_image_row(p, req));
     }
     return json_response(200, out);
   };
@@ -269,12 +277,29 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     if (req.body_file.empty()) {
       return error_response(400, "no archive in the request body");
     }
-    API_STORE(st, eng, false);
     image::ImportOptions io;
+    // platform=os[/arch[/variant]]: the imported image's OS and architecture (both since API
+    // 1.42, unversioned in Docker); the host's without it.
+    if (auto p = req.q("platform"); p && !p->empty()) {
+      const std::string os = p->substr(0, p->find('/'));
+      if (os != "linux") {
+        return error_response(400, "platform " + *p + ": the image's operating system must be " +
+                                       "linux (berth runs Linux containers only)");
+      }
+      if (auto slash = p->find('/'); slash != std::string::npos) {
+        io.architecture = p->substr(slash + 1, p->find('/', slash + 1) - slash - 1);
+      }
+    }
+    API_STORE(st, eng, false);
     io.path = req.body_file;
     std::string repo = req.q_or("repo", "");
     if (!repo.empty()) {
-      io.reference = repo + ":" + req.q_or("tag", "latest");
+      // The docker CLI sends `docker import FILE NAME:TAG` as repo=NAME:TAG and no tag.
+      const std::string tag = req.q_or("tag", "");
+      const bool tagged =
+          repo.find(':', repo.rfind('/') == std::string::npos ? 0 : repo.rfind('/')) !=
+          std::string::npos;
+      io.reference = tag.empty() ? (tagged ? repo : repo + ":latest") : repo + ":" + tag;
     }
     io.changes = req.q_all("changes");
     io.message = req.q_or("message", "");

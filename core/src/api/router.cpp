@@ -138,6 +138,11 @@ Result<nlohmann::json> Request::json_body() const {
   }
 }
 
+bool Request::api_at_least(std::string_view version) const {
+  return compare_versions(api_version.empty() ? kApiVersion : std::string_view(api_version),
+                          version) >= 0;
+}
+
 Response json_response(int status, const nlohmann::json& body) {
   Response r;
   r.status = status;

@@ -2,6 +2,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <set>
+
 #include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
 #include "berth/engine/info.hpp"
@@ -54,8 +56,9 @@ json docker_version() {
           {"BuildTime", BERTH_BUILD_TIME}};
 }
 
-// Docker's /info from engine::info (Podman-shaped) plus counts.
-json docker_info(engine::Engine& eng) {
+// Docker's /info from engine::info (Podman-shaped) plus counts. From API 1.42 KernelMemory, which
+// berth never supports, is left out, as Docker does where the host does not support it.
+json docker_info(engine::Engine& eng, const Request& req) {
   json pi = engine::info(eng);
   const json& host = pi["host"];
   const json& store = pi["store"];
@@ -113,82 +116,91 @@ json docker_info(engine::Engine& eng) {
                   {"Network", json::array({"bridge", "host", "none"})},
                   {"Authorization", nullptr},
                   {"Log", pi["plugins"].value("log", json::array())}};
-  return {{"ID", std::string(name) + ":" + eng.graphroot()},
-          {"Containers", total},
-          {"ContainersRunning", running},
-          {"ContainersPaused", paused},
-          {"ContainersStopped", stopped},
-          {"Images", images},
-          {"Driver", store.value("graphDriverName", "")},
-          {"DriverStatus", driver_status},
-          {"Plugins", plugins},
-          {"MemoryLimit", true},
-          {"SwapLimit", true},
-          {"KernelMemory", false},
-          {"CpuCfsPeriod", true},
-          {"CpuCfsQuota", true},
-          {"CPUShares", true},
-          {"CPUSet", true},
-          {"PidsLimit", true},
-          {"IPv4Forwarding", true},
-          {"BridgeNfIptables", false},
-          {"BridgeNfIp6tables", false},
-          {"Debug", false},
-          {"NFd", 0},
-          {"OomKillDisable", false},
-          {"NGoroutines", 0},
-          {"SystemTime", container::rfc3339_nano(container::now_nanos())},
-          {"LoggingDriver", host.value("logDriver", "k8s-file")},
-          {"CgroupDriver", host.value("cgroupManager", "cgroupfs")},
-          {"CgroupVersion", cgver},
-          {"NEventsListener", 0},
-          {"KernelVersion", host.value("kernel", "")},
-          {"OperatingSystem", os_name},
-          {"OSVersion", host.contains("distribution")
-                            ? host["distribution"].value("version", std::string(""))
-                            : std::string("")},
-          {"OSType", "linux"},
-          {"Architecture", host.value("arch", go_arch())},
-          {"IndexServerAddress", "https://index.docker.io/v1/"},
-          {"RegistryConfig",
-           {{"IndexConfigs", json::object()},
-            {"InsecureRegistryCIDRs", json::array()},
-            {"Mirrors", json::array()}}},
-          {"NCPU", host.value("cpus", 1)},
-          {"MemTotal", host.value("memTotal", uint64_t{0})},
-          {"GenericResources", nullptr},
-          {"DockerRootDir", eng.graphroot()},
-          {"HttpProxy", ""},
-          {"HttpsProxy", ""},
-          {"NoProxy", ""},
-          {"Name", std::string(name)},
-          {"Labels", json::array()},
-          {"ExperimentalBuild", false},
-          {"ServerVersion", BERTH_VERSION},
-          {"Runtimes", {{runtime, {{"path", runtime}}}}},
-          {"DefaultRuntime", runtime},
-          {"Swarm",
-           {{"LocalNodeState", "inactive"},
-            {"NodeID", ""},
-            {"NodeAddr", ""},
-            {"ControlAvailable", false},
-            {"Error", ""},
-            {"RemoteManagers", nullptr}}},
-          {"LiveRestoreEnabled", false},
-          {"Isolation", ""},
-          {"InitBinary", ""},
-          {"ContainerdCommit", {{"ID", ""}, {"Expected", ""}}},
-          {"RuncCommit", {{"ID", ""}, {"Expected", ""}}},
-          {"InitCommit", {{"ID", ""}, {"Expected", ""}}},
-          {"SecurityOptions", security},
-          {"Warnings", json::array()}};
+  json info = {{"ID", std::string(name) + ":" + eng.graphroot()},
+               {"Containers", total},
+               {"ContainersRunning", running},
+               {"ContainersPaused", paused},
+               {"ContainersStopped", stopped},
+               {"Images", images},
+               {"Driver", store.value("graphDriverName", "")},
+               {"DriverStatus", driver_status},
+               {"Plugins", plugins},
+               {"MemoryLimit", true},
+               {"SwapLimit", true},
+               {"KernelMemory", false},
+               {"CpuCfsPeriod", true},
+               {"CpuCfsQuota", true},
+               {"CPUShares", true},
+               {"CPUSet", true},
+               {"PidsLimit", true},
+               {"IPv4Forwarding", true},
+               {"BridgeNfIptables", false},
+               {"BridgeNfIp6tables", false},
+               {"Debug", false},
+               {"NFd", 0},
+               {"OomKillDisable", false},
+               {"NGoroutines", 0},
+               {"SystemTime", container::rfc3339_nano(container::now_nanos())},
+               {"LoggingDriver", host.value("logDriver", "k8s-file")},
+               {"CgroupDriver", host.value("cgroupManager", "cgroupfs")},
+               {"CgroupVersion", cgver},
+               {"NEventsListener", 0},
+               {"KernelVersion", host.value("kernel", "")},
+               {"OperatingSystem", os_name},
+               {"OSVersion", host.contains("distribution")
+                                 ? host["distribution"].value("version", std::string(""))
+                                 : std::string("")},
+               {"OSType", "linux"},
+               {"Architecture", host.value("arch", go_arch())},
+               {"IndexServerAddress", "https://index.docker.io/v1/"},
+               {"RegistryConfig",
+                {{"IndexConfigs", json::object()},
+                 {"InsecureRegistryCIDRs", json::array()},
+                 {"Mirrors", json::array()}}},
+               {"NCPU", host.value("cpus", 1)},
+               {"MemTotal", host.value("memTotal", uint64_t{0})},
+               {"GenericResources", nullptr},
+               {"DockerRootDir", eng.graphroot()},
+               {"HttpProxy", ""},
+               {"HttpsProxy", ""},
+               {"NoProxy", ""},
+               {"Name", std::string(name)},
+               {"Labels", json::array()},
+               {"ExperimentalBuild", false},
+               {"ServerVersion", BERTH_VERSION},
+               {"Runtimes", {{runtime, {{"path", runtime}}}}},
+               {"DefaultRuntime", runtime},
+               {"Swarm",
+                {{"LocalNodeState", "inactive"},
+                 {"NodeID", ""},
+                 {"NodeAddr", ""},
+                 {"ControlAvailable", false},
+                 {"Error", ""},
+                 {"RemoteManagers", nullptr}}},
+               {"LiveRestoreEnabled", false},
+               {"Isolation", ""},
+               {"InitBinary", ""},
+               {"ContainerdCommit", {{"ID", ""}, {"Expected", ""}}},
+               {"RuncCommit", {{"ID", ""}, {"Expected", ""}}},
+               {"InitCommit", {{"ID", ""}, {"Expected", ""}}},
+               {"SecurityOptions", security},
+               {"Warnings", json::array()}};
+  if (req.api_at_least("1.42")) {
+    info.erase("KernelMemory");
+  }
+  return info;
 }
 
+// Docker (API 1.42, unversioned) also says which builder it recommends and the swarm state:
+// berth has no BuildKit (classic builder, "1") and no swarm.
 Response ping(Request&) {
   Response r;
   r.content_type = "text/plain; charset=utf-8";
   r.body = "OK";
-  r.headers = {{"Cache-Control", "no-cache, no-store, must-revalidate"}, {"Pragma", "no-cache"}};
+  r.headers = {{"Cache-Control", "no-cache, no-store, must-revalidate"},
+               {"Pragma", "no-cache"},
+               {"Builder-Version", "1"},
+               {"Swarm", "inactive"}};
   return r;
 }
 
@@ -206,12 +218,12 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     v["Server"] = engine::version_info();
     return json_response(200, v);
   });
-  r.add("GET", "/info", [ctx](Request&) {
+  r.add("GET", "/info", [ctx](Request& req) {
     auto eng = ctx->open_engine();
     if (!eng) {
       return error_response(eng.error());
     }
-    return json_response(200, docker_info(**eng));
+    return json_response(200, docker_info(**eng, req));
   });
   r.add("GET", "/libpod/info", [ctx](Request&) {
     auto eng = ctx->open_engine();
@@ -220,7 +232,19 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     }
     return json_response(200, engine::info(**eng));
   });
-  r.add("GET", "/system/df", [ctx](Request&) {
+  // API 1.42: `type` (repeatable) limits the answer to some object kinds; the others are null.
+  r.add("GET", "/system/df", [ctx](Request& req) {
+    std::set<std::string> types;
+    if (req.api_at_least("1.42")) {
+      for (const auto& t : req.q_all("type")) {
+        if (t != "container" && t != "image" && t != "volume" && t != "build-cache") {
+          return error_response(400,
+                                "invalid type: " + t + " (container, image, volume, build-cache)");
+        }
+        types.insert(t);
+      }
+    }
+    auto want = [&](const char* t) { return types.empty() || types.count(t) != 0; };
     auto eng = ctx->open_engine();
     if (!eng) {
       return error_response(eng.error());
@@ -270,7 +294,7 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     }
     json volumes = json::array();
     events::EventLog vlog = events::EventLog::from_config((*eng)->config());
-    if (auto vs = volume::VolumeStore::open((*eng)->config(), &vlog)) {
+    if (auto vs = volume::VolumeStore::open((*eng)->config(), &vlog); vs && want("volume")) {
       auto used = volume_users(**eng);
       if (auto vols = (*vs)->list({}, {})) {
         for (const auto& v : *vols) {
@@ -280,11 +304,25 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
         }
       }
     }
-    return json_response(200, {{"LayersSize", du->size},
-                               {"Images", images},
-                               {"Containers", containers},
-                               {"Volumes", volumes},
-                               {"BuildCache", json::array()}});
+    json out = {{"LayersSize", du->size},
+                {"Images", images},
+                {"Containers", containers},
+                {"Volumes", volumes},
+                {"BuildCache", json::array()}};
+    if (!want("image")) {
+      out["LayersSize"] = 0;
+      out["Images"] = nullptr;
+    }
+    if (!want("container")) {
+      out["Containers"] = nullptr;
+    }
+    if (!want("volume")) {
+      out["Volumes"] = nullptr;
+    }
+    if (!want("build-cache")) {
+      out["BuildCache"] = nullptr;
+    }
+    return json_response(200, out);
   });
   // Events from the event log, Docker's shape; streamed until `until` or the client leaves.
   auto events_route = [ctx](Request& req, bool libpod) -> Response {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <set>
 
 #include "berth/container/container.hpp"
 #include "berth/container/service.hpp"
@@ -80,11 +81,15 @@ Result<Volumes> open_volumes(engine::Engine& eng) {
 }
 
 // Docker's volume filters: name, driver, label, dangling (Podman's list takes them as is).
-Result<std::vector<std::string>> volume_filters(const Request& req) {
+// The volume filters of a request; with `prune`, "all" (API 1.42's prune filter) is left out.
+Result<std::vector<std::string>> volume_filters(const Request& req, bool prune = false) {
   BERTH_TRY(auto fs, docker_filters(req));
   std::vector<std::string> out;
   for (const auto& f : fs) {
     auto key = f.substr(0, f.find('='));
+    if (prune && key == "all") {
+      continue;
+    }
     if (key != "name" && key != "driver" && key != "label" && key != "dangling" &&
         key != "label!" && key != "until" && key != "scope" && key != "opt") {
       return fail(Errc::InvalidArgument, "invalid filter '" + key + "'");
@@ -229,8 +234,26 @@ void add_volume_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
   r.add("DELETE", "/volumes/{name}", remove);
   r.add("DELETE", "/libpod/volumes/{name}", remove);
 
+  // From API 1.42 Docker prunes anonymous volumes only, unless the filter all=true asks for every
+  // unused one; libpod and older clients prune every unused volume.
   auto prune = [ctx](Request& req, bool libpod) -> Response {
-    auto filters = volume_filters(req);
+    bool all = libpod || !req.api_at_least("1.42");
+    if (!libpod && req.api_at_least("1.42")) {
+      auto fs = docker_filters(req);
+      if (!fs) {
+        return error_response(fs.error());
+      }
+      for (const auto& f : *fs) {
+        if (f.rfind("all=", 0) == 0) {
+          const std::string v = f.substr(4);
+          if (v != "1" && v != "true" && v != "0" && v != "false") {
+            return error_response(400, "invalid filter 'all=" + v + "': use all=true or all=false");
+          }
+          all = v == "1" || v == "true";
+        }
+      }
+    }
+    auto filters = volume_filters(req, true);
     if (!filters) {
       return error_response(filters.error());
     }
@@ -241,15 +264,27 @@ void add_volume_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     }
     // Sizes first: a pruned volume's data is gone afterwards.
     std::map<std::string, int64_t> sizes;
+    std::set<std::string> named;
     auto users = volume_users(eng);
-    if (auto all = vs->store->list({}, {})) {
-      for (const auto& v : *all) {
+    if (auto vols = vs->store->list({}, {})) {
+      for (const auto& v : *vols) {
+        if (!v.anonymous) {
+          named.insert(v.name);
+        }
         if (auto u = users(v.name); u && u->empty()) {
           sizes[v.name] = tree_size(v.mountpoint);
         }
       }
     }
-    auto removed = vs->store->prune(*filters, volume_users(eng));
+    auto used = volume_users(eng);
+    volume::UsedBy keep = [&](const std::string& name) -> Result<std::vector<std::string>> {
+      if (!all && named.count(name) != 0) {
+        // Kept as if in use: a named volume is pruned only with all=true.
+        return std::vector<std::string>{"(named volume)"};
+      }
+      return used(name);
+    };
+    auto removed = vs->store->prune(*filters, keep);
     if (!removed) {
       return error_response(removed.error());
     }

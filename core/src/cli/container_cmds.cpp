@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -528,6 +529,19 @@ Result<int> run_exec(Context& ctx) {
   o.user = ctx.str("user");
   o.workdir = ctx.str("workdir");
   o.detach_keys = ctx.str("detach-keys");
+  if (ctx.has("console-size")) {
+    const std::string v = ctx.str("console-size");
+    unsigned rows = 0;
+    unsigned cols = 0;
+    char tail = 0;
+    if (std::sscanf(v.c_str(), "%ux%u%c", &rows, &cols, &tail) != 2 || rows == 0 || cols == 0 ||
+        rows > 65535 || cols > 65535) {
+      return fail(Errc::InvalidArgument, "invalid --console-size \"" + v +
+                                             "\": expected ROWSxCOLUMNS, each 1 to 65535 (24x80)");
+    }
+    o.console_height = static_cast<unsigned short>(rows);
+    o.console_width = static_cast<unsigned short>(cols);
+  }
   auto r = bc::exec(*eng, ctx.args[0], o);
   if (!r) {
     return report_exec_error(ctx, r.error());
@@ -927,7 +941,9 @@ const Registrar reg([] {
             "privileged", po::bool_switch(), "Give extended privileges")("tty,t", po::bool_switch(),
                                                                          "Allocate a pseudo-TTY")(
             "user,u", po::value<std::string>(), "Sets the user (name|uid[:group|gid])")(
-            "workdir,w", po::value<std::string>(), "Working directory");
+            "workdir,w", po::value<std::string>(), "Working directory")(
+            "console-size", po::value<std::string>(),
+            "With -t: the terminal's initial size, ROWSxCOLUMNS (default: this terminal's)");
       },
       run_exec);
   exec.interspersed = false;

@@ -314,6 +314,20 @@ Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecO
   json proc = spec["process"];
   proc["args"] = opts.command;
   proc["terminal"] = opts.tty;
+  if (opts.tty) {
+    // The runtime sizes the pty before the process runs: a resize after the start would race
+    // with it (`stty size` at once saw 0 0).
+    winsize ws{};
+    if (opts.console_height > 0 && opts.console_width > 0) {
+      ws.ws_row = opts.console_height;
+      ws.ws_col = opts.console_width;
+    } else if (::ioctl(1, TIOCGWINSZ, &ws) != 0) {
+      ws = winsize{};
+    }
+    if (ws.ws_row > 0 && ws.ws_col > 0) {
+      proc["consoleSize"] = {{"height", ws.ws_row}, {"width", ws.ws_col}};
+    }
+  }
   if (!opts.workdir.empty()) {
     proc["cwd"] = opts.workdir;
   }

@@ -791,7 +791,7 @@ Result<void> kill(engine::Engine& eng, const std::string& name_or_id, int signal
 }
 
 Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
-                  std::optional<uint32_t> timeout) {
+                  std::optional<uint32_t> timeout, std::optional<int> signal) {
   BERTH_TRY(auto db, open_db(eng, true));
   BERTH_TRY(auto rec, db->lookup(name_or_id));
   // Under the lock, so that a policy restart in progress finishes first (and is then stopped)
@@ -811,7 +811,7 @@ Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
     }
   }
   if (t > 0 && st.status != Status::Created) {
-    if (::kill(st.pid, rec.options.stop_signal) != 0 && errno != ESRCH) {
+    if (::kill(st.pid, signal.value_or(rec.options.stop_signal)) != 0 && errno != ESRCH) {
       return fail_errno("kill container " + rec.name + " (pid", std::to_string(st.pid) + ")");
     }
     if (wait_exited(eng.runroot(), rec, static_cast<int>(t) * 1000)) {
@@ -830,8 +830,8 @@ Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
 }
 
 Result<void> restart(engine::Engine& eng, const std::string& name_or_id,
-                     std::optional<uint32_t> timeout) {
-  BERTH_TRYV(stop(eng, name_or_id, timeout));
+                     std::optional<uint32_t> timeout, std::optional<int> signal) {
+  BERTH_TRYV(stop(eng, name_or_id, timeout, signal));
   BERTH_TRY(auto db, open_db(eng, false));
   BERTH_TRY(auto rec, db->lookup(name_or_id));
   // The monitor's cleanup runs right after the exit: let it finish before starting again.

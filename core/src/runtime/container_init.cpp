@@ -175,7 +175,8 @@ Result<std::string> setup(const InitContext& ctx) {
   BERTH_TRYV(prepare_rootfs(spec, g_mount_source_fds, enter_cgroups));
   BERTH_TRYV(pivot_to_rootfs(spec.rootfs));
   if (spec.process.terminal) {
-    BERTH_TRYV(setup_terminal(ctx.console_fd, "/dev/console"));
+    BERTH_TRYV(setup_terminal(ctx.console_fd, "/dev/console", spec.process.console_height,
+                              spec.process.console_width));
     ::close(ctx.console_fd);
   } else {
     BERTH_TRYV(setup_stdio(ctx.stdio[0], ctx.stdio[1], ctx.stdio[2]));

@@ -80,7 +80,8 @@ struct ExecContext {
 [[noreturn]] void exec_process(const ExecContext& ctx) {
   auto setup = [&]() -> Result<std::string> {
     if (ctx.process->terminal) {
-      BERTH_TRYV(setup_terminal(ctx.console_fd, nullptr));
+      BERTH_TRYV(setup_terminal(ctx.console_fd, nullptr, ctx.process->console_height,
+                                ctx.process->console_width));
       ::close(ctx.console_fd);
     } else {
       if (::setsid() < 0) {

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <map>
 
 namespace berth::runtime {
@@ -190,6 +191,11 @@ Result<ProcessSpec> parse_process_spec(const nlohmann::json& p) {
   try {
     ProcessSpec out;
     out.terminal = p.value("terminal", false);
+    if (p.contains("consoleSize") && p["consoleSize"].is_object()) {
+      const json& cs = p["consoleSize"];
+      out.console_height = static_cast<unsigned short>(std::min(cs.value("height", 0u), 65535u));
+      out.console_width = static_cast<unsigned short>(std::min(cs.value("width", 0u), 65535u));
+    }
     if (p.contains("user")) {
       const json& u = p["user"];
       out.uid = u.value("uid", 0u);

@@ -41,6 +41,9 @@ struct CapabilitySpec {
 
 struct ProcessSpec {
   bool terminal = false;
+  // process.consoleSize: the pty's size before the process runs (0: the kernel's 0x0).
+  unsigned short console_height = 0;
+  unsigned short console_width = 0;
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> additional_gids;

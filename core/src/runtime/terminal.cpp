@@ -71,7 +71,8 @@ Result<UniqueFd> receive_fd(int socket_fd) {
   return UniqueFd(fd);
 }
 
-Result<void> setup_terminal(int socket_fd, const char* console_path) {
+Result<void> setup_terminal(int socket_fd, const char* console_path, unsigned short rows,
+                            unsigned short cols) {
   UniqueFd master(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!master) {
     return fail_errno("open", "/dev/ptmx");
@@ -86,6 +87,14 @@ Result<void> setup_terminal(int socket_fd, const char* console_path) {
   UniqueFd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!slave) {
     return fail_errno("open", name);
+  }
+  if (rows > 0 && cols > 0) {
+    winsize ws{};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    if (::ioctl(slave.get(), TIOCSWINSZ, &ws) != 0) {
+      return fail_errno("set the size of the pty (process.consoleSize)", name);
+    }
   }
   if (console_path) {
     if (::mount(name, console_path, nullptr, MS_BIND, nullptr) != 0) {

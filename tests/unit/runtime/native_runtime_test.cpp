@@ -451,8 +451,13 @@ TEST_F(RuntimeTest, TerminalMasterGoesToTheConsoleSocket) {
   std::strncpy(addr.sun_path, sock_path.c_str(), sizeof(addr.sun_path) - 1);
   ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   ASSERT_EQ(::listen(listener.get(), 1), 0);
-  write_spec({"sh", "-c", "test -t 0 && test -t 1 && echo tty-ok; ls -l /dev/console | wc -l"},
-             [](json& s) { s["process"]["terminal"] = true; });
+  // process.consoleSize is the pty's size before the process runs.
+  write_spec(
+      {"sh", "-c", "test -t 0 && test -t 1 && echo tty-ok; ls -l /dev/console | wc -l; stty size"},
+      [](json& s) {
+        s["process"]["terminal"] = true;
+        s["process"]["consoleSize"] = {{"height", 29}, {"width", 91}};
+      });
   CreateRequest req;
   req.id = id_;
   req.bundle = bundle_.string();
@@ -478,6 +483,7 @@ TEST_F(RuntimeTest, TerminalMasterGoesToTheConsoleSocket) {
   }
   EXPECT_NE(out.find("tty-ok\r\n"), std::string::npos) << out;
   EXPECT_NE(out.find("1\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("29 91\r\n"), std::string::npos) << out;
 }
 
 TEST_F(RuntimeTest, NetworkNoneHasOnlyLoopbackAndHostSharesTheHosts) {

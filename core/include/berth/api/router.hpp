@@ -18,8 +18,10 @@
 
 namespace berth::api {
 
-// The Docker Engine API versions accepted in paths; the service speaks kApiVersion.
-inline constexpr std::string_view kApiVersion = "1.41";
+// The Docker Engine API versions accepted in paths; the service speaks kApiVersion. Each
+// version's changes up to kApiVersion that touch an endpoint berth serves are honoured, with the
+// older behaviour for a client that asks for an older version (Request::api_at_least).
+inline constexpr std::string_view kApiVersion = "1.43";
 inline constexpr std::string_view kMinApiVersion = "1.24";
 inline constexpr std::string_view kMaxApiVersion = "1.43";
 
@@ -43,6 +45,8 @@ struct Request {
   std::optional<std::string> header(std::string_view lower_name) const;
   // The parsed JSON body; InvalidArgument (400) when malformed. An empty body is `{}`.
   Result<nlohmann::json> json_body() const;
+  // Whether the client speaks API `version` or later: an unversioned path speaks kApiVersion.
+  bool api_at_least(std::string_view version) const;
 };
 
 // A hijacked or streamed connection: the blocking socket and bytes the client sent after the

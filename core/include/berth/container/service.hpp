@@ -82,11 +82,12 @@ struct RunOptions {
 };
 Result<int> run(engine::Engine& eng, RunOptions opts);
 
-// SIGTERM (or the stop signal), SIGKILL after `timeout` seconds (nullopt: the container's).
+// SIGTERM (or the stop signal; `signal` overrides it), SIGKILL after `timeout` seconds (nullopt:
+// the container's).
 Result<void> stop(engine::Engine& eng, const std::string& name_or_id,
-                  std::optional<uint32_t> timeout);
+                  std::optional<uint32_t> timeout, std::optional<int> signal = std::nullopt);
 Result<void> restart(engine::Engine& eng, const std::string& name_or_id,
-                     std::optional<uint32_t> timeout);
+                     std::optional<uint32_t> timeout, std::optional<int> signal = std::nullopt);
 Result<void> kill(engine::Engine& eng, const std::string& name_or_id, int signal);
 struct RemoveOptions {
   bool force = false;
@@ -156,6 +157,10 @@ struct ExecOptions {
   std::string user;
   std::string workdir;
   std::string detach_keys;
+  // With tty: the pty's size when the process starts (rows, columns); 0: the size of this
+  // process's terminal on stdout, if it has one.
+  unsigned short console_height = 0;
+  unsigned short console_width = 0;
 };
 // Returns the process's exit code (0 with detach).
 Result<int> exec(engine::Engine& eng, const std::string& name_or_id, const ExecOptions& opts);
