@@ -343,6 +343,10 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref
   // One layer: the blob the image came with when the destination has it or can mount it, else
   // the layer compressed anew and uploaded unless the destination has that. `reused` says which.
   std::vector<char> reused(layers.size(), 0);
+  // The destination is called by one thread at a time: the transport interface does not promise
+  // more (a destination may keep per-upload state). Compression, the CPU-bound part, runs in
+  // parallel; uploads follow one another.
+  std::mutex dst_mu;
   auto push_layer = [&](size_t i) -> Result<image::Descriptor> {
     const auto& l = layers[i];
     std::string lwhat = what + ": layer " + std::to_string(i + 1) + "/" +
@@ -350,6 +354,7 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref
     if (orig_ok && !l.compressed_digest.empty() && orig->layers[i].digest == l.compressed_digest &&
         image::layer_compression(orig->layers[i].media_type) == want_compression) {
       sdk::BlobInfo bi{l.compressed_digest, l.compressed_size, orig->layers[i].media_type};
+      std::unique_lock lock(dst_mu);
       auto has = dst.has_blob(bi);
       if (!has) {
         return fail(std::move(has).error().wrap(lwhat));
@@ -359,6 +364,7 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref
         auto mounted = dst.mount_blob(bi, mount_from[k]);
         held = mounted && *mounted;
       }
+      lock.unlock();
       if (held) {
         reused[i] = 1;
         image::Descriptor d = orig->layers[i];
@@ -369,6 +375,7 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref
     }
     BERTH_TRY(Blob b, compress_layer(*st, l, opts, lwhat));
     sdk::BlobInfo bi{b.digest, b.size, image::layer_type_for(want_compression, to_oci)};
+    std::lock_guard lock(dst_mu);
     auto has = dst.has_blob(bi);
     if (!has) {
       return fail(std::move(has).error().wrap(lwhat));
@@ -382,9 +389,8 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref
     progress("Copying blob " + short_hex(b.digest) + " done");
     return image::Descriptor{bi.media_type, b.digest, b.size, {}, {}, {}, false};
   };
-  // Layers at once on a pool as a pull does (image_parallel_copies, default 6): compression is
-  // the CPU-bound part and each upload waits on the registry. After the first failure the
-  // workers take no new layer; the first error in layer order is the one reported.
+  // Layers at once on a pool as a pull does (image_parallel_copies, default 6). After the first
+  // failure the workers take no new layer; the first error in layer order is the one reported.
   const int64_t configured = engine.config().containers.engine.image_parallel_copies;
   const size_t workers =
       std::min(layers.size(), configured > 0 ? static_cast<size_t>(configured) : size_t{6});
