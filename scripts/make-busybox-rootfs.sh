@@ -11,6 +11,7 @@ file -L "$bb" 2>/dev/null | grep -q 'statically linked' || ldd "$bb" 2>&1 | grep
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev,var/www}
+chmod 755 "$dir"  # mktemp made it 0700: a non-root user in the container could not reach /bin
 chmod 1777 "$dir/tmp"
 cp "$bb" "$dir/bin/busybox"
 for applet in $("$bb" --list-full); do

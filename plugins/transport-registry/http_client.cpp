@@ -1,5 +1,6 @@
 #include "http_client.hpp"
 
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -199,7 +200,13 @@ size_t on_read(char* buf, size_t size, size_t n, void* user) {
 Result<void> init_curl() {
   static std::once_flag once;
   static CURLcode rc = CURLE_OK;
-  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    // Before libcurl initialises OpenSSL: skip the legacy name table of every cipher (OpenSSL 3
+    // fetches TLS ciphers from its providers) and the teardown at exit of a process about to end.
+    // The digest table stays: certificate checks look digests up in it.
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ATEXIT, nullptr);
+    rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  });
   if (rc != CURLE_OK) {
     return fail(Errc::Internal, std::string("initialise libcurl: ") + curl_easy_strerror(rc));
   }

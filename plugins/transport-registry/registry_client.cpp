@@ -342,8 +342,9 @@ Result<void> RegistryClient::ping(const std::string& what) {
         return fail(std::move(e));
       }
       // Any HTTP answer means the registry is there; a 401 says how to authenticate.
-      if (!remembered.empty()) {
+      if (!remembered.empty() && !(i == 0 && remembered_first)) {
         // Best effort: a file that cannot be written only costs the next process the probe.
+        // Nothing to write when the remembered scheme answered.
         std::error_code ec;
         std::filesystem::create_directories(scheme_dir_, ec);
         if (bases[i].starts_with("http://")) {

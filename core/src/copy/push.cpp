@@ -7,7 +7,10 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "berth/copy/copy.hpp"
@@ -324,48 +327,55 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref
       mount_from.push_back(rr->path);
     }
   }
+  std::mutex progress_mu;  // layers report from several threads
   auto progress = [&](const std::string& s) {
     if (opts.progress) {
+      std::lock_guard lock(progress_mu);
       opts.progress(s);
     }
   };
   progress("Getting image source signatures");
   image::Manifest m;
   m.kind = to_oci ? image::ManifestKind::OciManifest : image::ManifestKind::DockerManifest;
-  bool all_original =
-      orig_ok && (to_oci == orig_oci) && opts.compression == CompressionFormat::Gzip;
-  for (size_t i = 0; i < layers.size(); ++i) {
+  const image::Compression want_compression = opts.compression == CompressionFormat::Zstd
+                                                  ? image::Compression::Zstd
+                                                  : image::Compression::Gzip;
+  // One layer: the blob the image came with when the destination has it or can mount it, else
+  // the layer compressed anew and uploaded unless the destination has that. `reused` says which.
+  std::vector<char> reused(layers.size(), 0);
+  // The destination is called by one thread at a time: the transport interface does not promise
+  // more (a destination may keep per-upload state). Compression, the CPU-bound part, runs in
+  // parallel; uploads follow one another.
+  std::mutex dst_mu;
+  auto push_layer = [&](size_t i) -> Result<image::Descriptor> {
     const auto& l = layers[i];
     std::string lwhat = what + ": layer " + std::to_string(i + 1) + "/" +
                         std::to_string(layers.size()) + " (" + l.diff_id + ")";
-    // The blob the image came with, when the destination has it or can mount it.
     if (orig_ok && !l.compressed_digest.empty() && orig->layers[i].digest == l.compressed_digest &&
-        image::layer_compression(orig->layers[i].media_type) ==
-            (opts.compression == CompressionFormat::Zstd ? image::Compression::Zstd
-                                                         : image::Compression::Gzip)) {
+        image::layer_compression(orig->layers[i].media_type) == want_compression) {
       sdk::BlobInfo bi{l.compressed_digest, l.compressed_size, orig->layers[i].media_type};
+      std::unique_lock lock(dst_mu);
       auto has = dst.has_blob(bi);
       if (!has) {
         return fail(std::move(has).error().wrap(lwhat));
       }
-      bool reused = *has;
-      for (size_t k = 0; !reused && k < mount_from.size(); ++k) {
+      bool held = *has;
+      for (size_t k = 0; !held && k < mount_from.size(); ++k) {
         auto mounted = dst.mount_blob(bi, mount_from[k]);
-        reused = mounted && *mounted;
+        held = mounted && *mounted;
       }
-      if (reused) {
+      lock.unlock();
+      if (held) {
+        reused[i] = 1;
         image::Descriptor d = orig->layers[i];
         d.media_type = image::convert_layer_type(d.media_type, to_oci);
-        m.layers.push_back(d);
         progress("Copying blob " + short_hex(l.compressed_digest) + " skipped: already exists");
-        continue;
+        return d;
       }
     }
-    all_original = false;
     BERTH_TRY(Blob b, compress_layer(*st, l, opts, lwhat));
-    image::Compression c = opts.compression == CompressionFormat::Zstd ? image::Compression::Zstd
-                                                                       : image::Compression::Gzip;
-    sdk::BlobInfo bi{b.digest, b.size, image::layer_type_for(c, to_oci)};
+    sdk::BlobInfo bi{b.digest, b.size, image::layer_type_for(want_compression, to_oci)};
+    std::lock_guard lock(dst_mu);
     auto has = dst.has_blob(bi);
     if (!has) {
       return fail(std::move(has).error().wrap(lwhat));
@@ -377,7 +387,45 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref
       }
     }
     progress("Copying blob " + short_hex(b.digest) + " done");
-    m.layers.push_back({bi.media_type, b.digest, b.size, {}, {}, {}, false});
+    return image::Descriptor{bi.media_type, b.digest, b.size, {}, {}, {}, false};
+  };
+  // Layers at once on a pool as a pull does (image_parallel_copies, default 6). After the first
+  // failure the workers take no new layer; the first error in layer order is the one reported.
+  const int64_t configured = engine.config().containers.engine.image_parallel_copies;
+  const size_t workers =
+      std::min(layers.size(), configured > 0 ? static_cast<size_t>(configured) : size_t{6});
+  std::vector<std::optional<Result<image::Descriptor>>> done(layers.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    for (size_t i; !failed && (i = next++) < layers.size();) {
+      done[i] = push_layer(i);
+      if (!*done[i]) {
+        failed = true;
+      }
+    }
+  };
+  if (workers > 1) {
+    std::vector<std::jthread> pool;
+    for (size_t w = 0; w < workers; ++w) {
+      pool.emplace_back(work);
+    }
+  } else {
+    work();
+  }
+  bool all_original =
+      orig_ok && (to_oci == orig_oci) && opts.compression == CompressionFormat::Gzip;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (!done[i]) {
+      continue;  // not started after an earlier failure; that failure is reported below
+    }
+    if (!*done[i]) {
+      return fail(std::move(*done[i]).error());
+    }
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    all_original = all_original && reused[i];
+    m.layers.push_back(**done[i]);
   }
   // Config.
   std::string cfg_digest = "sha256:" + img.id;

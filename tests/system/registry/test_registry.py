@@ -133,6 +133,27 @@ class PullPushTest(RegistryCase):
         self.assertIn("tar+zstd", sk.stdout)
         self.assertEqual(self.other_store("pull", "-q", dest3).stdout.strip(), image_id)
 
+    def test_multi_layer_push_recompressed_in_parallel_keeps_layer_order(self):
+        # Every layer compressed anew (zstd) on the push's worker pool: the manifest must list
+        # them in the image's order, or the pull's diff_id check refuses the image.
+        self.reg.skopeo_push("multi", "multi:latest")
+        src = self.reg.host + "/multi:latest"
+        self.ok("pull", "-q", src)
+        image_id = self.inspect(src)["Id"]
+        n = len(self.inspect(src)["RootFS"]["Layers"])
+        self.assertGreater(n, 2)
+        dest = self.reg.host + "/roundtrip/multi:zstd"
+        r = self.ok("push", "--compression-format", "zstd", src, dest)
+        self.assertEqual(r.err.count(" done"), n + 1, r)  # n layers and the config
+        sk = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                             "docker://" + dest], capture_output=True, text=True)
+        self.assertEqual(sk.returncode, 0, sk.stderr)
+        layers = json.loads(sk.stdout)["layers"]
+        self.assertEqual(len(layers), n)
+        self.assertTrue(all(l["mediaType"].endswith("tar+zstd") for l in layers), layers)
+        self.assertEqual(self.other_store("pull", "-q", dest, name="multi").stdout.strip(),
+                         image_id)
+
     def test_push_to_oci_dir(self):
         self.ok("pull", "-q", self.reg.host + "/bb:latest")
         d = os.path.join(self.tmp, "oci-out")
