@@ -1,6 +1,5 @@
 #pragma once
 // Shared by the copy module's files.
-#include <future>
 #include <string>
 
 #include "berth/copy/copy.hpp"
@@ -17,10 +16,6 @@ namespace berth::copy {
 
 // The `docker` transport plugin, loaded once per process.
 Result<sdk::Transport*> docker_transport(engine::Engine& engine);
-// The same, loaded on another thread while the caller goes on (opening the store): the plugin and
-// its libraries (libcurl and some thirty more) take longer to map and relocate than anything a
-// pull of a present image does before its first request. get() before returning.
-std::future<Result<sdk::Transport*>> docker_transport_async(engine::Engine& engine);
 // "amd64", "arm64", ... (Go's GOARCH) of this host.
 std::string host_arch_name();
 // Pushes a local image to the registry repository `dest` (tag and digest of `dest` ignored),

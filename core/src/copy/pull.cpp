@@ -378,9 +378,8 @@ Result<std::vector<PulledImage>> pull(engine::Engine& engine, const std::string&
                                       const PullOptions& opts) {
   const auto& reg = engine.config().registries;
   BERTH_TRY(auto candidates, resolve_name(reg, name, opts.can_prompt, opts.prompt));
-  auto transport = docker_transport_async(engine);
   BERTH_TRY(store::Store * st, engine.store());
-  BERTH_TRY(sdk::Transport * t, transport.get());
+  BERTH_TRY(sdk::Transport * t, docker_transport(engine));
   Progress progress(opts.progress);
   std::vector<PulledImage> out;
   std::vector<std::string> errors;

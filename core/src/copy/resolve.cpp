@@ -161,11 +161,6 @@ Result<sdk::Transport*> docker_transport(engine::Engine& engine) {
   return transport;
 }
 
-std::future<Result<sdk::Transport*>> docker_transport_async(engine::Engine& engine) {
-  engine.plugins();  // discovery stays on this thread; only the load runs on the other
-  return std::async(std::launch::async, [&engine] { return docker_transport(engine); });
-}
-
 namespace {
 
 std::string login_key(const std::string& registry) {

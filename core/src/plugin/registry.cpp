@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -59,8 +58,8 @@ Result<bool> check_sidecar(const PluginInfo& p) {
     return fail(Errc::Corrupt, "plugin " + p.file.string() + ": sidecar manifest " +
                                    sidecar.string() + " is not a JSON object");
   }
-  for (const auto& [key, want] :
-       {std::pair{"kind", p.kind}, std::pair{"name", p.name}, std::pair{"version", p.version}}) {
+  for (const auto& [key, want] : {std::pair{"kind", p.kind}, std::pair{"name", p.name},
+                                  std::pair{"version", p.version}}) {
     auto got = j.value(key, std::string());
     if (got != want) {
       return fail(Errc::Corrupt, "plugin " + p.file.string() + ": sidecar manifest " +
@@ -110,11 +109,10 @@ bool Registry::admit(PluginInfo info) {
     if (auto it = names_.find(k); it != names_.end()) {
       const auto& first = plugins_[it->second];
       refusals_.push_back(
-          {info.file,
-           "plugin " + info.file.string() + ": duplicate " + info.kind + " plugin '" +
-               k.substr(k.find('/') + 1) + "': already provided by " +
-               (first.builtin ? std::string("the built-in driver") : first.file.string()) +
-               "; remove one of them"});
+          {info.file, "plugin " + info.file.string() + ": duplicate " + info.kind + " plugin '" + k.substr(k.find('/') + 1) +
+                          "': already provided by " +
+                          (first.builtin ? std::string("the built-in driver") : first.file.string()) +
+                          "; remove one of them"});
       return false;
     }
   }
@@ -181,9 +179,9 @@ void Registry::add_builtin(PluginInfo info, BuiltinFactory factory) {
   if (auto it = names_.find(k); it != names_.end()) {
     // A plugin file overrides nothing built in: keep the built-in, refuse the file.
     auto file = plugins_[it->second].file;
-    refusals_.push_back(
-        {file, "plugin " + file.string() + ": duplicate " + info.kind + " plugin '" + info.name +
-                   "': berth has a built-in driver of that name; rename the plugin"});
+    refusals_.push_back({file, "plugin " + file.string() + ": duplicate " + info.kind +
+                                   " plugin '" + info.name +
+                                   "': berth has a built-in driver of that name; rename the plugin"});
     plugins_.erase(plugins_.begin() + static_cast<long>(it->second));
     names_.clear();
     auto rest = std::move(plugins_);
@@ -225,21 +223,15 @@ std::string Registry::list_hint(std::string_view kind) const {
 
 Result<sdk::LoadedPluginPtr> Registry::load(const PluginInfo& info) {
   auto k = key(info.kind, info.name);
-  {
-    std::lock_guard lock(*load_mu_);
-    if (auto it = loaded_.find(k); it != loaded_.end()) {
-      return it->second;
-    }
+  if (auto it = loaded_.find(k); it != loaded_.end()) {
+    return it->second;
   }
-  // Opened without the lock: two threads may load different plugins at once (one loading a
-  // transport while the other opens the store). Should both open the same one, the first entry
-  // wins and the other handle only drops a reference.
   BERTH_TRY(auto plugin, sdk::LoadedPlugin::open(info.file));
   if (plugin->kind() != info.kind || plugin->name() != info.name) {
     return fail(Errc::Corrupt, "plugin " + info.file.string() + " changed while berth ran");
   }
-  std::lock_guard lock(*load_mu_);
-  return loaded_.emplace(k, plugin).first->second;
+  loaded_[k] = plugin;
+  return plugin;
 }
 
 nlohmann::json to_json(const PluginInfo& p) {

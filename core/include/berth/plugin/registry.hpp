@@ -5,11 +5,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "berth/sdk/plugin_file.hpp"
 #include "berth/sdk/result.hpp"
@@ -17,13 +17,13 @@
 namespace berth::plugin {
 
 struct PluginInfo {
-  std::string kind;  // "berth.storage.v1"
-  std::string name;  // "vfs"
+  std::string kind;     // "berth.storage.v1"
+  std::string name;     // "vfs"
   std::vector<std::string> aliases;
   std::string version;
   std::string licence;
   std::string description;
-  std::string abi;  // "1.0"
+  std::string abi;      // "1.0"
   std::string build_key;
   std::filesystem::path file;  // empty for built-in drivers
   bool builtin = false;
@@ -62,8 +62,7 @@ class Registry {
   // All plugins of a kind, in search order.
   std::vector<const PluginInfo*> of_kind(std::string_view kind) const;
 
-  // Loads the plugin (once per process) and creates a driver of interface I. Safe to call from
-  // two threads at once; find() and discovery are not: discover first, on one thread.
+  // Loads the plugin (once per process) and creates a driver of interface I.
   template <class I>
   Result<std::unique_ptr<I>> create(std::string_view name, const sdk::PluginContext& ctx) {
     const PluginInfo* info = find(I::kKind, name);
@@ -93,9 +92,6 @@ class Registry {
   std::vector<Refusal> refusals_;
   std::map<std::string, size_t> names_;  // kind/name-or-alias -> index in plugins_
   std::map<std::string, BuiltinFactory> builtins_;
-  // Guards loaded_: plugins may be loaded from two threads (see load()). Behind a pointer so the
-  // registry stays movable.
-  std::unique_ptr<std::mutex> load_mu_ = std::make_unique<std::mutex>();
   std::map<std::string, sdk::LoadedPluginPtr> loaded_;
 };
 
