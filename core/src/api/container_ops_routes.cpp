@@ -360,6 +360,13 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     if (!f) {
       return object_error(f.error(), ObjectKind::Container, req.params["id"], true);
     }
+    if (f->status == "exited" || f->status == "stopped") {
+      // The process has ended: nothing to size. Docker answers 409 here, and the docker CLI,
+      // which resizes right after every start, then prints "failed to resize tty" under the
+      // output of a `run -t` whose process ended first (a busy host, a short command). The
+      // size at start is the spec's (ConsoleSize), so nothing is lost.
+      return json_response(200, json::object());
+    }
     if (f->status != "running" && f->status != "paused") {
       return error_response(409, "Container " + req.params["id"] + " is not running");
     }
@@ -368,6 +375,9 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     }
     std::string ctl = container::run_dir(eng.runroot(), f->id) + "/ctl";
     UniqueFd fd(::open(ctl.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fd && (errno == ENOENT || errno == ENXIO)) {
+      return json_response(200, json::object());  // its monitor just ended with it: as above
+    }
     if (!fd) {
       return error_response(
           500, "resize " + req.params["id"] + ": open " + ctl + ": " + std::strerror(errno));

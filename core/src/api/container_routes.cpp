@@ -205,7 +205,6 @@ Result<void> map_network(const json& b, const json& hc, container::CreateOptions
 
 // What a create body asks for besides CreateOptions.
 struct CreateExtras {
-  std::optional<winsize> console_size;        // HostConfig.ConsoleSize (API 1.42)
   std::vector<std::string> make_mountpoints;  // bind sources with CreateMountpoint (API 1.42)
 };
 
@@ -545,7 +544,11 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   BERTH_TRYV(map_network(b, hc, o));
   BERTH_TRYV(map_storage(b, hc, o, req, extras));
   if (req.api_at_least("1.42")) {
-    BERTH_TRY(extras.console_size, console_size(hc, "HostConfig"));
+    // In the spec: the runtime sizes the pty before the process runs, at every start.
+    BERTH_TRY(auto cs, console_size(hc, "HostConfig"));
+    if (cs) {
+      o.console_size = {cs->ws_row, cs->ws_col};
+    }
   }
   // API 1.43: annotations for the runtime (the spec's annotations, as --annotation).
   if (req.api_at_least("1.43") && hc.contains("Annotations") && hc["Annotations"].is_object()) {
@@ -559,70 +562,6 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   }
   BERTH_TRYV(map_resources(b, hc, o));
   return o;
-}
-
-// The initial size of a created container's terminal (ConsoleSize), before it starts: the same
-// control message `berth run -t` sends (container::attach), then a wait until the monitor has
-// read it and, where the created process's terminal can be seen (its stdin, through /proc), until
-// the terminal has the size, so that a start right after the answer cannot run the process with
-// another size.
-Result<void> set_console_size(engine::Engine& eng, const std::string& id, const winsize& ws) {
-  const std::string path = container::run_dir(eng.runroot(), id) + "/ctl";
-  UniqueFd ctl(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!ctl) {
-    return fail_errno("open the control fifo of container " + id.substr(0, 12), path);
-  }
-  const std::string msg = "1 " + std::to_string(ws.ws_row) + " " + std::to_string(ws.ws_col) + "\n";
-  BERTH_TRYV(util::write_all(ctl.get(), msg, path));
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  for (;;) {
-    int pending = 0;
-    if (::ioctl(ctl.get(), FIONREAD, &pending) != 0) {
-      return fail_errno("FIONREAD on the control fifo", path);
-    }
-    if (pending == 0) {
-      break;
-    }
-    if (std::chrono::steady_clock::now() >= give_up) {
-      return fail(Errc::Timeout, "the monitor of container " + id.substr(0, 12) +
-                                     " did not read its control fifo " + path +
-                                     " within 5 s; is berth-monitor running?");
-    }
-    ::usleep(500);
-  }
-  // The monitor sizes the pty right after reading; the container's process, created and waiting
-  // for its start, has the pty's other end as stdin.
-  pid_t pid = 0;
-  if (auto db = container::ContainerDb::open(eng.graphroot(), true)) {
-    if (auto rec = (*db)->by_id(id); rec && *rec) {
-      pid = container::read_state(eng.runroot(), **rec).pid;
-    }
-  }
-  if (pid <= 0) {
-    return {};
-  }
-  const std::string term = "/proc/" + std::to_string(pid) + "/fd/0";
-  UniqueFd tty(::open(term.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
-  if (!tty || !::isatty(tty.get())) {
-    return {};  // not to be seen from here (another runtime's layout): the drain is the wait
-  }
-  for (;;) {
-    winsize now{};
-    if (::ioctl(tty.get(), TIOCGWINSZ, &now) != 0) {
-      return fail_errno("read the terminal size of container " + id.substr(0, 12) + " on", term);
-    }
-    if (now.ws_row == ws.ws_row && now.ws_col == ws.ws_col) {
-      return {};
-    }
-    if (std::chrono::steady_clock::now() >= give_up) {
-      return fail(Errc::Timeout, "the terminal of container " + id.substr(0, 12) + " is " +
-                                     std::to_string(now.ws_row) + "x" + std::to_string(now.ws_col) +
-                                     ", not " + std::to_string(ws.ws_row) + "x" +
-                                     std::to_string(ws.ws_col) +
-                                     ", 5 s after its monitor was told");
-    }
-    ::usleep(200);
-  }
 }
 
 // HostConfig.NetworkMode as Docker shows it: "default" for the default network, else the mode
@@ -1229,7 +1168,6 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
             "create the bind mount source (CreateMountpoint): " + made.error().message());
       }
     }
-    const bool tty = opts->tty;
     API_ENGINE(eng);
     std::string image = opts->image;
     auto res = container::create(eng, std::move(*opts));
@@ -1239,12 +1177,6 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
         return error_response(404, "No such image: " + image);
       }
       return error_response(res.error());
-    }
-    if (tty && extras.console_size) {
-      if (auto sized = set_console_size(eng, res->id, *extras.console_size); !sized) {
-        res->warnings.push_back("the terminal's initial size was not set: " +
-                                sized.error().message());
-      }
     }
     return json_response(201, {{"Id", res->id}, {"Warnings", res->warnings}});
   });

@@ -1,6 +1,7 @@
 // berth container run|create|start|stop|restart|kill|rm|wait|attach|exec|logs|ps|inspect|exists|
 // prune|top|rename|cleanup, with Podman's shortcuts (`berth ps`, `berth run`, ...).
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -196,6 +197,17 @@ Result<bc::CreateOptions> create_options(Context& ctx, const std::string& verb) 
   o.user = ctx.str("user");
   o.hostname = ctx.str("hostname");
   o.tty = ctx.flag("tty");
+  if (o.tty) {
+    // The pty starts at our terminal's size (as Podman's spec does): a resize sent after the
+    // start would race with a program that reads the size at once.
+    for (int fd : {STDOUT_FILENO, STDIN_FILENO}) {
+      winsize ws{};
+      if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+        o.console_size = {ws.ws_row, ws.ws_col};
+        break;
+      }
+    }
+  }
   o.interactive = ctx.flag("interactive");
   o.init = ctx.flag("init");
   o.init_path = ctx.str("init-path");

@@ -21,6 +21,8 @@ void to_json(json& j, const CreateOptions& o) {
            {"user", o.user},
            {"hostname", o.hostname},
            {"tty", o.tty},
+           {"console_size",
+            o.console_size ? json::array({o.console_size->first, o.console_size->second}) : json()},
            {"interactive", o.interactive},
            {"init", o.init},
            {"init_path", o.init_path},
@@ -68,6 +70,9 @@ void from_json(const json& j, CreateOptions& o) {
   o.user = j.value("user", d.user);
   o.hostname = j.value("hostname", d.hostname);
   o.tty = j.value("tty", d.tty);
+  if (auto cs = j.find("console_size"); cs != j.end() && cs->is_array() && cs->size() == 2) {
+    o.console_size = {(*cs)[0].get<uint16_t>(), (*cs)[1].get<uint16_t>()};
+  }
   o.interactive = j.value("interactive", d.interactive);
   o.init = j.value("init", d.init);
   o.init_path = j.value("init_path", d.init_path);

@@ -583,6 +583,7 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
   }
   so.hostname = opts.hostname;
   so.tty = opts.tty;
+  so.console_size = opts.console_size;
   so.read_only = opts.read_only;
   so.privileged = opts.privileged;
   so.no_new_privileges = opts.no_new_privileges;

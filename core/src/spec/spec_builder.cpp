@@ -297,6 +297,9 @@ Result<json> process(const ImageConfig& image, const SpecOptions& o,
            {"inheritable", json::array()},
            {"ambient", json::array()}}},
          {"noNewPrivileges", o.no_new_privileges}};
+  if (o.tty && o.console_size) {
+    p["consoleSize"] = {{"height", o.console_size->first}, {"width", o.console_size->second}};
+  }
   for (const auto& g : o.group_add) {
     // A group name is looked up in the image's /etc/group; "0:" keeps the uid out of it.
     auto added = resolve_user(o.rootfs, "0:" + g);

@@ -139,28 +139,33 @@ class ExecTerminalTest(ApiTestCase):
             self.assertEqual(code, 0, out)
             self.assertEqual(out.strip(), "37 111", f"try {i}")
 
+    def berth_on_pty(self, rows, cols, *args):
+        """berth with stdio on a new pseudo-terminal of the given size; -> (exit code, output)."""
+        master, slave = os.openpty()
+        set_size(slave, rows, cols)
+        p = subprocess.run([BERTH] + self.store_args + list(args), stdin=slave, stdout=slave,
+                           stderr=slave, env=self.env, timeout=60)
+        os.close(slave)
+        out = b""
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        return p.returncode, out.decode()
+
     def test_berth_exec_t_starts_with_the_terminal_size(self):
         # The CLI the service runs for an exec: the size of its own terminal, or --console-size
         # (how the service passes ConsoleSize), is the pty's before the process runs.
-        base = [BERTH] + self.store_args + ["exec", "-t"]
         for i in range(5):
-            master, slave = os.openpty()
-            set_size(slave, 37, 111)
-            p = subprocess.run(base + [self.ctr.id, "stty", "size"], stdin=slave, stdout=slave,
-                               stderr=slave, env=self.env, timeout=60)
-            os.close(slave)
-            out = b""
-            while select.select([master], [], [], 0.2)[0]:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            os.close(master)
-            self.assertEqual(p.returncode, 0, out)
-            self.assertEqual(out.decode().strip(), "37 111", f"try {i}")
+            code, out = self.berth_on_pty(37, 111, "exec", "-t", self.ctr.id, "stty", "size")
+            self.assertEqual(code, 0, out)
+            self.assertEqual(out.strip(), "37 111", f"try {i}")
+        base = [BERTH] + self.store_args + ["exec", "-t"]
         p = subprocess.run(base + ["--console-size", "12x34", self.ctr.id, "stty", "size"],
                            capture_output=True, text=True, env=self.env, timeout=60)
         self.assertEqual((p.returncode, p.stdout.strip()), (0, "12 34"), p.stderr)
@@ -168,6 +173,13 @@ class ExecTerminalTest(ApiTestCase):
                            capture_output=True, text=True, env=self.env, timeout=60)
         self.assertEqual(p.returncode, 125)
         self.assertIn("--console-size", p.stderr)
+
+    def test_berth_run_t_starts_with_the_terminal_size(self):
+        # The CLI's terminal size goes into the spec at create: no resize after the start to race.
+        for i in range(5):
+            code, out = self.berth_on_pty(37, 111, "run", "-t", "--rm", IMAGE, "stty", "size")
+            self.assertEqual(code, 0, out)
+            self.assertEqual(out.strip(), "37 111", f"try {i}")
 
     def test_docker_py_exec_resize(self):
         api = self.client.api
@@ -237,6 +249,21 @@ class ConsoleSizeTest(ApiTestCase):
     def test_create_console_size_is_the_terminal_size_at_start(self):
         for i in range(4):
             self.assertEqual(self.run_logs("1.43", [41, 133]), "41 133", f"try {i}")
+
+    def test_create_console_size_holds_at_every_start(self):
+        # Kept with the container, as Docker does: a second start (no client to resize) has it.
+        cid = self.create_tty("1.43", ["stty", "size"], [41, 133])
+        for i in range(2):
+            status, _, body = self.request("POST", f"/v1.43/containers/{cid}/start")
+            self.assertEqual(status, 204, body)
+            status, _, body = self.request("POST", f"/v1.43/containers/{cid}/wait", timeout=60)
+            self.assertEqual(json.loads(body)["StatusCode"], 0, body)
+        status, _, body = self.request("GET", f"/v1.43/containers/{cid}/logs?stdout=1")
+        self.assertEqual(body.decode().split(), ["41", "133", "41", "133"], body)
+        # The docker CLI resizes after every start, also when the process has already ended:
+        # no error for it to print under the output.
+        status, _, body = self.request("POST", f"/v1.43/containers/{cid}/resize?h=10&w=20")
+        self.assertEqual(status, 200, body)
 
     def test_create_console_size_is_ignored_before_1_42(self):
         # busybox's stty says "standard input" for a terminal of no size.

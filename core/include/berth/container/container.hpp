@@ -30,6 +30,9 @@ struct CreateOptions {
   std::string user;
   std::string hostname;
   bool tty = false;
+  // With tty: the terminal's size when the process starts (rows, columns), so it never runs at
+  // 0x0 before the first resize; the CLI's terminal at create, the API's HostConfig.ConsoleSize.
+  std::optional<std::pair<uint16_t, uint16_t>> console_size;
   bool interactive = false;  // -i: keep stdin open
   bool init = false;
   std::string init_path;

@@ -3,6 +3,7 @@
 // `berth run`, with Podman's defaults (capabilities, masked paths, devices, seccomp, mounts).
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -54,6 +55,7 @@ struct SpecOptions {
   std::string hostname;
   std::string domainname;
   bool tty = false;
+  std::optional<std::pair<uint16_t, uint16_t>> console_size;  // rows, columns (with tty)
   bool read_only = false;
   bool privileged = false;
   bool no_new_privileges = false;
