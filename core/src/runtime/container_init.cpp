@@ -8,6 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "mounts.hpp"
 #include "process.hpp"
 #include "sync.hpp"
@@ -100,12 +102,24 @@ Result<void> first_stage(const InitContext& ctx) {
   if (flags != 0 && ::unshare(flags) != 0) {
     return fail_errno("unshare", "the container's namespaces");
   }
+  // The init shares the sync socket with us and must not speak on it before our Pid message (a
+  // Ready or Error first would be "unexpected" to the runtime): it waits for this pipe's EOF,
+  // which our exit after the message gives it.
+  int order[2];
+  if (::pipe2(order, O_CLOEXEC) != 0) {
+    return fail_errno("pipe2", "order of the container's init");
+  }
   pid_t pid = static_cast<pid_t>(
       ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
   if (pid < 0) {
     return fail_errno("clone", "the container's init");
   }
   if (pid == 0) {
+    ::close(order[1]);
+    char c;
+    while (::read(order[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    ::close(order[0]);
     return {};
   }
   sync_send(ctx.sync_fd, SyncType::Pid, pid);
