@@ -35,12 +35,19 @@ bool sync_send_error(int fd, const Error& error) {
 
 Result<SyncMessage> sync_recv(int fd) {
   SyncMessage m;
+  bool reset_seen = false;
   for (;;) {
     ssize_t r = ::recv(fd, &m, sizeof(m), 0);
     if (r == static_cast<ssize_t>(sizeof(m))) {
       return m;
     }
     if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    if (r < 0 && errno == ECONNRESET && !reset_seen) {
+      // The peer exited with a message of ours unread (our Go to an init that had just failed):
+      // the kernel reports that once, before the messages the peer sent, such as its error.
+      reset_seen = true;
       continue;
     }
     if (r < 0) {
