@@ -2,7 +2,6 @@
 // the anonymous volumes of the image's VOLUME list.
 #include <ftw.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,7 +53,6 @@ void to_json(json& j, const MountOptions& o) {
            {"tmpfs", o.tmpfs},
            {"volumes_from", o.volumes_from},
            {"read_only_tmpfs", o.read_only_tmpfs},
-           {"recursive_read_only_binds", o.recursive_read_only_binds},
            {"named_volumes", o.named_volumes},
            {"anonymous_volumes", o.anonymous_volumes},
            {"image_mounts", o.image_mounts},
@@ -68,7 +66,6 @@ void from_json(const json& j, MountOptions& o) {
   o.tmpfs = j.value("tmpfs", d.tmpfs);
   o.volumes_from = j.value("volumes_from", d.volumes_from);
   o.read_only_tmpfs = j.value("read_only_tmpfs", true);
-  o.recursive_read_only_binds = j.value("recursive_read_only_binds", false);
   o.named_volumes = j.value("named_volumes", d.named_volumes);
   o.anonymous_volumes = j.value("anonymous_volumes", d.anonymous_volumes);
   o.image_mounts = j.value("image_mounts", d.image_mounts);
@@ -275,19 +272,6 @@ Result<MountRequest> parse_mount_flag(const std::string& spec) {
       bool nr = false;
       BERTH_TRYV(boolean(nr));
       r.recursive = !nr;
-    } else if (key == "bind-recursive") {
-      // Docker's: enabled (the default), disabled (bind-nonrecursive), writable (read-only
-      // without the submounts), readonly (read-only with the submounts, or an error).
-      if (val == "disabled") {
-        r.recursive = false;
-      } else if (val == "enabled" || val == "writable" || val == "readonly") {
-        r.recursive = true;
-        r.read_only_recursion = val;
-      } else {
-        return fail(Errc::InvalidArgument,
-                    what + ": invalid value for bind-recursive: " + val +
-                        " (must be \"enabled\", \"disabled\", \"writable\", or \"readonly\")");
-      }
     } else if (key == "relabel") {
       if (val != "shared" && val != "private") {
         return fail(Errc::InvalidArgument, what + ": relabel must be shared or private");
@@ -326,13 +310,6 @@ Result<MountRequest> parse_mount_flag(const std::string& spec) {
   if (!have_type) {
     return fail(Errc::InvalidArgument,
                 what + ": type must be given (type=bind|volume|tmpfs|image)");
-  }
-  if (!r.read_only_recursion.empty() && r.type != "bind") {
-    return fail(Errc::InvalidArgument, what + ": bind-recursive is only allowed with type=bind");
-  }
-  if (r.read_only_recursion == "readonly" && !r.read_only) {
-    return fail(Errc::InvalidArgument,
-                what + ": bind-recursive=readonly needs a read-only mount (add readonly)");
   }
   if (r.tmpcopyup && r.type != "tmpfs") {
     return fail(Errc::InvalidArgument,
@@ -417,15 +394,6 @@ Result<void> chown_tree(const std::string& path, uid_t uid, gid_t gid) {
   return {};
 }
 
-// mount_setattr(2) (Linux 5.12): a probe with a bad descriptor fails with EBADF where the call
-// exists, ENOSYS where it does not.
-bool kernel_has_mount_setattr() {
-  static const bool has = [] {
-    return ::syscall(SYS_mount_setattr, -1, "", 0, nullptr, 0) == 0 || errno != ENOSYS;
-  }();
-  return has;
-}
-
 struct Preparer {
   engine::Engine& eng;
   const ContainerRecord& rec;
@@ -447,50 +415,13 @@ struct Preparer {
     return *user;
   }
 
-  Result<std::vector<std::string>> bind_options(const MountRequest& r, MountPoint& mp,
-                                                const std::string& what) {
+  std::vector<std::string> bind_options(const MountRequest& r, MountPoint& mp) {
     std::vector<std::string> o = {r.recursive ? "rbind" : "bind"};
-    mp.propagation = r.propagation.empty() ? "rprivate" : r.propagation;
-    BERTH_TRY(bool rro, recursively_read_only(r, mp.propagation, what));
-    o.push_back(rro ? "rro" : r.read_only ? "ro" : "rw");
+    o.push_back(r.read_only ? "ro" : "rw");
     o.insert(o.end(), r.flags.begin(), r.flags.end());
+    mp.propagation = r.propagation.empty() ? "rprivate" : r.propagation;
     o.push_back(mp.propagation);
     return o;
-  }
-
-  // Whether a read-only bind is made read-only with its submounts ("rro", which runc, crun and
-  // the native runtime apply with mount_setattr(2)). Only a private mount can be: a submount
-  // propagated in later would be writable.
-  Result<bool> recursively_read_only(const MountRequest& r, const std::string& propagation,
-                                     const std::string& what) {
-    if (r.type != "bind" || !r.read_only || !r.recursive) {
-      return false;  // a volume or an image has no submounts of the host's
-    }
-    const std::string mode = !r.read_only_recursion.empty()           ? r.read_only_recursion
-                             : opts.storage.recursive_read_only_binds ? "enabled"
-                                                                      : "writable";
-    if (mode == "writable") {
-      return false;
-    }
-    const bool private_mount = propagation == "rprivate" || propagation == "private";
-    const bool kernel = kernel_has_mount_setattr();
-    if (mode == "readonly") {
-      if (!private_mount) {
-        return fail(Errc::InvalidArgument,
-                    what +
-                        ": a recursively read-only bind (ReadOnlyForceRecursive, "
-                        "bind-recursive=readonly) needs rprivate propagation; it has " +
-                        propagation);
-      }
-      if (!kernel) {
-        return fail(Error(Errc::NotSupported,
-                          what + ": this kernel cannot make a bind mount recursively read-only "
-                                 "(mount_setattr(2) needs Linux 5.12 or later)")
-                        .hint("mount it read-only without its submounts (ReadOnlyNonRecursive, "
-                              "bind-recursive=writable)"));
-      }
-    }
-    return private_mount && kernel;
   }
 
   Result<void> add(const MountRequest& r, const std::string& what) {
@@ -544,7 +475,7 @@ struct Preparer {
         BERTH_TRYV(chown_tree(src, uid, gid));
       }
       bm.source = src;
-      BERTH_TRY(bm.options, bind_options(r, mp, what));
+      bm.options = bind_options(r, mp);
       mp.source = src;
       mp.options = bm.options;
     } else if (r.type == "volume") {
@@ -582,7 +513,7 @@ struct Preparer {
       mp.copy_up = r.copy.value_or(true);
       mp.chown = r.chown;
       bm.source = host;
-      BERTH_TRY(bm.options, bind_options(r, mp, what));
+      bm.options = bind_options(r, mp);
       mp.name = name;
       mp.source = host;
       mp.driver = "local";
@@ -596,7 +527,7 @@ struct Preparer {
       undo->images_mounted.push_back(img->id);
       opts.storage.image_mounts.push_back(img->id);
       bm.source = path;
-      BERTH_TRY(bm.options, bind_options(r, mp, what));
+      bm.options = bind_options(r, mp);
       mp.name = img->id;
       mp.source = path;
       mp.options = bm.options;
@@ -960,7 +891,7 @@ void mounts_inspect(engine::Engine& /*eng*/, const ContainerRecord& rec,
         o += "," + mp.mode;
       }
       for (const auto& x : mp.options) {
-        if (x == "ro" || x == "rw" || x == "rro") {
+        if (x == "ro" || x == "rw") {
           continue;
         }
         o += "," + x;

@@ -192,7 +192,7 @@ ContainerState read_state(const std::string& run_root, const ContainerRecord& re
       st.status = Status::Exited;
       st.exit_code = -1;
       st.error = "the container's monitor died before the container exited; exit code unknown";
-      if (st.finished_at < st.started_at) {
+      if (st.finished_at <= 0 || st.finished_at < st.started_at) {  // never started: 0
         st.finished_at = now_nanos();
       }
     }

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -120,6 +121,9 @@ Result<void> first_stage(const InitContext& ctx) {
     while (::read(order[0], &c, 1) < 0 && errno == EINTR) {
     }
     ::close(order[0]);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {  // see container_init(); a clone has none
+      return fail_errno("prctl PR_SET_PDEATHSIG", "the container's init");
+    }
     return {};
   }
   sync_send(ctx.sync_fd, SyncType::Pid, pid);
@@ -234,6 +238,11 @@ void reset_process_state() {
 
 void container_init(const InitContext& ctx) {
   reset_process_state();
+  // Until the exec: should the runtime's process (the monitor) die before it knows our pid, or
+  // before the start, nobody would end us and we would wait for a start forever.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    die(ctx.sync_fd, Error::from_errno("prctl PR_SET_PDEATHSIG", "the container's init", errno), 1);
+  }
   auto exe = setup(ctx);
   if (!exe) {
     die(ctx.sync_fd, exe.error(), 1);
@@ -245,6 +254,10 @@ void container_init(const InitContext& ctx) {
     if (auto r = wait_for_start(ctx.fifo_fd); !r) {
       die(ctx.sync_fd, r.error(), 1);
     }
+  }
+  if (::prctl(PR_SET_PDEATHSIG, 0) != 0) {  // the container outlives its monitor, as with conmon
+    die(ctx.sync_fd, Error::from_errno("prctl PR_SET_PDEATHSIG 0", "the container's init", errno),
+        1);
   }
   Error e = finalize_and_exec(ctx.spec->process, *exe, ctx.seccomp);
   die(ctx.sync_fd, e, exec_error_exit_code(e));

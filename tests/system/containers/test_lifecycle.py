@@ -290,6 +290,26 @@ class LifecycleTest(ContainerTestCase):
                          "exited")
         self.ok("rm", "mon")
 
+    def test_created_container_ends_with_its_killed_monitor(self):
+        # Before the start the init waits for it; with its monitor gone nobody would ever start
+        # or end it: it dies with the monitor (and a started container outlives it, above).
+        self.ok("create", "--name", "orphan", IMAGE, "sleep", "1000")
+        cid = self.json("container", "inspect", "orphan")[0]["Id"]
+        with open(os.path.join(self.runroot, "containers", cid, "state.json")) as f:
+            init_pid = json.load(f)["pid"]
+        self.assertGreater(init_pid, 0)
+        monitor = self.json("container", "inspect", "orphan")[0]["State"]["ConmonPid"]
+        os.kill(monitor, signal.SIGKILL)
+        for _ in range(100):
+            if not os.path.exists("/proc/%d" % init_pid):
+                break
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % init_pid), "the created init outlived it")
+        r = self.ok("ps", "-a", "--filter", "name=orphan", "--format", "{{.Status}}")
+        self.assertRegex(r.out, r"^Exited \(-1\) .*ago\n$")
+        self.assertNotIn("years", r.out)
+        self.ok("rm", "orphan")
+
     def test_prune(self):
         self.ok("run", "--name", "done1", IMAGE, "true")
         self.ok("run", "-d", "--name", "live", IMAGE, "sleep", "1000")

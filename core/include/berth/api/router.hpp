@@ -21,9 +21,9 @@ namespace berth::api {
 // The Docker Engine API versions accepted in paths; the service speaks kApiVersion. Each
 // version's changes up to kApiVersion that touch an endpoint berth serves are honoured, with the
 // older behaviour for a client that asks for an older version (Request::api_at_least).
-inline constexpr std::string_view kApiVersion = "1.44";
+inline constexpr std::string_view kApiVersion = "1.43";
 inline constexpr std::string_view kMinApiVersion = "1.24";
-inline constexpr std::string_view kMaxApiVersion = "1.44";
+inline constexpr std::string_view kMaxApiVersion = "1.43";
 
 struct Request {
   std::string method;                         // "GET"
