@@ -28,6 +28,7 @@
 #include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
 #include "berth/events/events.hpp"
+#include "berth/network/network.hpp"
 #include "berth/sdk/unique_fd.hpp"
 #include "berth/util/digest.hpp"
 #include "berth/util/fs.hpp"
@@ -239,6 +240,8 @@ Result<std::optional<winsize>> console_size(const json& o, const char* where) {
 Result<void> map_storage(const json& b, const json& hc, container::CreateOptions& o,
                          const Request& req, CreateExtras& extras) {
   auto& m = o.storage;
+  // API 1.44: read-only binds (Binds and Mounts) are recursively read-only where the kernel can.
+  m.recursive_read_only_binds = req.api_at_least("1.44");
   std::set<std::string> targets;
   for (const auto& v : string_list(hc.value("Binds", json::array()))) {
     BERTH_TRY(auto req, container::parse_volume_flag(v));
@@ -287,11 +290,47 @@ Result<void> map_storage(const json& b, const json& hc, container::CreateOptions
         if (jbool(mt["BindOptions"], "NonRecursive", false)) {
           spec += ",bind-nonrecursive=true";
         }
+        // API 1.44: a read-only bind's submounts are read-only too unless ReadOnlyNonRecursive;
+        // ReadOnlyForceRecursive makes it an error when they cannot be.
+        const bool ro_nonrec = jbool(mt["BindOptions"], "ReadOnlyNonRecursive", false);
+        const bool ro_force = jbool(mt["BindOptions"], "ReadOnlyForceRecursive", false);
+        if (!req.api_at_least("1.44")) {
+          if (ro_force) {
+            return fail(Errc::InvalidArgument,
+                        "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer");
+          }
+        } else if (ro_nonrec || ro_force) {
+          const char* field = ro_nonrec ? "ReadOnlyNonRecursive" : "ReadOnlyForceRecursive";
+          if (ro_nonrec && ro_force) {
+            return fail(Errc::InvalidArgument,
+                        "invalid mount config: cannot set both ReadOnlyNonRecursive and "
+                        "ReadOnlyForceRecursive");
+          }
+          if (!jbool(mt, "ReadOnly", false)) {
+            return fail(Errc::InvalidArgument, std::string("invalid mount config: must also set "
+                                                           "ReadOnly when setting ") +
+                                                   field);
+          }
+          if (!jbool(mt["BindOptions"], "NonRecursive", false)) {
+            spec += ro_nonrec ? ",bind-recursive=writable" : ",bind-recursive=readonly";
+          }
+        }
       }
       if (mt.contains("VolumeOptions") && mt["VolumeOptions"].is_object()) {
         const auto& vo = mt["VolumeOptions"];
         if (jbool(vo, "NoCopy", false)) {
           spec += ",volume-nocopy=true";
+        }
+        // API 1.45: a subdirectory of the volume.
+        if (const std::string sub = jstr(vo, "Subpath"); !sub.empty()) {
+          if (!req.api_at_least("1.45")) {
+            return fail(Errc::InvalidArgument, "VolumeOptions.Subpath needs API v1.45 or newer");
+          }
+          if (sub.find(',') != std::string::npos) {
+            return fail(Errc::InvalidArgument,
+                        "VolumeOptions.Subpath " + sub + ": a comma is not allowed in it");
+          }
+          spec += ",volume-subpath=" + sub;
         }
         if (vo.contains("DriverConfig") && vo["DriverConfig"].is_object() &&
             vo["DriverConfig"].contains("Options") && vo["DriverConfig"]["Options"].is_object()) {
@@ -541,6 +580,20 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
       }
     }
   }
+  // Before API 1.44 a container is created on one network; more endpoints are refused.
+  if (!req.api_at_least("1.44") && b.contains("NetworkingConfig") &&
+      b["NetworkingConfig"].is_object() &&
+      b["NetworkingConfig"].value("EndpointsConfig", json::object()).is_object() &&
+      b["NetworkingConfig"].value("EndpointsConfig", json::object()).size() > 1) {
+    std::string names;
+    for (auto& [k, v] : b["NetworkingConfig"]["EndpointsConfig"].items()) {
+      names += (names.empty() ? "" : ", ") + k;
+    }
+    return fail(Errc::InvalidArgument,
+                "Container cannot be created with multiple network endpoints: " + names + " (API " +
+                    req.api_version +
+                    "; from 1.44 on a create may name several, or connect the others after)");
+  }
   BERTH_TRYV(map_network(b, hc, o));
   BERTH_TRYV(map_storage(b, hc, o, req, extras));
   if (req.api_at_least("1.42")) {
@@ -561,6 +614,17 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
     }
   }
   BERTH_TRYV(map_resources(b, hc, o));
+  // API 1.44: checks in the start period at StartInterval (older clients: not in the API).
+  if (req.api_at_least("1.44") && b.contains("Healthcheck") && b["Healthcheck"].is_object()) {
+    const int64_t si = num(b["Healthcheck"], "StartInterval");
+    if (si < 0) {
+      return fail(Errc::InvalidArgument, "StartInterval in Healthcheck cannot be negative");
+    }
+    if (si != 0 && si < 1'000'000) {
+      return fail(Errc::InvalidArgument, "StartInterval in Healthcheck cannot be less than 1ms");
+    }
+    o.resources.health_start_interval = si;
+  }
   return o;
 }
 
@@ -684,6 +748,64 @@ json docker_inspect(const json& p, const std::string& network_mode) {
     out["NetworkSettings"]["Networks"] = json::object();
   }
   return out;
+}
+
+// API 1.44: NetworkSettings.Networks.*.DNSNames, the names the container answers to on each
+// network through the network's DNS responder: its name, its aliases and its short id (as the
+// responder's leases hold them); null on a network without DNS (the default network).
+void add_dns_names(engine::Engine& eng, json& out) {
+  if (!out["NetworkSettings"].is_object() || !out["NetworkSettings"]["Networks"].is_object()) {
+    return;
+  }
+  const std::string short_id = out.value("Id", "").substr(0, 12);
+  std::string name = out.value("Name", "");
+  if (!name.empty() && name.front() == '/') {
+    name.erase(0, 1);
+  }
+  auto store = network::NetworkStore::for_engine(eng);
+  for (auto& [net, ep] : out["NetworkSettings"]["Networks"].items()) {
+    if (!ep.is_object()) {
+      continue;
+    }
+    auto n = store.get(net);
+    if (!n || !n->dns_enabled) {
+      ep["DNSNames"] = nullptr;
+      continue;
+    }
+    std::vector<std::string> names = {name};
+    for (const auto& a : string_list(ep.value("Aliases", json::array()))) {
+      names.push_back(a);
+    }
+    names.push_back(short_id);
+    std::vector<std::string> unique;
+    for (auto& x : names) {
+      if (!x.empty() && std::find(unique.begin(), unique.end(), x) == unique.end()) {
+        unique.push_back(x);
+      }
+    }
+    ep["DNSNames"] = unique;
+  }
+}
+
+// API 1.45: NetworkSettings.Networks.*.Aliases are the aliases the create or connect gave, no
+// longer with the container's short id (DNSNames has it).
+void drop_short_id_aliases(json& out) {
+  if (!out["NetworkSettings"].is_object() || !out["NetworkSettings"]["Networks"].is_object()) {
+    return;
+  }
+  const std::string short_id = out.value("Id", "").substr(0, 12);
+  for (auto& [net, ep] : out["NetworkSettings"]["Networks"].items()) {
+    if (!ep.is_object() || !ep["Aliases"].is_array()) {
+      continue;
+    }
+    json kept = json::array();
+    for (const auto& a : ep["Aliases"]) {
+      if (a != short_id) {
+        kept.push_back(a);
+      }
+    }
+    ep["Aliases"] = kept.empty() ? json(nullptr) : kept;
+  }
 }
 
 json docker_row(const json& p) {
@@ -1203,6 +1325,12 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     // API 1.43: the annotations the create asked for (the spec's hold berth's own too).
     if (req.api_at_least("1.43") && !annotations.empty() && out["HostConfig"].is_object()) {
       out["HostConfig"]["Annotations"] = annotations;
+    }
+    if (req.api_at_least("1.44")) {
+      add_dns_names(eng, out);
+    }
+    if (req.api_at_least("1.45")) {
+      drop_short_id_aliases(out);
     }
     return json_response(200, out);
   };

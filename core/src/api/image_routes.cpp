@@ -4,6 +4,7 @@
 
 #include "berth/container/service.hpp"
 #include "berth/engine/engine.hpp"
+#include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
 #include "berth/sdk/unique_fd.hpp"
 #include "berth/util/log.hpp"
@@ -36,7 +37,8 @@ std::map<std::string, int> image_users(engine::Engine& eng) {
 
 // A row of GET /images/json as the client's API version has it: SharedSize is -1 unless asked
 // for (shared-size=1, API 1.42); an image without tags nor digests shows "<none>:<none>" and
-// "<none>@<none>" before API 1.43 and empty lists since.
+// "<none>@<none>" before API 1.43 and empty lists since; VirtualSize (the same as Size) is gone
+// from API 1.44.
 json docker_image_row(const json& p, const Request& req) {
   json tags = p.contains("RepoTags") && p["RepoTags"].is_array() ? p["RepoTags"] : json::array();
   json digests =
@@ -49,38 +51,76 @@ json docker_image_row(const json& p, const Request& req) {
   json labels = p.contains("Labels") && p["Labels"].is_object() && !p["Labels"].empty()
                     ? p["Labels"]
                     : json(nullptr);
-  return {{"Id", sha256_id(p.value("Id", ""))},
-          {"ParentId", p.value("ParentId", "")},
-          {"RepoTags", tags},
-          {"RepoDigests", digests},
-          {"Created", p.value("Created", int64_t{0})},
-          {"Size", p.value("Size", int64_t{0})},
-          {"SharedSize", shared ? p.value("SharedSize", int64_t{0}) : int64_t{-1}},
-          {"VirtualSize", p.value("VirtualSize", int64_t{0})},
-          {"Labels", labels},
-          {"Containers", p.value("Containers", 0)}};
+  json row = {{"Id", sha256_id(p.value("Id", ""))},
+              {"ParentId", p.value("ParentId", "")},
+              {"RepoTags", tags},
+              {"RepoDigests", digests},
+              {"Created", p.value("Created", int64_t{0})},
+              {"Size", p.value("Size", int64_t{0})},
+              {"SharedSize", shared ? p.value("SharedSize", int64_t{0}) : int64_t{-1}},
+              {"Labels", labels},
+              {"Containers", p.value("Containers", 0)}};
+  if (!req.api_at_least("1.44")) {
+    row["VirtualSize"] = p.value("VirtualSize", p.value("Size", int64_t{0}));
+  }
+  return row;
 }
 
-json docker_image_inspect(const json& p) {
+// GET /images/{name}/json as the client's API version has it: from API 1.44 no VirtualSize, from
+// 1.45 no Container and ContainerConfig (Config has the configuration).
+json docker_image_inspect(const json& p, const Request& req) {
   json cfg = p.contains("Config") ? p["Config"] : json::object();
-  return {{"Id", sha256_id(p.value("Id", ""))},
-          {"RepoTags", p.value("RepoTags", json::array())},
-          {"RepoDigests", p.value("RepoDigests", json::array())},
-          {"Parent", p.value("Parent", "")},
-          {"Comment", p.value("Comment", "")},
-          {"Created", p.value("Created", "")},
-          {"Container", ""},
-          {"ContainerConfig", cfg},
-          {"DockerVersion", p.value("Version", "")},
-          {"Author", p.value("Author", "")},
-          {"Config", cfg},
-          {"Architecture", p.value("Architecture", "")},
-          {"Os", p.value("Os", "")},
-          {"Size", p.value("Size", int64_t{0})},
-          {"VirtualSize", p.value("VirtualSize", int64_t{0})},
-          {"GraphDriver", p.value("GraphDriver", json::object())},
-          {"RootFS", p.value("RootFS", json::object())},
-          {"Metadata", {{"LastTagTime", "0001-01-01T00:00:00Z"}}}};
+  json out = {{"Id", sha256_id(p.value("Id", ""))},
+              {"RepoTags", p.value("RepoTags", json::array())},
+              {"RepoDigests", p.value("RepoDigests", json::array())},
+              {"Parent", p.value("Parent", "")},
+              {"Comment", p.value("Comment", "")},
+              {"Container", ""},
+              {"ContainerConfig", cfg},
+              {"DockerVersion", p.value("Version", "")},
+              {"Author", p.value("Author", "")},
+              {"Config", cfg},
+              {"Architecture", p.value("Architecture", "")},
+              {"Os", p.value("Os", "")},
+              {"Size", p.value("Size", int64_t{0})},
+              {"GraphDriver", p.value("GraphDriver", json::object())},
+              {"RootFS", p.value("RootFS", json::object())},
+              {"Metadata", {{"LastTagTime", "0001-01-01T00:00:00Z"}}}};
+  // Created is never missing: without one in the image config it is the time the store
+  // recorded the image (as Podman shows it), so API 1.44's omission of a missing one never applies.
+  out["Created"] = p.value("Created", "");
+  if (!req.api_at_least("1.44")) {
+    out["VirtualSize"] = p.value("VirtualSize", p.value("Size", int64_t{0}));
+  }
+  if (req.api_at_least("1.45")) {
+    out.erase("Container");
+    out.erase("ContainerConfig");
+  }
+  return out;
+}
+
+// The `until` filter of GET /images/json (API 1.44, unversioned: every version has it): images
+// created before a time (a timestamp or a Go duration back from now). Taken out of `filters`, as
+// the image module does not know it; with several, the earliest counts.
+Result<std::optional<int64_t>> take_until(std::vector<std::string>& filters) {
+  std::optional<int64_t> until;
+  const int64_t now = events::now_nano();
+  for (auto it = filters.begin(); it != filters.end();) {
+    if (it->rfind("until=", 0) != 0) {
+      ++it;
+      continue;
+    }
+    auto t = events::parse_time(it->substr(6), true, now);
+    if (!t) {
+      return fail(Errc::InvalidArgument, "invalid filter 'until=" + it->substr(6) +
+                                             "': " + t.error().message() +
+                                             " (give a timestamp or a duration such as 10m)");
+    }
+    const int64_t secs = *t / 1'000'000'000;
+    until = until ? std::min(*until, secs) : secs;
+    it = filters.erase(it);
+  }
+  return until;
 }
 
 // Docker's prune/rmi filters: "dangling=false" means every unused image.
@@ -103,12 +143,25 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     }
     API_STORE(st, eng, true);
     auto users = image_users(eng);
+    auto until = take_until(*filters);
+    if (!until) {
+      return error_response(until.error());
+    }
     image::ListOptions lo;
     lo.filters = *filters;
     lo.containers = [&](const std::string& id) { return users.count(id) ? users[id] : 0; };
     auto rows = image::list_images(st, lo);
     if (!rows) {
       return error_response(rows.error());
+    }
+    if (*until) {
+      json kept = json::array();
+      for (const auto& p : *rows) {
+        if (p.value("Created", int64_t{0}) < **until) {
+          kept.push_back(p);
+        }
+      }
+      *rows = std::move(kept);
     }
     if (libpod) {
       return json_response(200, *rows);
@@ -168,7 +221,7 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
       }
       return error_response(j.error());
     }
-    return json_response(200, libpod ? *j : docker_image_inspect(*j));
+    return json_response(200, libpod ? *j : docker_image_inspect(*j, req));
   };
   r.add("GET", "/images/{name*}/json", [inspect](Request& req) { return inspect(req, false); });
   r.add("GET", "/libpod/images/{name*}/json",

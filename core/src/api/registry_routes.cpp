@@ -148,6 +148,17 @@ void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) 
     if (term.empty()) {
       return error_response(400, "term must be given");
     }
+    // API 1.44 (unversioned): Docker Hub no longer marks images automated, so is_automated is
+    // always false and the is-automated=true filter finds nothing (false filters nothing).
+    auto filters = docker_filters(req);
+    if (!filters) {
+      return error_response(filters.error());
+    }
+    for (const auto& f : *filters) {
+      if (f == "is-automated=true" || f == "is-automated=1") {
+        return json_response(200, json::array());
+      }
+    }
     auto eng = ctx->open_engine();
     if (!eng) {
       return error_response(eng.error());

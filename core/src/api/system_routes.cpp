@@ -188,6 +188,11 @@ json docker_info(engine::Engine& eng, const Request& req) {
   if (req.api_at_least("1.42")) {
     info.erase("KernelMemory");
   }
+  if (req.api_at_least("1.44")) {
+    // Docker lists CDI spec directories only with experimental features on, else none; berth
+    // has no CDI device injection.
+    info["CDISpecDirs"] = json::array();
+  }
   return info;
 }
 
@@ -288,9 +293,11 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
            {"Created", i.value("Created", int64_t{0})},
            {"Size", i.value("Size", int64_t{0})},
            {"SharedSize", i.value("SharedSize", int64_t{0})},
-           {"VirtualSize", i.value("Size", int64_t{0})},
            {"Labels", nullptr},
            {"Containers", i.value("Containers", 0)}});
+      if (!req.api_at_least("1.44")) {
+        images.back()["VirtualSize"] = i.value("Size", int64_t{0});  // gone from API 1.44
+      }
     }
     json volumes = json::array();
     events::EventLog vlog = events::EventLog::from_config((*eng)->config());

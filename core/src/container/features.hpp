@@ -72,6 +72,10 @@ void mounts_ps_row(engine::Engine& eng, const ContainerRecord& rec, const Contai
 struct PeriodicCommand {
   int64_t interval_ms = 0;
   int64_t first_after_ms = 0;
+  // For the first start_period_ms after the start, and until a run exits 0, the runs are
+  // start_interval_ms apart (health checks' StartInterval); 0: interval_ms throughout.
+  int64_t start_interval_ms = 0;
+  int64_t start_period_ms = 0;
   std::vector<std::string> argv;
 };
 // launch_monitor(): what the monitor of `rec` runs periodically (health checks).

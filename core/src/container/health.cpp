@@ -168,13 +168,17 @@ json healthcheck_config(const ResourceOptions& r) {
   if (r.no_healthcheck || r.health_cmd.empty()) {
     return nullptr;
   }
-  return json{{"Test", r.health_cmd},
-              {"Interval", r.health_interval > 0   ? r.health_interval
-                           : r.health_interval < 0 ? 0
-                                                   : kDefaultInterval},
-              {"Timeout", r.health_timeout > 0 ? r.health_timeout : kDefaultTimeout},
-              {"StartPeriod", r.health_start_period},
-              {"Retries", r.health_retries > 0 ? r.health_retries : kDefaultRetries}};
+  json cfg{{"Test", r.health_cmd},
+           {"Interval", r.health_interval > 0   ? r.health_interval
+                        : r.health_interval < 0 ? 0
+                                                : kDefaultInterval},
+           {"Timeout", r.health_timeout > 0 ? r.health_timeout : kDefaultTimeout},
+           {"StartPeriod", r.health_start_period},
+           {"Retries", r.health_retries > 0 ? r.health_retries : kDefaultRetries}};
+  if (r.health_start_interval > 0) {
+    cfg["StartInterval"] = r.health_start_interval;
+  }
+  return cfg;
 }
 
 json health_state(const std::string& run_root, const ContainerRecord& rec) {

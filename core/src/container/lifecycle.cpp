@@ -194,8 +194,11 @@ Result<MonitorReport> launch_monitor(engine::Engine& eng, const ContainerRecord&
   }
   json periodic = json::array();
   for (const auto& p : resources_periodic(eng, rec)) {
-    periodic.push_back(
-        {{"interval_ms", p.interval_ms}, {"first_after_ms", p.first_after_ms}, {"argv", p.argv}});
+    periodic.push_back({{"interval_ms", p.interval_ms},
+                        {"first_after_ms", p.first_after_ms},
+                        {"start_interval_ms", p.start_interval_ms},
+                        {"start_period_ms", p.start_period_ms},
+                        {"argv", p.argv}});
   }
   json cfg{{"id", rec.id},
            {"runtime", runtime_name == "native" ? "native" : "oci"},

@@ -1,7 +1,10 @@
 // A container's storage flags: -v, --mount, --tmpfs, --volumes-from, --read-only-tmpfs, and
 // the anonymous volumes of the image's VOLUME list.
+#include <fcntl.h>
 #include <ftw.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include "berth/engine/engine.hpp"
 #include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
+#include "berth/sdk/unique_fd.hpp"
 #include "berth/util/fs.hpp"
 #include "berth/util/log.hpp"
 #include "berth/volume/volume.hpp"
@@ -30,6 +34,9 @@ void to_json(json& j, const MountPoint& m) {
            {"rw", m.rw},           {"propagation", m.propagation},
            {"options", m.options}, {"anonymous", m.anonymous},
            {"copy_up", m.copy_up}, {"chown", m.chown}};
+  if (!m.subpath.empty()) {
+    j["subpath"] = m.subpath;
+  }
 }
 
 void from_json(const json& j, MountPoint& m) {
@@ -45,6 +52,7 @@ void from_json(const json& j, MountPoint& m) {
   m.anonymous = j.value("anonymous", false);
   m.copy_up = j.value("copy_up", true);
   m.chown = j.value("chown", false);
+  m.subpath = j.value("subpath", "");
 }
 
 void to_json(json& j, const MountOptions& o) {
@@ -53,6 +61,7 @@ void to_json(json& j, const MountOptions& o) {
            {"tmpfs", o.tmpfs},
            {"volumes_from", o.volumes_from},
            {"read_only_tmpfs", o.read_only_tmpfs},
+           {"recursive_read_only_binds", o.recursive_read_only_binds},
            {"named_volumes", o.named_volumes},
            {"anonymous_volumes", o.anonymous_volumes},
            {"image_mounts", o.image_mounts},
@@ -66,6 +75,7 @@ void from_json(const json& j, MountOptions& o) {
   o.tmpfs = j.value("tmpfs", d.tmpfs);
   o.volumes_from = j.value("volumes_from", d.volumes_from);
   o.read_only_tmpfs = j.value("read_only_tmpfs", true);
+  o.recursive_read_only_binds = j.value("recursive_read_only_binds", false);
   o.named_volumes = j.value("named_volumes", d.named_volumes);
   o.anonymous_volumes = j.value("anonymous_volumes", d.anonymous_volumes);
   o.image_mounts = j.value("image_mounts", d.image_mounts);
@@ -272,6 +282,19 @@ Result<MountRequest> parse_mount_flag(const std::string& spec) {
       bool nr = false;
       BERTH_TRYV(boolean(nr));
       r.recursive = !nr;
+    } else if (key == "bind-recursive") {
+      // Docker's: enabled (the default), disabled (bind-nonrecursive), writable (read-only
+      // without the submounts), readonly (read-only with the submounts, or an error).
+      if (val == "disabled") {
+        r.recursive = false;
+      } else if (val == "enabled" || val == "writable" || val == "readonly") {
+        r.recursive = true;
+        r.read_only_recursion = val;
+      } else {
+        return fail(Errc::InvalidArgument,
+                    what + ": invalid value for bind-recursive: " + val +
+                        " (must be \"enabled\", \"disabled\", \"writable\", or \"readonly\")");
+      }
     } else if (key == "relabel") {
       if (val != "shared" && val != "private") {
         return fail(Errc::InvalidArgument, what + ": relabel must be shared or private");
@@ -299,6 +322,8 @@ Result<MountRequest> parse_mount_flag(const std::string& spec) {
       bool nocopy = true;
       BERTH_TRYV(boolean(nocopy));
       r.copy = !nocopy;
+    } else if (key == "subpath" || key == "volume-subpath") {
+      r.subpath = val;
     } else if (key == "consistency" || key == "volume-label") {
       // Docker compatibility: ignored.
     } else if (is_flag(key)) {
@@ -310,6 +335,23 @@ Result<MountRequest> parse_mount_flag(const std::string& spec) {
   if (!have_type) {
     return fail(Errc::InvalidArgument,
                 what + ": type must be given (type=bind|volume|tmpfs|image)");
+  }
+  if (!r.subpath.empty()) {
+    if (r.type != "volume") {
+      return fail(Errc::InvalidArgument, what + ": subpath is only allowed with type=volume");
+    }
+    const auto clean = std::filesystem::path(r.subpath).lexically_normal().string();
+    if (r.subpath.front() == '/' || clean == ".." || clean.rfind("../", 0) == 0) {
+      return fail(Errc::InvalidArgument,
+                  what + ": subpath must be a relative path within the volume; got " + r.subpath);
+    }
+  }
+  if (!r.read_only_recursion.empty() && r.type != "bind") {
+    return fail(Errc::InvalidArgument, what + ": bind-recursive is only allowed with type=bind");
+  }
+  if (r.read_only_recursion == "readonly" && !r.read_only) {
+    return fail(Errc::InvalidArgument,
+                what + ": bind-recursive=readonly needs a read-only mount (add readonly)");
   }
   if (r.tmpcopyup && r.type != "tmpfs") {
     return fail(Errc::InvalidArgument,
@@ -394,6 +436,15 @@ Result<void> chown_tree(const std::string& path, uid_t uid, gid_t gid) {
   return {};
 }
 
+// mount_setattr(2) (Linux 5.12): a probe with a bad descriptor fails with EBADF where the call
+// exists, ENOSYS where it does not.
+bool kernel_has_mount_setattr() {
+  static const bool has = [] {
+    return ::syscall(SYS_mount_setattr, -1, "", 0, nullptr, 0) == 0 || errno != ENOSYS;
+  }();
+  return has;
+}
+
 struct Preparer {
   engine::Engine& eng;
   const ContainerRecord& rec;
@@ -415,13 +466,50 @@ struct Preparer {
     return *user;
   }
 
-  std::vector<std::string> bind_options(const MountRequest& r, MountPoint& mp) {
+  Result<std::vector<std::string>> bind_options(const MountRequest& r, MountPoint& mp,
+                                                const std::string& what) {
     std::vector<std::string> o = {r.recursive ? "rbind" : "bind"};
-    o.push_back(r.read_only ? "ro" : "rw");
-    o.insert(o.end(), r.flags.begin(), r.flags.end());
     mp.propagation = r.propagation.empty() ? "rprivate" : r.propagation;
+    BERTH_TRY(bool rro, recursively_read_only(r, mp.propagation, what));
+    o.push_back(rro ? "rro" : r.read_only ? "ro" : "rw");
+    o.insert(o.end(), r.flags.begin(), r.flags.end());
     o.push_back(mp.propagation);
     return o;
+  }
+
+  // Whether a read-only bind is made read-only with its submounts ("rro", which runc, crun and
+  // the native runtime apply with mount_setattr(2)). Only a private mount can be: a submount
+  // propagated in later would be writable.
+  Result<bool> recursively_read_only(const MountRequest& r, const std::string& propagation,
+                                     const std::string& what) {
+    if (r.type != "bind" || !r.read_only || !r.recursive) {
+      return false;  // a volume or an image has no submounts of the host's
+    }
+    const std::string mode = !r.read_only_recursion.empty()           ? r.read_only_recursion
+                             : opts.storage.recursive_read_only_binds ? "enabled"
+                                                                      : "writable";
+    if (mode == "writable") {
+      return false;
+    }
+    const bool private_mount = propagation == "rprivate" || propagation == "private";
+    const bool kernel = kernel_has_mount_setattr();
+    if (mode == "readonly") {
+      if (!private_mount) {
+        return fail(Errc::InvalidArgument,
+                    what +
+                        ": a recursively read-only bind (ReadOnlyForceRecursive, "
+                        "bind-recursive=readonly) needs rprivate propagation; it has " +
+                        propagation);
+      }
+      if (!kernel) {
+        return fail(Error(Errc::NotSupported,
+                          what + ": this kernel cannot make a bind mount recursively read-only "
+                                 "(mount_setattr(2) needs Linux 5.12 or later)")
+                        .hint("mount it read-only without its submounts (ReadOnlyNonRecursive, "
+                              "bind-recursive=writable)"));
+      }
+    }
+    return private_mount && kernel;
   }
 
   Result<void> add(const MountRequest& r, const std::string& what) {
@@ -475,7 +563,7 @@ struct Preparer {
         BERTH_TRYV(chown_tree(src, uid, gid));
       }
       bm.source = src;
-      bm.options = bind_options(r, mp);
+      BERTH_TRY(bm.options, bind_options(r, mp, what));
       mp.source = src;
       mp.options = bm.options;
     } else if (r.type == "volume") {
@@ -508,12 +596,22 @@ struct Preparer {
       // Mounted (an option volume), chowned and filled from the image when the container
       // starts: mounts_before_init.
       BERTH_TRY(auto vol, vs->get(name));
-      const std::string host = vol.mountpoint;
+      std::string host = vol.mountpoint;
       opts.storage.named_volumes.push_back(name);
       mp.copy_up = r.copy.value_or(true);
       mp.chown = r.chown;
+      if (!r.subpath.empty()) {
+        // A part of the volume: the image's content is not copied into it (it would land in
+        // the volume's root), and it is checked to stay inside at each start.
+        mp.subpath = std::filesystem::path(r.subpath).lexically_normal().string();
+        while (mp.subpath.size() > 1 && mp.subpath.back() == '/') {
+          mp.subpath.pop_back();
+        }
+        mp.copy_up = false;
+        host += "/" + mp.subpath;
+      }
       bm.source = host;
-      bm.options = bind_options(r, mp);
+      BERTH_TRY(bm.options, bind_options(r, mp, what));
       mp.name = name;
       mp.source = host;
       mp.driver = "local";
@@ -527,7 +625,7 @@ struct Preparer {
       undo->images_mounted.push_back(img->id);
       opts.storage.image_mounts.push_back(img->id);
       bm.source = path;
-      bm.options = bind_options(r, mp);
+      BERTH_TRY(bm.options, bind_options(r, mp, what));
       mp.name = img->id;
       mp.source = path;
       mp.options = bm.options;
@@ -719,6 +817,34 @@ struct AcquireUndo {
   }
 };
 
+// A volume's subpath, now that the volume is mounted: it must be there and resolve inside the
+// volume (a symlink of the volume's content may not lead out of it: RESOLVE_BENEATH).
+Result<void> check_subpath(const std::string& volume_root, const MountPoint& mp,
+                           const std::string& container) {
+  const std::string what =
+      "container " + container + ": subpath " + mp.subpath + " of volume " + mp.name;
+  UniqueFd root(::open(volume_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return fail(Error::from_errno(what + ": open the volume", volume_root, errno));
+  }
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  UniqueFd sub(
+      static_cast<int>(::syscall(SYS_openat2, root.get(), mp.subpath.c_str(), &how, sizeof(how))));
+  if (!sub) {
+    if (errno == EXDEV) {
+      return fail(Errc::PermissionDenied,
+                  what +
+                      ": the path leads out of the volume (through a symlink or ..); mount "
+                      "the volume's root or another subpath");
+    }
+    return fail(Error::from_errno(what + ": open", volume_root + "/" + mp.subpath, errno)
+                    .hint("create the directory in the volume first"));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec) {
@@ -785,6 +911,9 @@ Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec)
     }
     if (mp.chown) {
       BERTH_TRYV(chown_tree(v.mountpoint, user->first, user->second));
+    }
+    if (!mp.subpath.empty()) {
+      BERTH_TRYV(check_subpath(v.mountpoint, mp, rec.name));
     }
   }
   std::string text;
@@ -891,7 +1020,7 @@ void mounts_inspect(engine::Engine& /*eng*/, const ContainerRecord& rec,
         o += "," + mp.mode;
       }
       for (const auto& x : mp.options) {
-        if (x == "ro" || x == "rw") {
+        if (x == "ro" || x == "rw" || x == "rro") {
           continue;
         }
         o += "," + x;

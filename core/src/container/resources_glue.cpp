@@ -66,6 +66,7 @@ void to_json(json& j, const ResourceOptions& o) {
            {"health_interval", o.health_interval},
            {"health_timeout", o.health_timeout},
            {"health_start_period", o.health_start_period},
+           {"health_start_interval", o.health_start_interval},
            {"health_retries", o.health_retries},
            {"health_on_failure", o.health_on_failure},
            {"no_healthcheck", o.no_healthcheck}};
@@ -101,6 +102,7 @@ void from_json(const json& j, ResourceOptions& o) {
   o.health_interval = j.value("health_interval", d.health_interval);
   o.health_timeout = j.value("health_timeout", d.health_timeout);
   o.health_start_period = j.value("health_start_period", d.health_start_period);
+  o.health_start_interval = j.value("health_start_interval", d.health_start_interval);
   o.health_retries = j.value("health_retries", d.health_retries);
   o.health_on_failure = j.value("health_on_failure", d.health_on_failure);
   o.no_healthcheck = j.value("no_healthcheck", d.no_healthcheck);
@@ -395,6 +397,9 @@ Result<void> resolve_healthcheck(engine::Engine& eng, const ContainerRecord& rec
       }
       if (r.health_start_period == 0) {
         r.health_start_period = hc.value("StartPeriod", int64_t{0});
+      }
+      if (r.health_start_interval == 0) {
+        r.health_start_interval = hc.value("StartInterval", int64_t{0});
       }
       if (r.health_retries == 0) {
         r.health_retries = hc.value("Retries", 0);
@@ -1247,6 +1252,12 @@ std::vector<PeriodicCommand> resources_periodic(engine::Engine& eng, const Conta
   const int64_t interval_ns = r.health_interval > 0 ? r.health_interval : 30'000'000'000;
   c.interval_ms = std::max<int64_t>(interval_ns / 1'000'000, 1);
   c.first_after_ms = c.interval_ms;
+  if (r.health_start_interval > 0 && r.health_start_period > 0) {
+    // In the start period the checks run at the start interval until one passes.
+    c.start_interval_ms = std::max<int64_t>(r.health_start_interval / 1'000'000, 1);
+    c.start_period_ms = std::max<int64_t>(r.health_start_period / 1'000'000, 1);
+    c.first_after_ms = c.start_interval_ms;
+  }
   c.argv = {self_exe(), "--root", eng.graphroot(), "--runroot", eng.runroot()};
   if (eng.storage_choice()) {
     c.argv.push_back("--storage-driver");

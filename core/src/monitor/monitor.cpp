@@ -366,8 +366,14 @@ class Reader {
 struct Periodic {
   int64_t interval_ms = 0;
   int64_t first_after_ms = 0;
+  // Until start_period_ms after the start, and until a run exits 0, runs are start_interval_ms
+  // apart (a health check's StartInterval); 0: interval_ms throughout.
+  int64_t start_interval_ms = 0;
+  int64_t start_period_ms = 0;
   std::vector<std::string> argv;
-  int64_t due = -1;  // monotonic ms; -1 until the container is started
+  int64_t due = -1;          // monotonic ms; -1 until the container is started
+  int64_t started = -1;      // monotonic ms of the container's start
+  bool passed_once = false;  // a run exited 0
 };
 
 struct Config {
@@ -404,6 +410,8 @@ bool load_config(const char* path, Config& c, std::string& err) {
       Periodic pc;
       pc.interval_ms = item.number_or("interval_ms", 0);
       pc.first_after_ms = item.number_or("first_after_ms", 0);
+      pc.start_interval_ms = item.number_or("start_interval_ms", 0);
+      pc.start_period_ms = item.number_or("start_period_ms", 0);
       pc.argv = item.strings("argv");
       if (!pc.argv.empty() && pc.interval_ms > 0) {
         c.periodic.push_back(std::move(pc));
@@ -512,6 +520,7 @@ class Monitor {
   int64_t oom_base_ = 0;
   pid_t periodic_pid_ = 0;
   size_t periodic_idx_ = 0;
+  Periodic* periodic_running_ = nullptr;  // the entry whose run periodic_pid_ is
 };
 
 void Monitor::add(int fd, uint32_t events) {
@@ -662,6 +671,7 @@ void Monitor::on_ctl() {
         for (auto& p : cfg_.periodic) {
           if (p.due < 0) {
             p.due = now + p.first_after_ms;
+            p.started = now;
           }
         }
       }
@@ -684,6 +694,10 @@ void Monitor::reap() {
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     } else if (p == periodic_pid_) {
       periodic_pid_ = 0;
+      if (periodic_running_ != nullptr && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        periodic_running_->passed_once = true;
+      }
+      periodic_running_ = nullptr;
     }
   }
 }
@@ -706,7 +720,9 @@ void Monitor::run_periodic() {
   }
   ++periodic_idx_;
   // The next run counts from this start; a run that takes longer delays the next.
-  pick->due = now + pick->interval_ms;
+  const bool starting = pick->start_interval_ms > 0 && !pick->passed_once &&
+                        now < pick->started + pick->start_period_ms;
+  pick->due = now + (starting ? pick->start_interval_ms : pick->interval_ms);
   std::vector<char*> argv;
   for (auto& a : pick->argv) {
     argv.push_back(a.data());
@@ -727,6 +743,7 @@ void Monitor::run_periodic() {
   }
   if (c > 0) {
     periodic_pid_ = c;
+    periodic_running_ = pick;
   }
 }
 

@@ -208,6 +208,20 @@ Result<void> mount_one(int root_fd, const MountSpec& m, int source_fd) {
       BERTH_TRYV(do_mount(nullptr, target, nullptr,
                           MS_REMOUNT | MS_BIND | extra | existing_flags(target), ""));
     }
+    if (m.recursive_readonly) {
+      // The remount above made the top mount read-only; the submounts too, as one change.
+      mount_attr attr{};
+      attr.attr_set = MOUNT_ATTR_RDONLY;
+      if (::syscall(SYS_mount_setattr, AT_FDCWD, target.c_str(), AT_RECURSIVE, &attr,
+                    sizeof(attr)) != 0) {
+        return fail(Error::from_errno("make the bind mount of " + m.source +
+                                          " recursively read-only (mount_setattr) on",
+                                      target, errno)
+                        .hint("recursively read-only mounts need Linux 5.12 or later; mount it "
+                              "read-only without its submounts' flags changed instead "
+                              "(ReadOnlyNonRecursive, --mount ...,bind-recursive=writable)"));
+      }
+    }
   } else if (m.tmpcopyup) {
     // The covered directory, opened before the mount hides it; the tmpfs is made writable for
     // the copy and then gets its own flags.

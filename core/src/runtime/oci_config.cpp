@@ -174,6 +174,11 @@ void parse_mount_options(const std::vector<std::string>& options, MountSpec& out
       known = true;
       out.tmpcopyup = true;
     }
+    if (o == "rro") {
+      known = true;
+      out.recursive_readonly = true;
+      out.flags |= MS_RDONLY;
+    }
     if (!known) {
       if (!out.data.empty()) {
         out.data += ',';

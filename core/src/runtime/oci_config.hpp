@@ -25,6 +25,9 @@ struct MountSpec {
   unsigned long propagation = 0;  // MS_PRIVATE / MS_SLAVE / MS_SHARED / MS_UNBINDABLE (+MS_REC)
   bool bind = false;
   bool tmpcopyup = false;  // tmpfs: the rootfs content at the destination copied in (crun, runc)
+  // "rro" (runc, crun): read-only with every submount too (mount_setattr(2), AT_RECURSIVE);
+  // an error when the kernel cannot.
+  bool recursive_readonly = false;
 };
 
 struct RlimitSpec {

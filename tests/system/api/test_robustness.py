@@ -21,14 +21,14 @@ class RobustnessTest(ApiTestCase):
         self.assertIn("malformed JSON", body["message"])
 
     def test_versions(self):
-        for v in ["1.24", "1.41", "1.43"]:
+        for v in ["1.24", "1.41", "1.44", "1.45"]:
             self.assertEqual(self.request("GET", f"/v{v}/_ping")[0], 200)
         status, _, data = self.request("GET", "/v1.12/version")
         self.assertEqual(status, 400)
         self.assertIn("too old", json.loads(data)["message"])
         status, headers, data = self.request("GET", "/_ping")
         self.assertEqual(data, b"OK")
-        self.assertEqual(headers["Api-Version"], "1.43")
+        self.assertEqual(headers["Api-Version"], "1.44")
         self.assertEqual(headers["Ostype"], "linux")
         self.assertEqual(headers["Docker-Experimental"], "false")
         status, headers, data = self.request("HEAD", "/_ping")
@@ -77,7 +77,7 @@ class RobustnessTest(ApiTestCase):
             for _ in range(5):
                 status, _, data = self.request("GET", "/v1.41/version", timeout=10)
                 self.assertEqual(status, 200)
-                self.assertEqual(json.loads(data)["ApiVersion"], "1.43")
+                self.assertEqual(json.loads(data)["ApiVersion"], "1.44")
         finally:
             stop.set()
             t.join()

@@ -18,12 +18,16 @@
 
 namespace berth::api {
 
-// The Docker Engine API versions accepted in paths; the service speaks kApiVersion. Each
-// version's changes up to kApiVersion that touch an endpoint berth serves are honoured, with the
-// older behaviour for a client that asks for an older version (Request::api_at_least).
-inline constexpr std::string_view kApiVersion = "1.43";
+// The Docker Engine API versions accepted in paths; the service speaks kApiVersion (what
+// /version, _ping and unversioned paths give, so what negotiating clients settle on). Each
+// version's changes up to kMaxApiVersion that touch an endpoint berth serves are honoured, with
+// the older behaviour for a client that asks for an older version (Request::api_at_least).
+// 1.45 is served to a client that asks for it but not advertised: from 1.45 Aliases lose the
+// short id, and docker-compose 1.x then disconnects and reconnects each container's network,
+// which berth refuses for a container's last network.
+inline constexpr std::string_view kApiVersion = "1.44";
 inline constexpr std::string_view kMinApiVersion = "1.24";
-inline constexpr std::string_view kMaxApiVersion = "1.43";
+inline constexpr std::string_view kMaxApiVersion = "1.45";
 
 struct Request {
   std::string method;                         // "GET"

@@ -30,6 +30,9 @@ struct MountPoint {
   // image's content into a new volume (nocopy clears it), chown it to the container's user (U).
   bool copy_up = true;
   bool chown = false;
+  // A volume's subdirectory mounted instead of its root (--mount ...,subpath=, Docker's
+  // VolumeOptions.Subpath): relative, checked at each start to stay inside the volume.
+  std::string subpath;
 };
 void to_json(nlohmann::json& j, const MountPoint& m);
 void from_json(const nlohmann::json& j, MountPoint& m);
@@ -41,6 +44,10 @@ struct MountOptions {
   std::vector<std::string> volumes_from;  // --volumes-from CTR[:ro|rw]
   // --read-only-tmpfs: with --read-only, tmpfs on /tmp, /var/tmp and /run (default true).
   bool read_only_tmpfs = true;
+  // A read-only bind that does not choose (bind-recursive=...) is recursively read-only, its
+  // submounts too, where the kernel can (Docker API 1.44 and later); else only its top mount is
+  // (Podman's -v ...:ro and --mount ...,ro, and Docker API clients before 1.44).
+  bool recursive_read_only_binds = false;
   // Filled at create: the named volumes this container holds (anonymous ones included) and which
   // of them are anonymous (removed with `rm -v`).
   std::vector<std::string> named_volumes;
@@ -59,11 +66,16 @@ struct MountRequest {
   std::string source;  // host path, volume name ("" = anonymous) or image
   std::string destination;
   bool read_only = false;
-  std::string relabel;       // "z" / "Z"
-  bool chown = false;        // U: chown the source to the container's user
-  std::string propagation;   // "" = default
-  bool recursive = true;     // rbind (bind-nonrecursive / "bind" clears it)
+  std::string relabel;      // "z" / "Z"
+  bool chown = false;       // U: chown the source to the container's user
+  std::string propagation;  // "" = default
+  bool recursive = true;    // rbind (bind-nonrecursive / "bind" clears it)
+  // Docker's bind-recursive for a read-only bind: "enabled" (recursively read-only where the
+  // kernel can), "writable" (the top mount only: ReadOnlyNonRecursive), "readonly" (recursively
+  // or an error: ReadOnlyForceRecursive); "" = MountOptions::recursive_read_only_binds decides.
+  std::string read_only_recursion;
   std::optional<bool> copy;  // copy / nocopy (volumes)
+  std::string subpath;       // volumes: subpath= / volume-subpath= (a directory of the volume)
   // tmpfs: copy the image's content at the destination into the new tmpfs (tmpcopyup, Podman's
   // default) or not (notmpcopyup).
   std::optional<bool> tmpcopyup;

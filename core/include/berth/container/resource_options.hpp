@@ -46,6 +46,9 @@ struct ResourceOptions {
   int64_t health_interval = 0;  // 0: the default (30 s); -1: "disable" (no periodic run)
   int64_t health_timeout = 0;
   int64_t health_start_period = 0;
+  // Docker's StartInterval (API 1.44): the interval of the checks in the start period until one
+  // passes; 0: the checks keep `health_interval` then too.
+  int64_t health_start_interval = 0;
   int health_retries = 0;
   std::string health_on_failure = "none";  // none, kill, restart, stop
   bool no_healthcheck = false;
