@@ -199,6 +199,22 @@ struct EntryDeleter {
   void operator()(archive_entry* e) const { archive_entry_free(e); }
 };
 
+using TarWriter = std::unique_ptr<struct archive, WriterDeleter>;
+
+// A pax tar writer on `out_fd` (no padding of the last block: the reader may be a pipe).
+Result<TarWriter> open_tar_writer(int out_fd, const std::string& what) {
+  TarWriter w(archive_write_new());
+  if (!w) {
+    return fail(Errc::Internal, "tar " + what + ": out of memory");
+  }
+  archive_write_set_format_pax_restricted(w.get());
+  archive_write_set_bytes_in_last_block(w.get(), 1);
+  if (archive_write_open_fd(w.get(), out_fd) != ARCHIVE_OK) {
+    return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
+  }
+  return w;
+}
+
 // Which side of a container's user namespace a tar's owners are written for.
 enum class IdWay {
   ToContainer,  // host files leaving the container (export, cp out): as the container sees them
@@ -354,16 +370,11 @@ Result<void> copy_entry_data(struct archive* r, struct archive* w, std::vector<c
 Result<void> write_path_tar(const std::string& path, const std::string& top, int out_fd,
                             const std::string& what, const EntryRules& rules) {
   std::unique_ptr<struct archive, ArchiveDeleter> disk(archive_read_disk_new());
-  std::unique_ptr<struct archive, WriterDeleter> w(archive_write_new());
-  if (!disk || !w) {
+  if (!disk) {
     return fail(Errc::Internal, "tar " + what + ": out of memory");
   }
   archive_read_disk_set_symlink_hybrid(disk.get());
-  archive_write_set_format_pax_restricted(w.get());
-  archive_write_set_bytes_in_last_block(w.get(), 1);
-  if (archive_write_open_fd(w.get(), out_fd) != ARCHIVE_OK) {
-    return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
-  }
+  BERTH_TRY(TarWriter w, open_tar_writer(out_fd, what));
   if (archive_read_disk_open(disk.get(), path.c_str()) != ARCHIVE_OK) {
     return fail(Errc::Internal, "read " + what + ": " + archive_error_string(disk.get()));
   }
@@ -437,8 +448,7 @@ struct FdSource {
 // cannot hold, or a refused replacement, fails before anything reaches the container.
 Result<void> rewrite_tar(int in_fd, int out_fd, const EntryRules& rules, const std::string& what) {
   std::unique_ptr<struct archive, ArchiveDeleter> r(archive_read_new());
-  std::unique_ptr<struct archive, WriterDeleter> w(archive_write_new());
-  if (!r || !w) {
+  if (!r) {
     return fail(Errc::Internal, "read " + what + ": out of memory");
   }
   archive_read_support_filter_all(r.get());
@@ -456,11 +466,7 @@ Result<void> rewrite_tar(int in_fd, int out_fd, const EntryRules& rules, const s
   if (archive_read_open(r.get(), &src, nullptr, &FdSource::read, nullptr) != ARCHIVE_OK) {
     return fail(read_error());
   }
-  archive_write_set_format_pax_restricted(w.get());
-  archive_write_set_bytes_in_last_block(w.get(), 1);
-  if (archive_write_open_fd(w.get(), out_fd) != ARCHIVE_OK) {
-    return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
-  }
+  BERTH_TRY(TarWriter w, open_tar_writer(out_fd, what));
   std::vector<char> buf(1 << 16);
   for (;;) {
     archive_entry* e = nullptr;
