@@ -244,13 +244,24 @@ class BridgeDriver final : public sdk::NetworkDriver {
   }
 
   Result<void> teardown(const sdk::SetupRequest& req) override {
-    BERTH_TRY(auto fw, open_firewall());
+    // The host-wide lock at once (a setup must not plug into a bridge this removes), the
+    // firewall backend (a context and a listing) only when rules go: a container without
+    // published ports leaving a bridge that stays changes none.
+    BERTH_TRY(auto lock, firewall::lock_firewall(firewall_lock_file()));
+    firewall::FirewallPtr fw_held;
+    auto fw = [&]() -> Result<firewall::Firewall*> {
+      if (!fw_held) {
+        BERTH_TRY(fw_held, firewall::open_backend(option("firewall_driver")));
+      }
+      return fw_held.get();
+    };
     BERTH_TRY(auto host, netlink::Socket::open());
     // The published ports' rules go with the request that names them (a full teardown, or the
     // disconnect of the network that carries them), not with the disconnect of another network.
     bool removed_rules = false;  // a container's port rules: the base chains may be unused now
     if (!req.ports.empty()) {
-      BERTH_TRYV(fw->remove_container(container_key(req.container_id)));
+      BERTH_TRY(auto f, fw());
+      BERTH_TRYV(f->remove_container(container_key(req.container_id)));
       removed_rules = true;
     }
     for (const auto& a : req.attachments) {
@@ -260,12 +271,13 @@ class BridgeDriver final : public sdk::NetworkDriver {
         // it (other stores' networks share the bridge with subnets of their own), including
         // this one's rules as written before they were tagged with the bridge.
         BERTH_TRYV(host.delete_link(a.network.interface));
-        BERTH_TRYV(fw->remove_networks_on(a.network.interface, network_key(a.network)));
+        BERTH_TRY(auto f, fw());
+        BERTH_TRYV(f->remove_networks_on(a.network.interface, network_key(a.network)));
         BERTH_TRYV(dns::stop(dns_pid_file(a.network.name)));
       }
     }
     // Only then can berth's base chains have become unused (each check is a listing).
-    return removed_rules ? fw->remove_base_if_unused() : Result<void>();
+    return removed_rules ? fw_held->remove_base_if_unused() : Result<void>();
   }
 
   std::vector<std::pair<std::string, std::string>> info() override {
@@ -307,17 +319,16 @@ class BridgeDriver final : public sdk::NetworkDriver {
   // over different stores (--root/--runroot) change them too, so the lock that serialises their
   // read-modify-write is host-wide, not per store.
   Result<firewall::FirewallPtr> open_firewall() {
+    return firewall::open_firewall(option("firewall_driver"), firewall_lock_file());
+  }
+  std::string firewall_lock_file() const {
     fs::path dir = "/run/lock";
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
       dir = "/run/berth";
-      fs::create_directories(dir, ec);
-      if (ec) {
-        return fail(Errc::Internal, "create " + dir.string() + ": " + ec.message());
-      }
+      fs::create_directories(dir, ec);  // a failure shows when the lock file is opened
     }
-    return firewall::open_firewall(option("firewall_driver"),
-                                   (dir / "berth-nftables.lock").string());
+    return (dir / "berth-nftables.lock").string();
   }
 
   sdk::PluginContext ctx_;

@@ -88,12 +88,7 @@ Tag parse_tag(const std::string& comment) {
   return t;
 }
 
-Result<FirewallPtr> open_firewall(const std::string& driver, const std::string& lock_file) {
-  if (driver != "" && driver != "nftables" && driver != "iptables" && driver != "none") {
-    return fail(Errc::InvalidArgument, "firewall_driver \"" + driver +
-                                           "\" is not supported (use nftables, iptables or none "
-                                           "in containers.conf)");
-  }
+Result<UniqueFd> lock_firewall(const std::string& lock_file) {
   UniqueFd lock(::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock) {
     return fail_errno("open lock file", lock_file);
@@ -103,12 +98,35 @@ Result<FirewallPtr> open_firewall(const std::string& driver, const std::string& 
       return fail_errno("lock", lock_file);
     }
   }
+  return lock;
+}
+
+Result<FirewallPtr> open_firewall(const std::string& driver, const std::string& lock_file) {
+  BERTH_TRY(UniqueFd lock, lock_firewall(lock_file));
+  BERTH_TRY(FirewallPtr inner, open_backend(driver));
+  return std::make_unique<Locked>(std::move(lock), std::move(inner));
+}
+
+Result<FirewallPtr> open_backend(const std::string& driver) {
+  if (driver != "" && driver != "nftables" && driver != "iptables" && driver != "none") {
+    return fail(Errc::InvalidArgument, "firewall_driver \"" + driver +
+                                           "\" is not supported (use nftables, iptables or none "
+                                           "in containers.conf)");
+  }
+  // The default tries nftables first; opening it is the probe (one listing of berth's table,
+  // kept for the first change), so no separate context and listing just to choose.
   std::string why;
-  std::string chosen = resolve(driver, &why);
   FirewallPtr inner;
-  if (chosen == "none") {
+  if (driver.empty()) {
+    auto nft = open_nftables();
+    if (nft) {
+      return std::move(*nft);
+    }
+    why = nft.error().message();
+  }
+  if (driver == "none") {
     inner = std::make_unique<NoFirewall>();
-  } else if (chosen == "nftables") {
+  } else if (driver == "nftables") {
     BERTH_TRY(inner, open_nftables());
   } else {
     auto r = open_iptables();
@@ -121,7 +139,7 @@ Result<FirewallPtr> open_firewall(const std::string& driver, const std::string& 
     }
     inner = std::move(*r);
   }
-  return std::make_unique<Locked>(std::move(lock), std::move(inner));
+  return inner;
 }
 
 std::string probe_description(const std::string& driver) {

@@ -26,6 +26,7 @@
 
 #include "berth/sdk/network.hpp"
 #include "berth/sdk/result.hpp"
+#include "berth/sdk/unique_fd.hpp"
 
 namespace berth::firewall {
 
@@ -74,6 +75,11 @@ Tag parse_tag(const std::string& comment);
 // for its life: the rules are host-wide, changed by berth processes of every store. A named
 // driver that cannot work here is an error saying why; "" falls back as above.
 Result<FirewallPtr> open_firewall(const std::string& driver, const std::string& lock_file);
+// The two halves of open_firewall, for a caller that must hold the lock over its own steps
+// (removing a bridge) and may need no backend at all: the lock (flock on `lock_file`, held while
+// the fd lives), and the backend, used only while that lock is held.
+Result<UniqueFd> lock_firewall(const std::string& lock_file);
+Result<FirewallPtr> open_backend(const std::string& driver);
 
 // What `driver` resolves to on this host, without taking the lock ("nftables", "iptables",
 // "none") and why, for `berth info`.

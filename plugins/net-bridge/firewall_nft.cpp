@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "firewall.hpp"
@@ -125,7 +126,27 @@ class NftFirewall final : public Firewall {
   NftFirewall(const NftFirewall&) = delete;
   NftFirewall& operator=(const NftFirewall&) = delete;
 
+  // Lists berth's table once: that the kernel's nf_tables answers is the probe that picks this
+  // backend, and the listing serves the first change (nothing else changes the rules while the
+  // host-wide lock is held). A missing table is an answer; a refusal (no nf_tables, no
+  // CAP_NET_ADMIN) is the error.
+  Result<void> probe() {
+    auto text = run(std::string("list table ") + kTable, true);
+    if (!text) {
+      if (!missing_table(text.error().message())) {
+        return fail(Errc::NotSupported, "the kernel refuses " + text.error().message());
+      }
+      cached_ = Listing{};
+      return {};
+    }
+    BERTH_TRY(cached_, parse_listing(*text));
+    return {};
+  }
+
   Result<std::string> run(const std::string& cmds, bool json = false) {
+    if (!json) {
+      cached_.reset();  // a change: the next listing is read anew
+    }
     api().set_flags(ctx_, json ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
     int rc = api().run(ctx_, cmds.c_str());
     std::string out = api().output(ctx_);
@@ -289,13 +310,29 @@ class NftFirewall final : public Firewall {
     return {};
   }
 
+  static bool missing_table(const std::string& error) {
+    return error.find("No such file or directory") != std::string::npos;
+  }
+
   Result<Listing> listing() {
-    Listing l;
+    if (cached_) {
+      Listing l = std::move(*cached_);
+      cached_.reset();
+      return l;
+    }
     auto text = run(std::string("list table ") + kTable, true);
     if (!text) {
-      return l;  // no table yet
+      if (missing_table(text.error().message())) {
+        return Listing{};
+      }
+      return fail(std::move(text).error());
     }
-    auto j = nlohmann::json::parse(*text, nullptr, false);
+    return parse_listing(*text);
+  }
+
+  static Result<Listing> parse_listing(const std::string& text) {
+    Listing l;
+    auto j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) {
       return fail(Errc::Internal, "nftables: unreadable JSON listing of table berth");
     }
@@ -316,6 +353,7 @@ class NftFirewall final : public Firewall {
   }
 
   nft_ctx* ctx_;
+  std::optional<Listing> cached_;  // the probe's listing, until used or a change
 };
 
 }  // namespace
@@ -348,7 +386,9 @@ Result<FirewallPtr> open_nftables() {
   }
   api().buffer_output(ctx);
   api().buffer_error(ctx);
-  return std::make_unique<NftFirewall>(ctx);
+  auto fw = std::make_unique<NftFirewall>(ctx);
+  BERTH_TRYV(fw->probe());
+  return fw;
 }
 
 }  // namespace berth::firewall
