@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/openat2.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -445,6 +446,14 @@ bool kernel_has_mount_setattr() {
   return has;
 }
 
+// Where a volume's subpath is bind-mounted for the runtime (the spec's source): a directory of
+// the container's run dir, root's alone. mounts_before_init binds the subpath there from the
+// descriptor its check opened, so the runtime mounts what was checked — not a path that a
+// container sharing the volume could turn into a symlink out of it between check and mount.
+std::string subpath_stage(const std::string& runroot, const std::string& id, size_t index) {
+  return run_dir(runroot, id) + "/subpaths/" + std::to_string(index);
+}
+
 struct Preparer {
   engine::Engine& eng;
   const ContainerRecord& rec;
@@ -610,7 +619,9 @@ struct Preparer {
         mp.copy_up = false;
         host += "/" + mp.subpath;
       }
-      bm.source = host;
+      bm.source = mp.subpath.empty()
+                      ? host
+                      : subpath_stage(eng.runroot(), rec.id, opts.storage.mount_points.size());
       BERTH_TRY(bm.options, bind_options(r, mp, what));
       mp.name = name;
       mp.source = host;
@@ -662,13 +673,17 @@ struct Preparer {
             mp.options.begin(), mp.options.end(),
             [](const std::string& o) { return o == "ro" || o == "rw"; }, mode);
       }
+      std::string source = mp.source;
       if (mp.type == "volume") {
         BERTH_TRY(auto vol, vs->get(mp.name));
-        mp.source = vol.mountpoint;
+        mp.source = vol.mountpoint + (mp.subpath.empty() ? "" : "/" + mp.subpath);
+        source = mp.subpath.empty()
+                     ? mp.source
+                     : subpath_stage(eng.runroot(), rec.id, opts.storage.mount_points.size());
         opts.storage.named_volumes.push_back(mp.name);
       }
       mp.anonymous = false;  // it belongs to the other container
-      so.mounts.push_back(spec::BindMount{mp.source, mp.destination, mp.options});
+      so.mounts.push_back(spec::BindMount{source, mp.destination, mp.options});
       opts.storage.mount_points.push_back(mp);
     }
     return {};
@@ -819,8 +834,8 @@ struct AcquireUndo {
 
 // A volume's subpath, now that the volume is mounted: it must be there and resolve inside the
 // volume (a symlink of the volume's content may not lead out of it: RESOLVE_BENEATH).
-Result<void> check_subpath(const std::string& volume_root, const MountPoint& mp,
-                           const std::string& container) {
+Result<UniqueFd> check_subpath(const std::string& volume_root, const MountPoint& mp,
+                               const std::string& container) {
   const std::string what =
       "container " + container + ": subpath " + mp.subpath + " of volume " + mp.name;
   UniqueFd root(::open(volume_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -842,6 +857,72 @@ Result<void> check_subpath(const std::string& volume_root, const MountPoint& mp,
     return fail(Error::from_errno(what + ": open", volume_root + "/" + mp.subpath, errno)
                     .hint("create the directory in the volume first"));
   }
+  return sub;
+}
+
+// Unmounts and removes the container's subpath stages (none: nothing to do).
+void unstage_subpaths(engine::Engine& eng, const ContainerRecord& rec) {
+  const std::string dir = run_dir(eng.runroot(), rec.id) + "/subpaths";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return;
+  }
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string p = e.path().string();
+    if (::umount2(p.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+      spdlog::warn("container {}: unmount {}: {}", rec.name, p, std::strerror(errno));
+    }
+  }
+  std::filesystem::remove_all(dir, ec);
+  if (ec) {
+    spdlog::warn("container {}: remove {}: {}", rec.name, dir, ec.message());
+  }
+}
+
+// Checks each volume subpath of the container and binds it, from the checked descriptor, on
+// its stage (subpath_stage), replacing what an earlier start left.
+Result<void> stage_subpaths(engine::Engine& eng, const ContainerRecord& rec,
+                            volume::VolumeStore& vs) {
+  const auto& points = rec.options.storage.mount_points;
+  unstage_subpaths(eng, rec);
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto& mp = points[i];
+    if (mp.type != "volume" || mp.subpath.empty()) {
+      continue;
+    }
+    BERTH_TRY(auto v, vs.get(mp.name));
+    BERTH_TRY(UniqueFd sub, check_subpath(v.mountpoint, mp, rec.name));
+    const std::string stage = subpath_stage(eng.runroot(), rec.id, i);
+    const std::string what =
+        "container " + rec.name + ": stage subpath " + mp.subpath + " of volume " + mp.name;
+    struct stat st {};
+    if (::fstat(sub.get(), &st) != 0) {
+      return fail(Error::from_errno(what + ": stat", v.mountpoint + "/" + mp.subpath, errno));
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(stage).parent_path(), ec);
+    if (ec) {
+      return fail(Errc::Internal, what + ": create " + stage + ": " + ec.message());
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdir(stage.c_str(), 0700) != 0) {
+        return fail(Error::from_errno(what + ": mkdir", stage, errno));
+      }
+    } else {
+      UniqueFd f(::open(stage.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (!f) {
+        return fail(Error::from_errno(what + ": create", stage, errno));
+      }
+    }
+    // The descriptor's magic link is the checked directory itself, whatever its path is now.
+    const std::string from = "/proc/self/fd/" + std::to_string(sub.get());
+    if (::mount(from.c_str(), stage.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      return fail(Error::from_errno(what + ": bind-mount on", stage, errno));
+    }
+    if (::mount(nullptr, stage.c_str(), nullptr, MS_PRIVATE | MS_REC, nullptr) != 0) {
+      return fail(Error::from_errno(what + ": make private", stage, errno));
+    }
+  }
   return {};
 }
 
@@ -853,11 +934,13 @@ Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec)
     return {};
   }
   const std::string held = held_file(eng, rec);
-  if (::access(held.c_str(), F_OK) == 0) {
-    return {};  // still held: an earlier start's exit was not cleaned up yet
-  }
   auto log = events::EventLog::from_config(eng.config());
   BERTH_TRY(auto vs, volume::VolumeStore::open(eng.config(), &log));
+  if (::access(held.c_str(), F_OK) == 0) {
+    // Still held: an earlier start's exit was not cleaned up yet. The subpaths are checked
+    // and staged anew all the same.
+    return stage_subpaths(eng, rec, *vs);
+  }
   AcquireUndo undo{*vs, {}};
   for (const auto& name : m.named_volumes) {
     auto r = vs->acquire(name);
@@ -912,9 +995,10 @@ Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec)
     if (mp.chown) {
       BERTH_TRYV(chown_tree(v.mountpoint, user->first, user->second));
     }
-    if (!mp.subpath.empty()) {
-      BERTH_TRYV(check_subpath(v.mountpoint, mp, rec.name));
-    }
+  }
+  if (auto r = stage_subpaths(eng, rec, *vs); !r) {
+    unstage_subpaths(eng, rec);
+    return r;
   }
   std::string text;
   for (const auto& name : m.named_volumes) {
@@ -926,6 +1010,7 @@ Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec)
 }
 
 Result<void> mounts_after_exit(engine::Engine& eng, const ContainerRecord& rec) {
+  unstage_subpaths(eng, rec);
   if (rec.options.storage.named_volumes.empty() ||
       ::access(held_file(eng, rec).c_str(), F_OK) != 0) {
     return {};
@@ -956,6 +1041,7 @@ Result<void> mounts_on_remove(engine::Engine& eng, const ContainerRecord& rec,
   if (m.named_volumes.empty() && m.image_mounts.empty()) {
     return {};
   }
+  unstage_subpaths(eng, rec);  // normally done at the exit already
   auto log = events::EventLog::from_config(eng.config());
   BERTH_TRY(auto vs, volume::VolumeStore::open(eng.config(), &log));
   release_held(eng, rec, *vs);  // normally done at the exit already
@@ -1030,12 +1116,13 @@ void mounts_inspect(engine::Engine& /*eng*/, const ContainerRecord& rec,
   }
   // The network's /etc files stay listed after the user's mounts, as before.
   if (out.contains("Mounts") && out["Mounts"].is_array()) {
+    // By destination: the spec's source of a subpath is its stage, not the volume's path.
     std::set<std::string> mine;
     for (const auto& mp : m.mount_points) {
-      mine.insert(mp.source);
+      mine.insert(mp.destination);
     }
     for (const auto& e : out["Mounts"]) {
-      if (mine.count(e.value("Source", "")) == 0) {
+      if (mine.count(e.value("Destination", "")) == 0) {
         mounts.push_back(e);
       }
     }
