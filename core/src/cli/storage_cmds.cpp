@@ -21,6 +21,8 @@ Result<int> run_cp(Context& ctx) {
   o.destination = ctx.args[1];
   o.chown_to_user = ctx.flag("archive");
   o.overwrite = ctx.flag("overwrite");
+  // Podman's tar on stdout: every entry owned by the container's user.
+  o.tar_owners = bc::CopyOptions::TarOwners::ContainerUser;
   ctx.out.flush();
   BERTH_TRYV(bc::copy(*eng, o));
   return 0;

@@ -10,9 +10,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <thread>
 
 #include "berth/container/container.hpp"
 #include "berth/image/commit.hpp"
@@ -251,7 +255,10 @@ Result<void> map_owner(archive_entry* e, const sdk::IdMappings& ids, IdWay way,
 struct EntryRules {
   sdk::IdMappings ids;
   IdWay way = IdWay::ToContainer;
-  std::optional<sdk::Owner> owner;  // the container's ids every entry gets (cp --archive)
+  // The owner every entry gets, written as it is (no mapping): the host ids of the container's
+  // user (cp in with --archive), its container ids (the tar of a cp out to stdout) or the
+  // invoking user's (cp out to the host).
+  std::optional<sdk::Owner> owner;
   // The directory the tar is extracted in, when a directory may not be replaced by a
   // non-directory or back (no --overwrite); -1: extraction replaces them.
   int guard_fd = -1;
@@ -339,8 +346,9 @@ Result<void> apply_rules(archive_entry* e, const EntryRules& rules, const std::s
     archive_entry_set_gid(e, rules.owner->gid);
     archive_entry_set_uname(e, nullptr);
     archive_entry_set_gname(e, nullptr);
+  } else {
+    BERTH_TRYV(map_owner(e, rules.ids, rules.way, source));
   }
-  BERTH_TRYV(map_owner(e, rules.ids, rules.way, source));
   if (rules.guard_fd >= 0) {
     BERTH_TRYV(check_replacement(e, rules, quoted));
   }
@@ -444,8 +452,9 @@ struct FdSource {
 };
 
 // The tar (plain or compressed) read from `in_fd`, written uncompressed to `out_fd` with
-// `rules` applied to each entry; `what` names the source in errors. An owner the namespace
-// cannot hold, or a refused replacement, fails before anything reaches the container.
+// `rules` applied to each entry; `what` names the source in errors. With `out_fd` -1 nothing is
+// written: each entry is only checked against `rules` (an owner the namespace cannot hold, a
+// refused replacement).
 Result<void> rewrite_tar(int in_fd, int out_fd, const EntryRules& rules, const std::string& what) {
   std::unique_ptr<struct archive, ArchiveDeleter> r(archive_read_new());
   if (!r) {
@@ -466,7 +475,10 @@ Result<void> rewrite_tar(int in_fd, int out_fd, const EntryRules& rules, const s
   if (archive_read_open(r.get(), &src, nullptr, &FdSource::read, nullptr) != ARCHIVE_OK) {
     return fail(read_error());
   }
-  BERTH_TRY(TarWriter w, open_tar_writer(out_fd, what));
+  TarWriter w;
+  if (out_fd >= 0) {
+    BERTH_TRY(w, open_tar_writer(out_fd, what));
+  }
   std::vector<char> buf(1 << 16);
   for (;;) {
     archive_entry* e = nullptr;
@@ -480,12 +492,22 @@ Result<void> rewrite_tar(int in_fd, int out_fd, const EntryRules& rules, const s
     const char* name = archive_entry_pathname(e);
     const std::string entry = std::string("entry \"") + (name ? name : "") + "\" of " + what;
     BERTH_TRYV(apply_rules(e, rules, entry, entry));
+    if (!w) {
+      // Read past the data (archive_read_data_skip is not among the functions berth loads).
+      la_ssize_t n = 0;
+      while ((n = archive_read_data(r.get(), buf.data(), buf.size())) > 0) {
+      }
+      if (n < 0) {
+        return fail(read_error());
+      }
+      continue;
+    }
     if (archive_write_header(w.get(), e) < ARCHIVE_WARN) {
       return fail(Errc::Internal, "tar " + entry + ": " + archive_error_string(w.get()));
     }
     BERTH_TRYV(copy_entry_data(r.get(), w.get(), buf, entry, read_error));
   }
-  if (archive_write_close(w.get()) != ARCHIVE_OK) {
+  if (w && archive_write_close(w.get()) != ARCHIVE_OK) {
     return fail(Errc::Internal, "tar " + what + ": " + archive_error_string(w.get()));
   }
   return {};
@@ -520,6 +542,55 @@ Result<void> extract(int tar_fd, const std::string& dir, const std::string& what
   return {};
 }
 
+// The tar on `in_fd` rewritten by `rules` (`source` names it) and extracted into `dir` as it
+// is read, through a pipe from a thread: no copy of it on disk. `rules` must refuse nothing a
+// later entry could reveal (no guard), or a refusal would come after earlier entries were
+// written.
+Result<void> rewrite_and_extract(int in_fd, const EntryRules& rules, const std::string& source,
+                                 const std::string& dir, const std::string& what) {
+  assert(rules.guard_fd < 0);
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    return fail_errno("create a pipe for the copy to", what);
+  }
+  UniqueFd rd(p[0]);
+  UniqueFd wr(p[1]);
+  Result<void> written;
+  std::atomic<bool> writer_failed{false};
+  std::thread writer([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // an extraction that stops gives EPIPE, not death
+    written = rewrite_tar(in_fd, wr.get(), rules, source);
+    writer_failed = !written;
+    wr.reset();
+  });
+  auto extracted = extract(rd.get(), dir, what);
+  // A failed rewrite ends the stream early: the extraction's error is then only its echo.
+  const bool writer_failed_first = writer_failed;
+  if (extracted) {
+    // Extraction may stop at the end-of-archive blocks before the writer has written them all.
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+      ssize_t n = ::read(rd.get(), buf.data(), buf.size());
+      if (n > 0 || (n < 0 && errno == EINTR)) {
+        continue;
+      }
+      if (n < 0) {
+        extracted = fail_errno("read the end of the rewritten tar for", what);
+      }
+      break;
+    }
+  }
+  rd.reset();
+  writer.join();
+  if (!written && (extracted || writer_failed_first)) {
+    return fail(std::move(written).error().wrap("copy to " + what));
+  }
+  return extracted;
+}
+
 Error not_found_in(const ContainerRecord& rec, const std::string& path) {
   return Error(Errc::NotFound, "could not find \"" + path + "\" in container " + rec.name +
                                    ": no such file or directory");
@@ -527,8 +598,9 @@ Error not_found_in(const ContainerRecord& rec, const std::string& path) {
 
 // The primary uid/gid of the container's user, as the container sees them: `-u`, else the
 // image's USER, resolved in the container's own /etc/passwd and /etc/group (under `rootfs`).
+// `purpose` ends the message of a user that does not resolve ("to own the copy (...)").
 Result<sdk::Owner> container_user(engine::Engine& eng, const ContainerRecord& rec,
-                                  const std::string& rootfs) {
+                                  const std::string& rootfs, const std::string& purpose) {
   std::string user = rec.options.user;
   if (user.empty()) {
     BERTH_TRY(auto layers, open_layers(eng));
@@ -556,9 +628,8 @@ Result<sdk::Owner> container_user(engine::Engine& eng, const ContainerRecord& re
   }
   auto u = spec::resolve_user(rootfs, user);
   if (!u) {
-    return fail(
-        std::move(u).error().wrap("resolve the user \"" + user + "\" of container " + rec.name +
-                                  " to own the copy (--archive=false keeps the source's owners)"));
+    return fail(std::move(u).error().wrap("resolve the user \"" + user + "\" of container " +
+                                          rec.name + " " + purpose));
   }
   return sdk::Owner{u->uid, u->gid};
 }
@@ -572,14 +643,41 @@ void guard(EntryRules& rules, int dir, const std::string& shown, bool overwrite)
   }
 }
 
-// CTR:PATH -> host path or `out_fd`.
+// The host ids the container's user (container_user) stands for; `what` names the copy.
+Result<sdk::Owner> container_user_on_host(engine::Engine& eng, const ContainerRecord& rec,
+                                          const std::string& rootfs, const sdk::IdMappings& ids,
+                                          const std::string& what) {
+  BERTH_TRY(auto owner,
+            container_user(eng, rec, rootfs,
+                           "to own the copy (--archive=false keeps the source's owners)"));
+  auto uid = ids.uids.to_host(owner.uid);
+  auto gid = ids.gids.to_host(owner.gid);
+  if (!uid || !gid) {
+    return fail(Errc::InvalidArgument,
+                "copy to " + what + ": the container's user " + std::to_string(owner.uid) + ":" +
+                    std::to_string(owner.gid) + " is outside its user namespace's maps (uids " +
+                    ids.uids.describe() + ", gids " + ids.gids.describe() +
+                    "): use --archive=false to keep the source's owners");
+  }
+  return sdk::Owner{*uid, *gid};
+}
+
+// CTR:PATH -> host path or `out_fd`. Files copied to the host belong to the user running the
+// copy (Podman and Docker); a tar on `out_fd` carries the owners `o.tar_owners` says.
 Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::string& cpath,
-                      const std::string& host, int out_fd, bool overwrite) {
+                      const std::string& host, int out_fd, const CopyOptions& o) {
   BERTH_TRY(auto c, lock_container(eng, ctr, true));
   EntryRules rules;
   BERTH_TRY(rules.ids, id_mappings(c.rec.options.resources));
   rules.way = IdWay::ToContainer;
   BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
+  if (host != "-") {
+    rules.owner = sdk::Owner{::getuid(), ::getgid()};
+  } else if (o.tar_owners == CopyOptions::TarOwners::ContainerUser) {
+    // As the container sees its user: a tar leaving the container carries the container's ids
+    // (Podman as root writes the host ids of a user namespace container's user instead).
+    BERTH_TRY(rules.owner, container_user(eng, c.rec, rootfs.path(), "to own the tar's entries"));
+  }
   Located loc = locate(c.rec, rootfs.path(), cpath);
   BERTH_TRY(auto src, open_in_root(loc.root, loc.rel));
   if (!src) {
@@ -625,7 +723,7 @@ Result<void> copy_out(engine::Engine& eng, const std::string& ctr, const std::st
   if (!into_fd) {
     return fail_errno("open the destination directory", into);
   }
-  guard(rules, into_fd.get(), into, overwrite);
+  guard(rules, into_fd.get(), into, o.overwrite);
   BERTH_TRY(auto tmp, temp_file(eng));
   BERTH_TRYV(write_path_tar(fd_path(src->get()), top, tmp.get(), what, rules));
   BERTH_TRYV(rewind(tmp.get()));
@@ -642,15 +740,7 @@ Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
   BERTH_TRY(auto rootfs, RootfsMount::make(eng, c.rec));
   const std::string what = c.rec.name + ":" + cpath;
   if (o.chown_to_user) {
-    BERTH_TRY(auto owner, container_user(eng, c.rec, rootfs.path()));
-    if (!rules.ids.uids.to_host(owner.uid) || !rules.ids.gids.to_host(owner.gid)) {
-      return fail(Errc::InvalidArgument,
-                  "copy to " + what + ": the container's user " + std::to_string(owner.uid) + ":" +
-                      std::to_string(owner.gid) + " is outside its user namespace's maps (uids " +
-                      rules.ids.uids.describe() + ", gids " + rules.ids.gids.describe() +
-                      "): use --archive=false to keep the source's owners");
-    }
-    rules.owner = owner;
+    BERTH_TRY(rules.owner, container_user_on_host(eng, c.rec, rootfs.path(), rules.ids, what));
   }
   Located loc = locate(c.rec, rootfs.path(), cpath);
   BERTH_TRY(auto dst, open_in_root(loc.root, loc.rel));
@@ -663,18 +753,42 @@ Result<void> copy_in(engine::Engine& eng, const std::string& host, int in_fd,
       return fail(Errc::InvalidArgument,
                   "destination " + what + " must be a directory when copying from stdin");
     }
+    const std::string dir = fd_path(dst->get());
+    const std::string source = "the tar on stdin";
     if (rules.ids.identity() && !rules.owner && o.overwrite) {
-      return extract(in_fd, fd_path(dst->get()), what);
+      return extract(in_fd, dir, what);
     }
     // The container's ids in the tar (or its user's) become the host ids its user namespace
-    // maps them to; replacements are checked before anything is written.
-    guard(rules, dst->get(), what, o.overwrite);
+    // maps them to, rewritten as the tar streams into the container. An entry that can be
+    // refused (a replacement without --overwrite, an owner outside the namespace with
+    // --archive=false) is refused before anything is written: a file on stdin is read twice
+    // (checked, then copied); a pipe goes through a temporary file.
+    const bool may_refuse = !o.overwrite || (!rules.owner && !rules.ids.identity());
+    if (!may_refuse) {
+      return rewrite_and_extract(in_fd, rules, source, dir, what);
+    }
+    EntryRules checked = rules;
+    guard(checked, dst->get(), what, o.overwrite);
+    struct stat in_st {};
+    if (::fstat(in_fd, &in_st) != 0) {
+      return fail_errno("stat", source);
+    }
+    const off_t start = S_ISREG(in_st.st_mode) ? ::lseek(in_fd, 0, SEEK_CUR) : -1;
+    if (start >= 0) {
+      if (auto r = rewrite_tar(in_fd, -1, checked, source); !r) {
+        return fail(std::move(r).error().wrap("copy to " + what));
+      }
+      if (::lseek(in_fd, start, SEEK_SET) != start) {
+        return fail_errno("seek back to the start of", source);
+      }
+      return rewrite_and_extract(in_fd, rules, source, dir, what);
+    }
     BERTH_TRY(auto tmp, temp_file(eng));
-    if (auto r = rewrite_tar(in_fd, tmp.get(), rules, "the tar on stdin"); !r) {
+    if (auto r = rewrite_tar(in_fd, tmp.get(), checked, source); !r) {
       return fail(std::move(r).error().wrap("copy to " + what));
     }
     BERTH_TRYV(rewind(tmp.get()));
-    return extract(tmp.get(), fd_path(dst->get()), what);
+    return extract(tmp.get(), dir, what);
   }
   struct stat hst {};
   if (::stat(host.c_str(), &hst) != 0) {
@@ -774,7 +888,7 @@ Result<void> copy(engine::Engine& eng, const CopyOptions& o) {
     if (cpath.front() != '/') {
       cpath = "/" + cpath;
     }
-    return copy_out(eng, src->first, cpath, o.destination, o.stdout_fd, o.overwrite);
+    return copy_out(eng, src->first, cpath, o.destination, o.stdout_fd, o);
   }
   std::string cpath = dst->second.empty() ? "/" : dst->second;
   if (cpath.front() != '/') {

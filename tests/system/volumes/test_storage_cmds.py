@@ -1,13 +1,20 @@
 """Issue 6 part 5 through the CLI: cp (both ways, tar streams, symlinks kept inside the
 container), diff, export, commit, container mount/unmount."""
+import hashlib
 import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
+import time
 import unittest
 
 from mounts_fixture import IMAGE, MountsTestCase
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "resources"))
+
+from test_userns import ensure_containers_user  # noqa: E402
 
 
 class StorageCommands(MountsTestCase):
@@ -146,11 +153,11 @@ class StorageCommands(MountsTestCase):
         r = self.run_bytes("cp", "-", "cp-uid:/tmp", input=buf.getvalue())
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.owners("cp-uid", "/tmp/streamed"), ["1234:2345"])
-        # Copies out keep the container's owners, as before.
+        # Copies out belong to the user running cp (Podman, Docker).
         out = self.hostdir("cp-uid-out")
         self.ok("cp", "cp-uid:/tmp/file", out)
         st = os.stat(os.path.join(out, "file"))
-        self.assertEqual((st.st_uid, st.st_gid), (1234, 2345))
+        self.assertEqual((st.st_uid, st.st_gid), (os.getuid(), os.getgid()))
 
     def test_cp_chowns_to_the_images_named_user(self):
         # An image whose USER is a name of its own /etc/passwd (the host has no such user).
@@ -247,6 +254,189 @@ class StorageCommands(MountsTestCase):
         self.addCleanup(self.berth, "unmount", "cp-ns")
         st = os.lstat(os.path.join(merged, "tmp", "tree", "sub", "leaf"))
         self.assertEqual((st.st_uid, st.st_gid), (201234, 302345))
+
+    def owned_tree(self, ctr, owner="1234:5678"):
+        """In CTR: /t/f, /t/d/sub/leaf, /t/d/link -> /etc/passwd and /t/d/hostlink -> a host
+        file (its path, returned, with the host file's owner 4444:4445), all owned by OWNER."""
+        victim = os.path.join(self.hostdir(ctr + "-victim"), "victim")
+        with open(victim, "w") as fh:
+            fh.write("host file\n")
+        os.chown(victim, 4444, 4445)
+        self.ok("exec", "-u", "0", ctr, "sh", "-c",
+                "mkdir -p /t/d/sub && echo f > /t/f && echo leaf > /t/d/sub/leaf && "
+                f"ln -s /etc/passwd /t/d/link && ln -s {victim} /t/d/hostlink && "
+                f"chown -R -h {owner} /t")
+        self.assertEqual(set(self.owners(ctr, "/t/f", "/t/d", "/t/d/sub/leaf")), {owner})
+        return victim
+
+    def assert_owned_by_invoker(self, root, rels):
+        for rel in rels:
+            st = os.lstat(os.path.join(root, rel))
+            self.assertEqual((st.st_uid, st.st_gid), (os.getuid(), os.getgid()), rel)
+
+    def check_cp_out_owners(self, ctr, tar_owner):
+        """Copies of CTR's /t (owned_tree) to the host belong to the user running cp, with and
+        without --archive; symlinks are copied as links and their targets left alone. The tar
+        on stdout has every entry owned by TAR_OWNER (as Podman: the container's user)."""
+        victim = self.owned_tree(ctr)
+        out = self.hostdir(ctr + "-out")
+        tree = ["d", "d/sub", "d/sub/leaf", "d/link", "d/hostlink"]
+        self.ok("cp", ctr + ":/t/f", out)
+        self.ok("cp", ctr + ":/t/d", out)
+        self.assert_owned_by_invoker(out, ["f"] + tree)
+        self.assertEqual(os.readlink(os.path.join(out, "d", "link")), "/etc/passwd")
+        self.assertEqual(os.readlink(os.path.join(out, "d", "hostlink")), victim)
+        st = os.stat(victim)
+        self.assertEqual((st.st_uid, st.st_gid), (4444, 4445))
+        with open(os.path.join(out, "d", "sub", "leaf")) as fh:
+            self.assertEqual(fh.read(), "leaf\n")
+        # --archive is about copies into a container: the same owners without it.
+        kept = self.hostdir(ctr + "-out-noarchive")
+        self.ok("cp", "--archive=false", ctr + ":/t/d", os.path.join(kept, "renamed"))
+        self.assert_owned_by_invoker(kept, ["renamed"] + ["renamed" + t[1:] for t in tree])
+        # A host file replaced by the copy is the invoker's too.
+        over = os.path.join(kept, "existing")
+        with open(over, "w") as fh:
+            fh.write("old\n")
+        os.chown(over, 4444, 4445)
+        self.ok("cp", ctr + ":/t/f", over)
+        self.assert_owned_by_invoker(kept, ["existing"])
+        with open(over) as fh:
+            self.assertEqual(fh.read(), "f\n")
+        st = os.stat(victim)
+        self.assertEqual((st.st_uid, st.st_gid), (4444, 4445))
+        # The tar on stdout: every entry owned by the container's user, whatever --archive.
+        for archive in ("--archive=true", "--archive=false"):
+            r = self.run_bytes("cp", archive, ctr + ":/t/d", "-")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
+                members = t.getmembers()
+                self.assertEqual(sorted(m.name for m in members),
+                                 ["d", "d/hostlink", "d/link", "d/sub", "d/sub/leaf"])
+                for m in members:
+                    self.assertEqual((m.uid, m.gid), tar_owner, m.name)
+
+    def test_cp_out_belongs_to_the_invoking_user(self):
+        self.ok("run", "-d", "--name", "cp-out", "-u", "2222:3333", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-out")
+        self.check_cp_out_owners("cp-out", (2222, 3333))
+
+    def test_cp_out_of_a_user_namespace_belongs_to_the_invoking_user(self):
+        if self.storage_driver != "overlay":
+            self.skipTest("user namespaces use idmapped overlay layers")
+        ensure_containers_user()
+        os.chmod(self.tmp, 0o711)
+        # Sized for the owners below (auto's default size is the image's highest id + 1).
+        self.ok("run", "-d", "--name", "cp-out-ns", "--network", "none",
+                "--userns=auto:size=65536", "-u", "2222:3333", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-out-ns")
+        uid_map = self.ok("exec", "cp-out-ns", "cat", "/proc/self/uid_map").out.split()
+        self.assertNotEqual(uid_map[:2], ["0", "0"])  # a user namespace indeed
+        # The tar carries the container's user as the container sees it, not its host ids
+        # (which Podman as root writes).
+        self.check_cp_out_owners("cp-out-ns", (2222, 3333))
+
+    def wait_for(self, ctr, path, proc):
+        for _ in range(200):
+            if self.berth("exec", ctr, "test", "-e", path).rc == 0:
+                return True
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
+    def test_cp_stdin_streams_into_the_container(self):
+        # The tar on stdin is rewritten (owners) and extracted as it is read, not first stored:
+        # its first entry is in the container while the rest has not been sent yet.
+        self.ok("run", "-d", "--name", "cp-stream", "-u", "1234:2345", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-stream")
+        self.ok("exec", "-u", "0", "cp-stream", "mkdir", "-m", "777", "/tmp/in")
+        first = bytes(range(256)) * 256
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+            for name, data in (("first", first), ("second", b"second\n")):
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                ti.uid, ti.gid = 77, 78
+                t.addfile(ti, io.BytesIO(data))
+        data = buf.getvalue()
+        head = 512 + len(first)  # the first entry's header and data
+        for flags in (["--overwrite"], ["--overwrite", "--archive=false"]):
+            p = subprocess.Popen(self.cmd() + ["cp"] + flags + ["-", "cp-stream:/tmp/in"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=self.env)
+            try:
+                p.stdin.write(data[:head])
+                p.stdin.flush()
+                appeared = self.wait_for("cp-stream", "/tmp/in/first", p)
+                p.stdin.write(data[head:])
+                p.stdin.close()
+                err = p.stderr.read()
+                p.stderr.close()
+                p.wait(timeout=120)
+            finally:
+                # On a failure above: end stdin so that cp finishes (and unmounts) by itself.
+                if not p.stdin.closed:
+                    p.stdin.close()
+                try:
+                    p.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            self.assertEqual(p.returncode, 0, err)
+            self.assertTrue(appeared, flags)
+            r = self.ok("exec", "cp-stream", "sh", "-c",
+                        "stat -c %u:%g /tmp/in/first /tmp/in/second; cat /tmp/in/second; "
+                        "md5sum < /tmp/in/first; rm /tmp/in/first /tmp/in/second")
+            owner = "77:78" if "--archive=false" in flags else "1234:2345"
+            self.assertEqual(r.out.split()[:3], [owner, owner, "second"])
+            self.assertEqual(r.out.split()[3], hashlib.md5(first).hexdigest())
+
+    def test_cp_stdin_refused_copies_nothing(self):
+        # Without --overwrite a tar that would replace a directory by a file is refused before
+        # anything is written, whether stdin is a pipe or a file (read twice then).
+        self.ok("run", "-d", "--name", "cp-refuse", "-u", "1234:2345", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "cp-refuse")
+        self.ok("exec", "-u", "0", "cp-refuse", "mkdir", "-p", "/tmp/isdir/inner")
+
+        def tar(*names):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as t:
+                for name in names:
+                    ti = tarfile.TarInfo(name)
+                    ti.size = len(name)
+                    t.addfile(ti, io.BytesIO(name.encode()))
+            return buf.getvalue()
+
+        refused = tar("fresh", "isdir")
+        path = os.path.join(self.hostdir("cp-refuse-host"), "in.tar")
+        with open(path, "wb") as fh:
+            fh.write(b"skipped" + refused)
+        for how in ("pipe", "file"):
+            if how == "pipe":
+                r = self.run_bytes("cp", "-", "cp-refuse:/tmp", input=refused)
+            else:
+                with open(path, "rb") as fh:
+                    fh.seek(len(b"skipped"))  # read from where stdin stands
+                    r = subprocess.run(self.cmd() + ["cp", "-", "cp-refuse:/tmp"], stdin=fh,
+                                       capture_output=True, env=self.env, timeout=120)
+            self.assertEqual(r.returncode, 125, (how, r.stderr))
+            self.assertIn(b'cannot overwrite directory "cp-refuse:/tmp/isdir"', r.stderr)
+            self.assertEqual(self.berth("exec", "cp-refuse", "test", "-e", "/tmp/fresh").rc, 1,
+                             how)
+            self.assertEqual(self.ok("exec", "cp-refuse", "sh", "-c",
+                                     "test -d /tmp/isdir/inner && echo kept").out, "kept\n")
+        # A file with nothing to refuse is copied, owned by the container's user.
+        with open(path, "wb") as fh:
+            fh.write(tar("fresh", "other"))
+        with open(path, "rb") as fh:
+            r = subprocess.run(self.cmd() + ["cp", "-", "cp-refuse:/tmp"], stdin=fh,
+                               capture_output=True, env=self.env, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.ok("exec", "cp-refuse", "cat", "/tmp/fresh", "/tmp/other").out,
+                         "freshother")
+        self.assertEqual(self.owners("cp-refuse", "/tmp/fresh", "/tmp/other"),
+                         ["1234:2345"] * 2)
 
     def test_cp_never_leaves_the_container_through_symlinks(self):
         victim = self.hostdir("cp-victim")

@@ -20,7 +20,9 @@ namespace berth::container {
 
 // `berth cp SRC DST`: one of them is "CTR:PATH", the other a host path or "-" (a tar stream on
 // `stdio_fd`: read for a copy in, written for a copy out). Modes and times are kept; owners as
-// `chown_to_user` says for a copy in, the container's (as it sees them) for a copy out.
+// `chown_to_user` says for a copy in; files copied out to the host belong to the user running
+// the copy (symlinks themselves, never what they point to), a tar copied out carries the owners
+// `tar_owners` says.
 // Docker's rules: into an existing directory the source keeps its name; to a path that does not
 // exist the source is created under that name; "DIR/." copies the directory's content.
 struct CopyOptions {
@@ -35,7 +37,16 @@ struct CopyOptions {
   bool chown_to_user = true;
   // A directory may be replaced by a non-directory and back. false: such a copy is refused
   // before anything is written. Podman's --overwrite; not the Docker API's noOverwriteDirNonDir.
+  // A tar on `stdin_fd` is extracted as it is read, unless an entry may be refused (no
+  // `overwrite`, or an owner kept that the container's user namespace might not map): then a
+  // regular file is read twice (checked first), a pipe is stored in a temporary file first.
   bool overwrite = false;
+  // Owners in the tar of a copy out to "-", as the container sees them. Kept: each file's
+  // (Docker; the API's GET /containers/{id}/archive). ContainerUser: the container's user (as
+  // for `chown_to_user`) on every entry (Podman's `cp CTR:PATH -`; Podman as root writes the
+  // host ids of a user namespace container's user, berth the ids the container sees).
+  enum class TarOwners { Kept, ContainerUser };
+  TarOwners tar_owners = TarOwners::Kept;
 };
 Result<void> copy(engine::Engine& eng, const CopyOptions& opts);
 
