@@ -1106,10 +1106,8 @@ Result<void> userns_prepare(engine::Engine& eng, const ContainerRecord& rec, Cre
   for (const auto& m : maps.gids) {
     r.gidmap.push_back(triplet(m));
   }
-  if (so.userns.kind == spec::NamespaceMode::Kind::Private) {
-    so.uid_mappings = oci_maps(maps.uids);
-    so.gid_mappings = oci_maps(maps.gids);
-  }
+  so.uid_mappings = oci_maps(maps.uids);
+  so.gid_mappings = oci_maps(maps.gids);
   return {};
 }
 

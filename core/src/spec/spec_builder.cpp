@@ -356,7 +356,11 @@ Result<json> linux_section(const SpecOptions& o, const std::vector<std::string>&
     resources["devices"] = json::array({{{"allow", false}, {"access", "rwm"}}});
   }
   l["resources"] = resources;
-  if (o.userns.kind == NamespaceMode::Kind::Private) {
+  // A joined namespace (a path) has its maps already; they are written all the same, as the
+  // namespace has them: runc 1.1 refuses a user namespace without them ("no uid mappings
+  // found"), and a runtime that joins never writes them.
+  if (o.userns.kind == NamespaceMode::Kind::Private ||
+      (o.userns.kind == NamespaceMode::Kind::Path && !o.uid_mappings.empty())) {
     l["uidMappings"] = o.uid_mappings;
     l["gidMappings"] = o.gid_mappings;
   }
