@@ -494,6 +494,8 @@ class Monitor {
   void run_periodic();
   int next_timeout_ms() const;
   void finish();
+  // Accepts every connection queued on the attach socket (watched for input when `watch`).
+  void accept_clients(bool watch);
   void close_fd(int& fd) {
     if (fd >= 0) {
       ::close(fd);
@@ -806,7 +808,33 @@ bool Monitor::cleanup_handed_over() {
   return removed();
 }
 
+void Monitor::accept_clients(bool watch) {
+  for (;;) {
+    pollfd p{attach_, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) {
+      return;
+    }
+    int c = ::accept4(attach_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+    clients_.push_back(c);
+    if (watch) {
+      add(c, EPOLLIN);
+    }
+  }
+}
+
 void Monitor::finish() {
+  // A client queued on the attach socket and not accepted yet gets the output and the exit
+  // code like the others: `run` connects before it starts the container, and a container that
+  // exits at once can be reaped before the loop ever ran (the monitor preempted right after its
+  // report, as on one busy CPU), which lost the output and left `run` waiting for an exit code
+  // until the cleanup hand-over gave up (30 s).
+  accept_clients(false);
   // Whatever the container wrote before it died is in the pipes: drain it.
   if (stdout_r_ >= 0) {
     on_output(stdout_r_, kStdout);
@@ -929,6 +957,14 @@ int Monitor::run(int report_fd, int dir_fd, int attach_fd, int ctl_fd, int out_f
       }
       break;
     }
+    // New clients before the output: `run` connects before the start, so its connection is
+    // queued (and reported in this batch) before the container writes anything; read first,
+    // that output went to nobody.
+    for (int i = 0; i < n; ++i) {
+      if (evs[i].data.fd == attach_) {
+        accept_clients(true);
+      }
+    }
     for (int i = 0; i < n; ++i) {
       int fd = evs[i].data.fd;
       if (fd == sigfd_) {
@@ -937,12 +973,6 @@ int Monitor::run(int report_fd, int dir_fd, int attach_fd, int ctl_fd, int out_f
         on_output(fd, kStdout);
       } else if (fd == stderr_r_) {
         on_output(fd, kStderr);
-      } else if (fd == attach_) {
-        int c = ::accept4(attach_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (c >= 0) {
-          clients_.push_back(c);
-          add(c, EPOLLIN);
-        }
       } else if (fd == ctl_) {
         on_ctl();
       } else if (std::find(clients_.begin(), clients_.end(), fd) != clients_.end()) {

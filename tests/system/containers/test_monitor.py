@@ -23,8 +23,11 @@ class MonitorTest(unittest.TestCase):
         import shutil
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def start(self, script, periodic=(), cleanup=None):
-        """Starts berth-monitor holding `sh -c script`; returns (monitor pid, report dict)."""
+    def start(self, script, periodic=(), cleanup=None, early_client=False, exited_first=False):
+        """Starts berth-monitor holding `sh -c script`; returns (monitor pid, report dict).
+        With early_client, self.client is connected to the attach socket before the monitor
+        runs (as `berth run` connects before it starts the container). With exited_first, the
+        container has exited (a zombie) before the monitor runs."""
         cfg = {"id": "c1", "dir": self.dir, "log_driver": "k8s-file",
                "log_path": os.path.join(self.tmp, "ctr.log"), "log_max_size": -1,
                "tty": False, "stdin": False, "stdin_once": False,
@@ -40,6 +43,8 @@ class MonitorTest(unittest.TestCase):
         att = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         att.bind(os.path.join(self.dir, "attach"))
         att.listen(4)
+        if early_client:
+            self.client = self.connect()
         dfd = os.open(self.dir, os.O_PATH | os.O_DIRECTORY)
         pid = os.fork()
         if pid == 0:
@@ -49,6 +54,11 @@ class MonitorTest(unittest.TestCase):
                     os.dup2(out_w, 1)
                     os.dup2(err_w, 2)
                     os.execv("/bin/sh", ["sh", "-c", script])
+                while exited_first:
+                    with open("/proc/%d/stat" % c) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            break
+                    time.sleep(0.001)
                 fds = [rep_w, dfd, att.fileno(), ctl, out_r, err_r]
                 for fd in fds:
                     os.set_inheritable(fd, True)
@@ -62,6 +72,29 @@ class MonitorTest(unittest.TestCase):
         with os.fdopen(rep_r) as f:
             report = json.loads(f.readline())
         return pid, report
+
+    def connect(self):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        c.connect(os.path.join(self.dir, "attach"))
+        self.addCleanup(c.close)
+        return c
+
+    def attached(self, client, timeout=20):
+        """What an attached client receives: (stdout bytes, exit code or None)."""
+        client.settimeout(timeout)
+        out, code = b"", None
+        while code is None:
+            try:
+                m = client.recv(8193)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not m:
+                break
+            if m[0] == 2:
+                out += m[1:]
+            elif m[0] == 4:
+                code = int(m[1:])
+        return out, code
 
     def finish(self, pid):
         _, status = os.waitpid(pid, 0)
@@ -122,6 +155,27 @@ class MonitorTest(unittest.TestCase):
         with open(os.path.join(self.dir, "exit")) as f:
             self.assertEqual(f.read(), "137")
         self.assertFalse(os.path.exists(os.path.join(self.dir, "oom")))
+
+    def test_client_queued_before_a_container_that_exits_at_once(self):
+        # The container is gone before the monitor's loop runs: the client queued on the
+        # attach socket still gets the output and the exit code (it got nothing and waited).
+        pid, _ = self.start("echo hi; exit 7", early_client=True, exited_first=True)
+        self.assertEqual(self.attached(self.client), (b"hi\n", 7))
+        self.finish(pid)
+
+    def test_client_and_output_in_one_wakeup(self):
+        # Output ready before the connection, both seen by the monitor in one wakeup (it was
+        # stopped, as a busy CPU does): the client is accepted first and gets the output.
+        import signal
+        pid, _ = self.start("sleep 0.3; echo hi; sleep 0.5; exit 3")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.5)  # "hi" is in the pipe
+            client = self.connect()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(self.attached(client), (b"hi\n", 3))
+        self.finish(pid)
 
     def test_monitor_is_small(self):
         """The resident monitor is a static program: no shared libraries mapped."""
