@@ -2,17 +2,16 @@
 // created directly in the container's namespace), NAT and published ports with nftables.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
 #include "berth/sdk/network.hpp"
 #include "berth/sdk/plugin.hpp"
@@ -109,73 +108,28 @@ bool within(const Cidr& inner, const Cidr& outer) {
   return true;
 }
 
-// The host's routes (/proc/net/route, /proc/net/ipv6_route) on interfaces other than `bridge`
-// that take all or part of `subnet` from it: as long a prefix or longer, inside it. Broader
-// routes (a VPN's 10.0.0.0/8) and default routes lose to the bridge's own and do not count.
-// Such a route is typically another engine's bridge on the same subnet (Podman's cni-podman0
-// keeps 10.88.0.0/16, linkdown, after its last container): the host's traffic to the containers
-// would go there ("No route to host"), so the setup refuses instead of starting them
-// unreachable.
-std::optional<std::string> route_clash(const Cidr& subnet, const std::string& bridge) {
-  auto clash = [&](const std::string& iface, const Cidr& route) -> std::optional<std::string> {
-    if (iface == bridge || iface == "lo" || route.prefix == 0 || !within(route, subnet)) {
-      return std::nullopt;
+// The name of the interface of a route of the host's main table that takes all or part of
+// `subnet` from `bridge`: on another interface, with as long a prefix or longer, inside the
+// subnet. Broader routes (a VPN's 10.0.0.0/8) and default routes lose to the bridge's own and
+// do not count. Such a route is typically another engine's bridge on the same subnet (Podman's
+// cni-podman0 keeps 10.88.0.0/16, linkdown, after its last container): the host's traffic to
+// the containers would go there ("No route to host"), so the setup refuses instead of starting
+// them unreachable.
+Result<std::optional<std::string>> route_clash(netlink::Socket& host, const Cidr& subnet,
+                                               int bridge_index) {
+  BERTH_TRY(auto routes, host.routes(subnet.ip.family));
+  for (const auto& r : routes) {
+    if (r.oif == 0 || r.oif == bridge_index || r.prefix == 0 ||
+        !within(Cidr{r.dst, r.prefix}, subnet)) {
+      continue;
     }
-    return iface;
-  };
-  if (!subnet.v6()) {
-    std::ifstream f("/proc/net/route");
-    std::string line;
-    std::getline(f, line);  // header
-    while (std::getline(f, line)) {
-      std::istringstream ls(line);
-      std::string iface;
-      uint32_t dest = 0;
-      uint32_t gw = 0;
-      uint32_t flags = 0;
-      int refcnt = 0;
-      int use = 0;
-      int metric = 0;
-      uint32_t mask = 0;
-      ls >> iface >> std::hex >> dest >> gw >> flags >> std::dec >> refcnt >> use >> metric >>
-          std::hex >> mask;
-      if (!ls) {
-        continue;
-      }
-      Cidr route;
-      route.ip.family = AF_INET;
-      std::memcpy(route.ip.bytes, &dest, 4);  // as stored: network byte order
-      route.prefix = __builtin_popcount(mask);
-      if (auto c = clash(iface, route)) {
-        return c;
-      }
+    char name[IF_NAMESIZE] = {};
+    if (::if_indextoname(static_cast<unsigned>(r.oif), name) == nullptr) {
+      return std::optional<std::string>("interface " + std::to_string(r.oif));
     }
-    return std::nullopt;
+    return std::optional<std::string>(name);
   }
-  std::ifstream f("/proc/net/ipv6_route");
-  std::string dest;
-  std::string prefix;
-  std::string rest[7];
-  std::string iface;
-  while (f >> dest >> prefix) {
-    for (auto& r : rest) {
-      f >> r;
-    }
-    f >> iface;
-    if (!f || dest.size() != 32) {
-      break;
-    }
-    Cidr route;
-    route.ip.family = AF_INET6;
-    for (size_t i = 0; i < 16; ++i) {
-      route.ip.bytes[i] = static_cast<uint8_t>(std::stoul(dest.substr(2 * i, 2), nullptr, 16));
-    }
-    route.prefix = static_cast<int>(std::stoul(prefix, nullptr, 16));
-    if (auto c = clash(iface, route)) {
-      return c;
-    }
-  }
-  return std::nullopt;
+  return std::optional<std::string>();
 }
 
 class BridgeDriver final : public sdk::NetworkDriver {
@@ -257,7 +211,8 @@ class BridgeDriver final : public sdk::NetworkDriver {
       }
       for (const auto& sn : cfg.subnets) {
         BERTH_TRY(auto subnet, parse_cidr(sn.subnet));
-        if (auto other = route_clash(subnet, cfg.interface)) {
+        BERTH_TRY(auto other, route_clash(host, subnet, br->index));
+        if (other) {
           return fail(
               Error(Errc::Conflict,
                     "network " + cfg.name + ": subnet " + sn.subnet + " is also routed through " +

@@ -147,6 +147,69 @@ Result<void> Socket::talk(nlmsghdr* nlh, mnl_cb_t cb, void* data) {
   }
 }
 
+namespace {
+struct RouteDump {
+  int family = 0;
+  std::vector<Route>* out = nullptr;
+  // The message being read.
+  Route route;
+  uint32_t table = 0;
+};
+
+int route_attr_cb(const nlattr* attr, void* data) {
+  auto* dump = static_cast<RouteDump*>(data);
+  switch (mnl_attr_get_type(attr)) {
+    case RTA_TABLE:
+      dump->table = mnl_attr_get_u32(attr);
+      break;
+    case RTA_OIF:
+      dump->route.oif = static_cast<int>(mnl_attr_get_u32(attr));
+      break;
+    case RTA_DST:
+      if (mnl_attr_get_payload_len(attr) == dump->route.dst.size()) {
+        std::memcpy(dump->route.dst.bytes, mnl_attr_get_payload(attr), dump->route.dst.size());
+      }
+      break;
+    default:
+      break;
+  }
+  return MNL_CB_OK;
+}
+
+int route_cb(const nlmsghdr* nlh, void* data) {
+  auto* dump = static_cast<RouteDump*>(data);
+  auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (nlh->nlmsg_type != RTM_NEWROUTE || rtm->rtm_family != dump->family ||
+      rtm->rtm_type != RTN_UNICAST) {
+    return MNL_CB_OK;
+  }
+  dump->route = Route{};
+  dump->route.dst.family = dump->family;
+  dump->route.prefix = rtm->rtm_dst_len;
+  dump->table = rtm->rtm_table;
+  mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, dump);
+  if (dump->table == RT_TABLE_MAIN) {
+    dump->out->push_back(dump->route);
+  }
+  return MNL_CB_OK;
+}
+}  // namespace
+
+Result<std::vector<Route>> Socket::routes(int family) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETROUTE;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<unsigned char>(family);
+  std::vector<Route> out;
+  RouteDump dump;
+  dump.family = family;
+  dump.out = &out;
+  BERTH_TRYV(talk(nlh, route_cb, &dump));
+  return out;
+}
+
 Result<LinkInfo> Socket::link(const std::string& name) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "berth/sdk/result.hpp"
 
@@ -26,6 +27,13 @@ struct LinkInfo {
   int index = 0;
   std::string mac;
   int master = 0;
+};
+
+// A route of the main table.
+struct Route {
+  Addr dst;        // the destination's network address (all zeros for a default route)
+  int prefix = 0;  // its prefix length
+  int oif = 0;     // the output interface's index (0: none, such as a multipath route)
 };
 
 class Socket {
@@ -49,6 +57,8 @@ class Socket {
   Result<void> add_default_route(const Addr& gateway, int index);
   // A missing link is success.
   Result<void> delete_link(const std::string& name);
+  // The unicast routes of the main table for `family` (AF_INET, AF_INET6), as `ip route`.
+  Result<std::vector<Route>> routes(int family);
 
  private:
   struct Closer {

@@ -37,15 +37,15 @@ class RouteClashTest(tcn.NetworkTestBase):
 
     def test_subnet_routed_elsewhere_is_refused_and_leaves_nothing(self):
         iface = self.net("clash", "10.231.97.0/24")
-        before = links()
         other = self.other_bridge("10.231.97.200/24")
         r = self.berth("run", "--name", "clashing", "--network", "clash", IMAGE, "true")
         self.assertNotEqual(r.rc, 0)
         self.assertIn("10.231.97.0/24 is also routed through " + other, r.err)
         self.assertIn("ip link delete " + other, r.err)
-        # Nothing half-made: no container, veth, bridge or rules.
+        # Nothing half-made: no container, namespace, bridge (with the veth on it) or rules.
         self.assertEqual(self.ok("ps", "-a", "-q").out.strip(), "")
-        self.assertFalse([n for n in links() if n.startswith("vb") and n not in before])
+        netns = os.path.join(self.runroot, "netns")
+        self.assertEqual(os.listdir(netns) if os.path.isdir(netns) else [], [])
         self.assertNotIn(iface, links())
         self.assertEqual(nft_ruleset().count(iface), 0)
 
