@@ -646,6 +646,96 @@ std::string docker_network_mode(const container::ContainerRecord& rec) {
   return first == "bridge" ? "bridge" : first;
 }
 
+// A tmpfs size as given to tmpfs-size (bytes, or with a k/m/g suffix); 0 when unreadable.
+int64_t tmpfs_bytes(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str() || n < 0) {
+    return 0;
+  }
+  std::string unit(end);
+  int64_t mult = unit.empty()                 ? 1
+                 : unit == "k" || unit == "K" ? int64_t{1} << 10
+                 : unit == "m" || unit == "M" ? int64_t{1} << 20
+                 : unit == "g" || unit == "G" ? int64_t{1} << 30
+                                              : 0;
+  return n * mult;
+}
+
+// HostConfig.Mounts as Docker echoes the create's: the stored --mount specs (HostConfig.Mounts
+// of an API create, --mount of the CLI) back in Docker's Mount shape, empty fields left out.
+// BindOptions.CreateMountpoint acts at create only and is not kept.
+json docker_host_mounts(const std::vector<std::string>& specs) {
+  json out = json::array();
+  for (const auto& spec : specs) {
+    auto r = container::parse_mount_flag(spec);
+    if (!r) {
+      continue;  // refused at create: cannot be stored
+    }
+    json m = {{"Type", r->type}};
+    if (!r->source.empty()) {
+      m["Source"] = r->source;
+    }
+    m["Target"] = r->destination;
+    if (r->read_only) {
+      m["ReadOnly"] = true;
+    }
+    json bind = json::object();
+    if (!r->propagation.empty()) {
+      bind["Propagation"] = r->propagation;
+    }
+    if (!r->recursive) {
+      bind["NonRecursive"] = true;
+    }
+    if (r->read_only_recursion == "writable") {
+      bind["ReadOnlyNonRecursive"] = true;
+    } else if (r->read_only_recursion == "readonly") {
+      bind["ReadOnlyForceRecursive"] = true;
+    }
+    if (!bind.empty()) {
+      m["BindOptions"] = std::move(bind);
+    }
+    json vol = json::object();
+    if (r->copy == false) {
+      vol["NoCopy"] = true;
+    }
+    if (!r->subpath.empty()) {
+      vol["Subpath"] = r->subpath;
+    }
+    json driver_opts = json::object();
+    for (const auto& kv : r->volume_options) {
+      auto eq = kv.find('=');
+      driver_opts[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
+    if (!driver_opts.empty()) {
+      vol["DriverConfig"] = {{"Options", std::move(driver_opts)}};
+    }
+    if (!vol.empty()) {
+      m["VolumeOptions"] = std::move(vol);
+    }
+    json tmpfs = json::object();
+    for (const auto& o : r->tmpfs_options) {
+      if (o.starts_with("size=")) {
+        if (int64_t n = tmpfs_bytes(o.substr(5)); n > 0) {
+          tmpfs["SizeBytes"] = n;
+        }
+      } else if (o.starts_with("mode=")) {
+        char* end = nullptr;
+        unsigned long mode = std::strtoul(o.c_str() + 5, &end, 8);
+        if (end != o.c_str() + 5 && *end == '\0') {
+          tmpfs["Mode"] = mode;
+        }
+      }
+    }
+    if (!tmpfs.empty()) {
+      m["TmpfsOptions"] = std::move(tmpfs);
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 // Docker's /containers/{id}/json from `podman inspect`-shaped data.
 json docker_inspect(const json& p, const std::string& network_mode) {
   json state = p.value("State", json::object());
@@ -751,8 +841,9 @@ json docker_inspect(const json& p, const std::string& network_mode) {
 }
 
 // API 1.44: NetworkSettings.Networks.*.DNSNames, the names the container answers to on each
-// network through the network's DNS responder: its name, its aliases and its short id (as the
-// responder's leases hold them); null on a network without DNS (the default network).
+// network through the network's DNS responder: its name, its aliases, its short id and its
+// hostname (as the responder's leases hold them); null on a network without DNS (the default
+// network).
 void add_dns_names(engine::Engine& eng, json& out) {
   if (!out["NetworkSettings"].is_object() || !out["NetworkSettings"]["Networks"].is_object()) {
     return;
@@ -761,6 +852,10 @@ void add_dns_names(engine::Engine& eng, json& out) {
   std::string name = out.value("Name", "");
   if (!name.empty() && name.front() == '/') {
     name.erase(0, 1);
+  }
+  std::string hostname;
+  if (out["Config"].is_object() && out["Config"]["Hostname"].is_string()) {
+    hostname = out["Config"]["Hostname"].get<std::string>();
   }
   auto store = network::NetworkStore::for_engine(eng);
   for (auto& [net, ep] : out["NetworkSettings"]["Networks"].items()) {
@@ -777,6 +872,7 @@ void add_dns_names(engine::Engine& eng, json& out) {
       names.push_back(a);
     }
     names.push_back(short_id);
+    names.push_back(hostname);
     std::vector<std::string> unique;
     for (auto& x : names) {
       if (!x.empty() && std::find(unique.begin(), unique.end(), x) == unique.end()) {
@@ -1315,13 +1411,19 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     // Docker's NetworkMode: "default", or the first network of bridge mode by name.
     std::string mode;
     std::map<std::string, std::string> annotations;
+    json host_mounts = json::array();
     if (auto db = container::ContainerDb::open(eng.graphroot(), true)) {
       if (auto rec = (*db)->lookup(j->value("Id", req.params["id"]))) {
         mode = docker_network_mode(*rec);
         annotations = rec->options.annotations;
+        host_mounts = docker_host_mounts(rec->options.storage.mounts);
       }
     }
     json out = docker_inspect(*j, mode);
+    // HostConfig.Mounts as the create gave them (Docker leaves the field out when none).
+    if (!host_mounts.empty() && out["HostConfig"].is_object()) {
+      out["HostConfig"]["Mounts"] = std::move(host_mounts);
+    }
     // API 1.43: the annotations the create asked for (the spec's hold berth's own too).
     if (req.api_at_least("1.43") && !annotations.empty() && out["HostConfig"].is_object()) {
       out["HostConfig"]["Annotations"] = annotations;

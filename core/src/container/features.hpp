@@ -43,6 +43,9 @@ Result<void> resources_prepare(engine::Engine& eng, const ContainerRecord& rec, 
 // init_container(), lock held: before the monitor creates the container in the runtime (each
 // start of an exited container runs it again).
 Result<void> net_before_init(engine::Engine& eng, const ContainerRecord& rec);
+// init_container(), lock held: the runtime created the container (its process `pid`, not started
+// yet); plumbs a network namespace the runtime made itself (an OCI runtime with a user namespace).
+Result<void> net_after_create(engine::Engine& eng, const ContainerRecord& rec, pid_t pid);
 // init_container(), lock held, the rootfs mounted: acquires the named volumes (option volumes
 // mounted, counted), fills new ones from the image and chowns them. Held until mounts_after_exit.
 Result<void> mounts_before_init(engine::Engine& eng, const ContainerRecord& rec);

@@ -312,6 +312,13 @@ Result<void> init_container(engine::Engine& eng, ContainerRecord& rec) {
   BERTH_TRYV(mounts_before_init(eng, rec));
   BERTH_TRYV(net_before_init(eng, rec));
   BERTH_TRY(auto rep, launch_monitor(eng, rec, rt));
+  if (auto r = net_after_create(eng, rec, rep.pid); !r) {
+    // Not started: removed from the runtime; its monitor then sees it exit and cleans up.
+    if (auto created = make_runtime(eng, rt); created) {
+      (void)(*created)->remove(rec.id, true);
+    }
+    return r;
+  }
   ContainerState st;
   st.status = Status::Created;
   st.pid = rep.pid;
@@ -625,7 +632,8 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
       continue;
     }
     // An OCI runtime sets sysctls from inside the container's user namespace, which does not
-    // own a network namespace berth made (the native runtime writes them before it enters).
+    // own a network namespace berth made (the native runtime writes them before it enters); it
+    // owns the one the runtime makes for a bridge network (net_prepare).
     if (key.rfind("net.", 0) == 0 && so.userns.kind != spec::NamespaceMode::Kind::Host &&
         so.network.kind == spec::NamespaceMode::Kind::Path &&
         resolve_runtime_name(eng, opts.runtime) != "native") {

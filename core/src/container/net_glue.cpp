@@ -4,13 +4,18 @@
 //
 // Bridge, slirp4netns and pasta containers get a network namespace at a fixed path,
 // <runroot>/netns/berth-<id>, named in the spec written at create; net_before_init() creates and
-// plumbs it at each start, net_after_exit() tears it down. What was plumbed (interfaces, ports as
-// forwarded) is in <runroot>/containers/<id>/network.json while the namespace exists. A berth
+// plumbs it at each start, net_after_exit() tears it down. An OCI runtime (runc, crun) given a
+// user namespace makes the network namespace itself, inside that user namespace (it joins the user
+// namespace first, also on exec, and then may not join one berth made): net_after_create() binds
+// it at the same path once the runtime created the container, and plumbs it (Podman's
+// PostConfigureNetNS). What was plumbed (interfaces, ports as forwarded) is in
+// <runroot>/containers/<id>/network.json while the namespace exists. A berth
 // killed mid-setup leaves the namespace file: the next start or cleanup of the container tears
 // it down first, and the next start of any container sweeps namespaces of containers that are
 // gone.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +38,7 @@ using nlohmann::json;
 
 void to_json(json& j, const NetOptions& o) {
   j = json{{"networks", o.networks},
+           {"disconnected", o.disconnected},
            {"publish", o.publish},
            {"publish_all", o.publish_all},
            {"expose", o.expose},
@@ -50,6 +56,7 @@ void to_json(json& j, const NetOptions& o) {
 void from_json(const json& j, NetOptions& o) {
   NetOptions d;
   o.networks = j.value("networks", d.networks);
+  o.disconnected = j.value("disconnected", d.disconnected);
   o.publish = j.value("publish", d.publish);
   o.publish_all = j.value("publish_all", d.publish_all);
   o.expose = j.value("expose", d.expose);
@@ -182,11 +189,17 @@ Result<void> check_static_ip6(const network::Network& net, const std::string& ip
                                          "IPv6 --subnet)");
 }
 
+// Whether a bridge-mode container was left with no network (empty `networks` is otherwise the
+// default network).
+bool no_networks(const NetOptions& o) {
+  return o.networks.empty() && o.disconnected;
+}
+
 // The bridge-mode networks of a container, in order, with eth<N> names and the flags that apply.
 Result<std::vector<network::NetworkAttachRequest>> attach_list(engine::Engine& eng,
                                                                const NetOptions& o) {
   std::vector<std::string> entries = o.networks;
-  if (entries.empty()) {
+  if (entries.empty() && !o.disconnected) {
     entries.push_back("bridge");
   }
   std::vector<network::NetworkAttachRequest> out;
@@ -230,6 +243,7 @@ Result<network::ContainerNetRequest> net_request(engine::Engine& eng, const Cont
     req.user_mode = o.network;
   } else {
     BERTH_TRY(req.networks, attach_list(eng, o.net));
+    req.no_networks = no_networks(o.net);
   }
   if (parse_ports) {
     for (const auto& p : o.net.publish) {
@@ -519,6 +533,114 @@ std::string format_ports(const json& ports) {
   return out;
 }
 
+namespace {
+
+// An OCI runtime makes the namespace of this managed-mode container (net_prepare): the spec names
+// a network namespace without a path.
+bool runtime_makes_netns(const ContainerRecord& rec) {
+  const std::string& userns = rec.options.resources.userns;
+  if (userns.empty() || userns == "host") {
+    return false;  // the common case decided without reading the spec
+  }
+  auto text = util::read_file(rec.bundle + "/config.json");
+  if (!text) {
+    return false;
+  }
+  json spec = json::parse(*text, nullptr, false);
+  if (!spec.is_object()) {
+    return false;
+  }
+  const json namespaces = spec.value("/linux/namespaces"_json_pointer, json::array());
+  for (const auto& ns : namespaces) {
+    if (ns.is_object() && ns.value("type", "") == "network") {
+      return ns.value("path", "").empty();
+    }
+  }
+  return false;
+}
+
+// Binds the network namespace of the runtime's container process `pid` at `path`, as
+// create_netns binds a new one (remove_netns undoes either).
+Result<void> bind_netns(pid_t pid, const std::string& path) {
+  const std::string src = "/proc/" + std::to_string(pid) + "/ns/net";
+  struct stat own {};
+  struct stat theirs {};
+  if (::stat("/proc/self/ns/net", &own) != 0) {
+    return fail_errno("stat", "/proc/self/ns/net");
+  }
+  if (::stat(src.c_str(), &theirs) != 0) {
+    return fail(
+        Error::from_errno("stat the network namespace of the container's process", src, errno)
+            .hint("the container exited while it was created; see `berth logs`"));
+  }
+  if (own.st_ino == theirs.st_ino && own.st_dev == theirs.st_dev) {
+    return fail(Errc::Internal,
+                "the OCI runtime left the container in the host's network "
+                "namespace although its spec asks for a new one (" +
+                    src + ")");
+  }
+  BERTH_TRYV(util::make_dirs(fs::path(path).parent_path().string()));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) {
+    return fail_errno("create network namespace file", path);
+  }
+  ::close(fd);
+  if (::mount(src.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    return fail(Error::from_errno("bind mount " + src + " on", path, err));
+  }
+  return {};
+}
+
+// Plumbs the container's namespace, bound at its path, and records what it got; on failure tears
+// down what was made, the namespace included.
+Result<void> plumb(engine::Engine& eng, const ContainerRecord& rec,
+                   const network::ContainerNetRequest& req) {
+  const std::string path = netns_path(eng, rec.id);
+  auto undo = [&](Error e) -> Result<void> {
+    if (auto r = teardown(eng, rec); !r) {
+      spdlog::warn("{}", r.error().message());
+    }
+    return fail(std::move(e).wrap("container " + rec.name));
+  };
+  std::vector<sdk::PortMapping> ports;
+  auto st = network::connect_container(eng, req, &ports);
+  if (!st) {
+    return undo(std::move(st).error());
+  }
+  json ifaces = json::array();
+  for (const auto& is : st->interfaces) {
+    json j = {
+        {"name", is.name}, {"mac", is.mac}, {"addresses", is.addresses}, {"gateway", is.gateway}};
+    for (const auto& a : req.networks) {
+      if (a.interface_name == is.name) {
+        j["network"] = a.network;
+        j["aliases"] = a.aliases;
+      }
+    }
+    ifaces.push_back(std::move(j));
+  }
+  json ports_j = json::array();
+  for (const auto& p : ports) {
+    ports_j.push_back(port_json(p));
+  }
+  json state = {{"netns", path},
+                {"mode", rec.options.network},
+                {"interfaces", ifaces},
+                {"ports", ports_j},
+                {"dns", st->dns_servers}};
+  if (auto r = write_net_state(eng, rec.id, state); !r) {
+    return undo(std::move(r).error());
+  }
+  if (auto r = write_etc_files(eng, rec, req, *st); !r) {
+    return undo(std::move(r).error());
+  }
+  return {};
+}
+
+}  // namespace
+
 namespace detail {
 
 Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, CreateOptions& opts,
@@ -607,7 +729,11 @@ Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, Create
 
   std::string hosts_src = rec.bundle + "/hosts";
   std::string resolv_src = rec.bundle + "/resolv.conf";
-  if (managed(m)) {
+  if (managed(m) && so.userns.kind != spec::NamespaceMode::Kind::Host &&
+      resolve_runtime_name(eng, opts.runtime) != "native") {
+    // Made by the runtime in the container's user namespace; net_after_create plumbs it.
+    so.network.kind = spec::NamespaceMode::Kind::Private;
+  } else if (managed(m)) {
     so.network.kind = spec::NamespaceMode::Kind::Path;
     so.network.path = netns_path(eng, rec.id);
   } else if (m == Mode::Host) {
@@ -627,6 +753,18 @@ Result<void> net_prepare(engine::Engine& eng, const ContainerRecord& rec, Create
       return fail(Errc::InvalidArgument, "a container cannot join its own network namespace");
     }
     BERTH_TRY(so.network, joined_namespace(eng, *db, target));
+    if (so.userns.kind == spec::NamespaceMode::Kind::Private &&
+        managed(mode_of(target.options.network)) && runtime_makes_netns(target) &&
+        resolve_runtime_name(eng, opts.runtime) != "native") {
+      // The OCI runtime would enter its new user namespace first (on exec too), which does not
+      // own the target's network namespace.
+      return fail(Errc::InvalidArgument,
+                  "--network " + mode + ": the network namespace of container " + target.name +
+                      " belongs to its user namespace, which an OCI runtime cannot enter from a "
+                      "user namespace of the container's own: join that one too (--userns "
+                      "container:" +
+                      target.name + "), or use --runtime native");
+    }
     mode = "container:" + target.id;
     hosts_src = target.bundle + "/hosts";
     resolv_src = target.bundle + "/resolv.conf";
@@ -681,47 +819,28 @@ Result<void> net_before_init(engine::Engine& eng, const ContainerRecord& rec) {
     BERTH_TRYV(teardown(eng, rec));
   }
   sweep_stale(eng, rec.id);
+  if (runtime_makes_netns(rec)) {
+    return {};
+  }
   BERTH_TRY(auto req, net_request(eng, rec, true));
   BERTH_TRYV(network::create_netns(path));
-  auto undo = [&](Error e) -> Result<void> {
-    if (auto r = teardown(eng, rec); !r) {
-      spdlog::warn("{}", r.error().message());
-    }
-    return fail(std::move(e).wrap("container " + rec.name));
-  };
-  std::vector<sdk::PortMapping> ports;
-  auto st = network::connect_container(eng, req, &ports);
-  if (!st) {
-    return undo(std::move(st).error());
+  return plumb(eng, rec, req);
+}
+
+Result<void> net_after_create(engine::Engine& eng, const ContainerRecord& rec, pid_t pid) {
+  if (!managed(mode_of(rec.options.network)) || !runtime_makes_netns(rec)) {
+    return {};
   }
-  json ifaces = json::array();
-  for (const auto& is : st->interfaces) {
-    json j = {
-        {"name", is.name}, {"mac", is.mac}, {"addresses", is.addresses}, {"gateway", is.gateway}};
-    for (const auto& a : req.networks) {
-      if (a.interface_name == is.name) {
-        j["network"] = a.network;
-        j["aliases"] = a.aliases;
-      }
-    }
-    ifaces.push_back(std::move(j));
+  if (pid <= 0) {
+    return fail(Errc::Internal, "container " + rec.name +
+                                    ": the runtime reported no process to "
+                                    "plumb the network namespace of");
   }
-  json ports_j = json::array();
-  for (const auto& p : ports) {
-    ports_j.push_back(port_json(p));
+  BERTH_TRY(auto req, net_request(eng, rec, true));
+  if (auto r = bind_netns(pid, netns_path(eng, rec.id)); !r) {
+    return fail(std::move(r).error().wrap("container " + rec.name));
   }
-  json state = {{"netns", path},
-                {"mode", rec.options.network},
-                {"interfaces", ifaces},
-                {"ports", ports_j},
-                {"dns", st->dns_servers}};
-  if (auto r = write_net_state(eng, rec.id, state); !r) {
-    return undo(std::move(r).error());
-  }
-  if (auto r = write_etc_files(eng, rec, req, *st); !r) {
-    return undo(std::move(r).error());
-  }
-  return {};
+  return plumb(eng, rec, req);
 }
 
 Result<void> net_after_exit(engine::Engine& eng, const ContainerRecord& rec) {
@@ -983,7 +1102,7 @@ Result<Locked> lock_container(engine::Engine& eng, const std::string& name_or_id
 Result<std::vector<std::pair<std::string, std::string>>> resolved_entries(
     engine::Engine& eng, const ContainerRecord& rec) {
   std::vector<std::string> entries = rec.options.net.networks;
-  if (entries.empty()) {
+  if (entries.empty() && !rec.options.net.disconnected) {
     entries.push_back("bridge");
   }
   std::vector<std::pair<std::string, std::string>> out;  // (name, entry)
@@ -1056,7 +1175,12 @@ Result<void> network_connect(engine::Engine& eng, const std::string& network,
         iface = "eth" + std::to_string(i);
       }
     }
-    BERTH_TRY(auto req, net_request(eng, rec, false));
+    // On no network now (its last one disconnected): this one gets the published ports.
+    bool first = used.empty();
+    BERTH_TRY(auto req, net_request(eng, rec, first));
+    if (!first) {
+      req.publish_all = false;
+    }
     network::NetworkAttachRequest a;
     a.network = net.name;
     a.aliases = o.aliases;
@@ -1066,7 +1190,15 @@ Result<void> network_connect(engine::Engine& eng, const std::string& network,
     a.static_ip6 = o.ip6;
     a.static_mac = o.mac;
     a.interface_name = iface;
-    BERTH_TRY(auto is, network::connect_network(eng, req, a));
+    std::vector<sdk::PortMapping> published;
+    BERTH_TRY(auto is, network::connect_network(eng, req, a, &published));
+    if (first) {
+      json ports_j = json::array();
+      for (const auto& p : published) {
+        ports_j.push_back(port_json(p));
+      }
+      state["ports"] = std::move(ports_j);
+    }
     state["interfaces"].push_back({{"name", is.name},
                                    {"mac", is.mac},
                                    {"addresses", is.addresses},
@@ -1089,6 +1221,7 @@ Result<void> network_connect(engine::Engine& eng, const std::string& network,
   }
   now.push_back(entry);
   rec.options.net.networks = now;
+  rec.options.net.disconnected = false;
   return l.db->update(rec);
 }
 
@@ -1119,24 +1252,48 @@ Result<void> network_disconnect(engine::Engine& eng, const std::string& network,
   if (!found && !force) {
     return fail(Errc::NotFound, "container " + rec.name + " is not connected to network " + name);
   }
-  if (found && keep.empty()) {
-    // Its spec names the namespace a bridge-mode start plumbs; an empty list would mean the
-    // default network.
-    return fail(Errc::InvalidArgument,
-                "network " + name + " is the last network of container " + rec.name +
-                    ": connect it to another network first, or recreate it with --network none");
+  if (found) {
+    rec.options.net.networks = keep;
+    // The last one gone, the container stays in bridge mode with loopback only (an empty list
+    // alone would mean the default network at the next start), as Docker and Podman.
+    rec.options.net.disconnected = keep.empty();
   }
   if (plumbed(eng, rec)) {
     BERTH_TRY(auto req, net_request(eng, rec, false));
     BERTH_TRYV(network::disconnect_network(eng, req, name));
     json state = read_net_state(eng, rec.id);
     json ifaces = json::array();
+    bool first = true;
+    bool ports_gone = false;
     for (const auto& i : state.value("interfaces", json::array())) {
       if (i.value("network", "") != name) {
         ifaces.push_back(i);
+      } else if (first) {
+        // The ports were forwarded to the first network's address: they went with it.
+        ports_gone = true;
       }
+      first = false;
     }
     state["interfaces"] = ifaces;
+    if (ports_gone) {
+      json ports = state.value("ports", json::array());
+      state["ports"] = json::array();
+      if (!ports.empty() && !ifaces.empty()) {
+        // To the network now first, as Docker moves them to its new gateway endpoint; the
+        // same host ports.
+        req.ports.clear();
+        for (const auto& p : ports) {
+          req.ports.push_back(port_from_json(p));
+        }
+        auto moved = network::forward_ports(eng, req, ifaces.front().value("network", ""));
+        if (moved) {
+          state["ports"] = std::move(ports);
+        } else {
+          spdlog::warn("container {}: its published ports are no longer forwarded: {}", rec.name,
+                       moved.error().message());
+        }
+      }
+    }
     if (got && got->dns_enabled && !got->subnets.empty()) {
       auto dns = state.value("dns", std::vector<std::string>{});
       std::erase(dns, got->subnets.front().gateway);
@@ -1148,7 +1305,6 @@ Result<void> network_disconnect(engine::Engine& eng, const std::string& network,
   if (!found) {
     return {};
   }
-  rec.options.net.networks = keep;
   return l.db->update(rec);
 }
 

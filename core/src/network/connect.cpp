@@ -2,6 +2,7 @@
 // drivers.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <set>
 
 #include "berth/engine/engine.hpp"
@@ -56,6 +57,18 @@ bool uses_ipam(const std::string& driver) {
   return driver == "bridge";
 }
 
+// The names a lease gives the DNS responder besides the container's name and short id: the
+// aliases and, as Docker's (API 1.44 DNSNames), the hostname.
+std::vector<std::string> lease_aliases(std::vector<std::string> aliases,
+                                       const ContainerNetRequest& req) {
+  if (!req.hostname.empty() && req.hostname != req.container_id.substr(0, 12) &&
+      req.hostname != req.container_name &&
+      std::find(aliases.begin(), aliases.end(), req.hostname) == aliases.end()) {
+    aliases.push_back(req.hostname);
+  }
+  return aliases;
+}
+
 // `tolerant` (teardown): networks removed since the container was connected are skipped.
 Result<std::vector<Planned>> resolve(engine::Engine& engine, NetworkStore& store,
                                      const ContainerNetRequest& req, bool tolerant = false) {
@@ -72,6 +85,9 @@ Result<std::vector<Planned>> resolve(engine::Engine& engine, NetworkStore& store
     p.attachment.network.driver = "slirp";
     p.attachment.interface_name = "tap0";
     return std::vector<Planned>{std::move(p)};
+  }
+  if (req.no_networks && req.networks.empty()) {
+    return std::vector<Planned>{};
   }
   std::vector<NetworkAttachRequest> nets = req.networks;
   if (nets.empty()) {
@@ -174,6 +190,13 @@ Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const Contain
   }
   auto store = NetworkStore::for_engine(engine);
   BERTH_TRY(auto plan, resolve(engine, store, req));
+  if (plan.empty()) {
+    // No network: loopback only (create_netns brought it up), nothing to forward ports to.
+    if (published != nullptr) {
+      published->clear();
+    }
+    return sdk::SetupStatus{};
+  }
   std::vector<sdk::PortMapping> ports = req.ports;
   if (req.publish_all) {
     BERTH_TRY(auto more, publish_all_ports(req.exposed_ports));
@@ -206,7 +229,7 @@ Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const Contain
       want.container_name = req.container_name;
       want.mac = p.attachment.mac;
       want.interface_name = p.attachment.interface_name;
-      want.aliases = p.attachment.aliases;
+      want.aliases = lease_aliases(p.attachment.aliases, req);
       want.netns = req.netns_path;
       if (i == 0) {
         want.ports = ports;
@@ -332,7 +355,8 @@ Result<void> disconnect_container(engine::Engine& engine, const ContainerNetRequ
 }
 
 Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const ContainerNetRequest& req,
-                                             const NetworkAttachRequest& net) {
+                                             const NetworkAttachRequest& net,
+                                             std::vector<sdk::PortMapping>* published) {
   if (req.container_id.empty() || req.netns_path.empty() || net.interface_name.empty()) {
     return fail(Errc::InvalidArgument,
                 "connect network: container id, netns path and interface name needed");
@@ -347,7 +371,19 @@ Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const Conta
     return fail(Errc::NotSupported, "network " + p.network.name + " uses the " + p.driver +
                                         " driver, which cannot be added to a running container");
   }
+  std::vector<sdk::PortMapping> ports = req.ports;
+  if (req.publish_all) {
+    BERTH_TRY(auto more, publish_all_ports(req.exposed_ports));
+    ports.insert(ports.end(), more.begin(), more.end());
+  }
   Ipam ipam(store.lease_file(p.network.name), p.network);
+  // Under the ports lock, as connect_container, when there are ports to claim.
+  std::optional<FileLock> ports_lock;
+  if (!ports.empty()) {
+    BERTH_TRY(auto lock, FileLock::acquire(store.lease_dir() / "ports.lock"));
+    ports_lock.emplace(std::move(lock));
+    BERTH_TRYV(check_ports(store, req, ports));
+  }
   BERTH_TRY(auto existing, ipam.leases());
   for (const auto& l : existing) {
     if (l.container_id == req.container_id) {
@@ -360,14 +396,16 @@ Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const Conta
   want.container_name = req.container_name;
   want.mac = net.static_mac;
   want.interface_name = net.interface_name;
-  want.aliases = net.aliases;
+  want.aliases = lease_aliases(net.aliases, req);
   want.netns = req.netns_path;
   want.ip = net.static_ip;
   want.ip6 = net.static_ip6;
+  want.ports = ports;
   BERTH_TRY(auto lease, ipam.allocate(want));
+  ports_lock.reset();
   p.attachment.addresses = lease.addresses();
   p.attachment.interface_name = net.interface_name;
-  auto setup_req = request_for(req, {p.attachment}, {});
+  auto setup_req = request_for(req, {p.attachment}, ports);
   auto driver = make_driver(engine, p.driver);
   Result<sdk::SetupStatus> st = driver ? (*driver)->setup(setup_req)
                                        : Result<sdk::SetupStatus>(std::unexpected(driver.error()));
@@ -381,6 +419,9 @@ Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const Conta
                                              " to network " + p.network.name));
     }
     return fail(Errc::Internal, "network driver " + p.driver + " reported no interface");
+  }
+  if (published != nullptr) {
+    *published = ports;
   }
   return st->interfaces.front();
 }
@@ -423,6 +464,56 @@ Result<void> disconnect_network(engine::Engine& engine, const ContainerNetReques
                                           " from network " + p.network.name));
   }
   return ipam.release(req.container_id);
+}
+
+Result<void> forward_ports(engine::Engine& engine, const ContainerNetRequest& req,
+                           const std::string& network) {
+  if (req.ports.empty()) {
+    return {};
+  }
+  auto store = NetworkStore::for_engine(engine);
+  ContainerNetRequest one = req;
+  one.user_mode.clear();
+  NetworkAttachRequest na;
+  na.network = network;
+  one.networks = {na};
+  BERTH_TRY(auto plan, resolve(engine, store, one));
+  Planned& p = plan.front();
+  if (!uses_ipam(p.driver)) {
+    return fail(Errc::NotSupported, "network " + p.network.name + " uses the " + p.driver +
+                                        " driver, which cannot take ports of a running container");
+  }
+  Ipam ipam(store.lease_file(p.network.name), p.network);
+  BERTH_TRY(auto lock, FileLock::acquire(store.lease_dir() / "ports.lock"));
+  BERTH_TRYV(check_ports(store, req, req.ports));
+  BERTH_TRY(auto leases, ipam.leases());
+  auto mine = std::find_if(leases.begin(), leases.end(),
+                           [&](const Lease& l) { return l.container_id == req.container_id; });
+  if (mine == leases.end()) {
+    return fail(Errc::NotFound, "container " + req.container_name + " has no address on network " +
+                                    p.network.name + " to forward its ports to");
+  }
+  Lease lease = *mine;
+  lease.ports = req.ports;
+  BERTH_TRYV(ipam.update(lease));
+  sdk::Attachment a = p.attachment;
+  a.addresses = lease.addresses();
+  a.mac = lease.mac;
+  a.interface_name = lease.interface_name;
+  a.aliases = lease.aliases;
+  // setup() of an attachment already plumbed keeps its link and applies the rules (as reload).
+  auto driver = make_driver(engine, p.driver);
+  Result<sdk::SetupStatus> st = driver ? (*driver)->setup(request_for(req, {a}, req.ports))
+                                       : Result<sdk::SetupStatus>(std::unexpected(driver.error()));
+  if (!st) {
+    lease.ports.clear();
+    if (auto r = ipam.update(lease); !r) {
+      spdlog::warn("{}", r.error().message());
+    }
+    return fail(std::move(st).error().wrap("forward the ports of container " + req.container_name +
+                                           " on network " + p.network.name));
+  }
+  return {};
 }
 
 Result<std::vector<std::string>> reload_networks(engine::Engine& engine) {

@@ -164,7 +164,7 @@ Result<std::string> hosts_file(engine::Engine& engine, const ContainerNetRequest
   in.add_hosts = req.add_hosts;
   auto store = NetworkStore::for_engine(engine);
   std::vector<NetworkAttachRequest> nets = req.networks;
-  if (nets.empty()) {
+  if (nets.empty() && !req.no_networks) {
     nets.push_back({});
   }
   for (const auto& a : nets) {

@@ -1,8 +1,13 @@
 // Network namespaces bind-mounted at a path, as `ip netns add` does, without exec'ing ip.
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "berth/network/network.hpp"
 #include "berth/sdk/unique_fd.hpp"
@@ -11,6 +16,28 @@
 namespace berth::network {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Sets IFF_UP on "lo" of the calling thread's network namespace; 0 or the errno.
+int loopback_up() {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) {
+    return errno;
+  }
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) {
+    return errno;
+  }
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+}  // namespace
 
 Result<NetnsHandle> create_netns(const std::string& path) {
   fs::path p(path);
@@ -43,14 +70,22 @@ Result<NetnsHandle> create_netns(const std::string& path) {
     cleanup();
     return fail(std::move(e).error().hint("creating network namespaces needs CAP_SYS_ADMIN"));
   }
+  // Loopback up, as every network mode wants it (the bridge driver's setup is not run for a
+  // container left with no network).
+  int lo_err = loopback_up();
   int mount_err = 0;
-  if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) {
+  if (lo_err == 0 &&
+      ::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) {
     mount_err = errno;
   }
   if (::setns(orig.get(), CLONE_NEWNET) != 0) {
     // Staying in the new namespace would silently break every later network call: crash loudly.
     std::perror("berth: setns back to the original network namespace");
     std::abort();
+  }
+  if (lo_err != 0) {
+    cleanup();
+    return fail_errno("bring up the loopback interface of network namespace", path, lo_err);
   }
   if (mount_err != 0) {
     cleanup();

@@ -1,12 +1,14 @@
-"""The Docker Engine API version the service speaks (1.44; 1.45 when a client asks for it) and
-the changes of 1.42 to 1.45 on the endpoints berth serves, each with the older behaviour for a client that asks for an older
-version (ConsoleSize is in test_terminal.py)."""
+"""The Docker Engine API version the service speaks (1.45) and the changes of 1.42 to 1.45 on the
+endpoints berth serves, each with the older behaviour for a client that asks for an older version
+(ConsoleSize is in test_terminal.py)."""
 import json
 import os
 import subprocess
 import time
 import unittest
 import urllib.parse
+
+import docker
 
 from api_fixture import IMAGE, ApiTestCase
 from berth_test import BERTH
@@ -29,16 +31,25 @@ class ApiVersionTest(ApiTestCase):
     def test_version_ping_and_negotiation(self):
         status, headers, body = self.request("GET", "/_ping")
         self.assertEqual(status, 200)
-        self.assertEqual(headers["Api-Version"], "1.44")
+        self.assertEqual(headers["Api-Version"], "1.45")
         self.assertEqual(headers["Builder-Version"], "1")
         self.assertEqual(headers["Swarm"], "inactive")
         status, v = self.get("/version")
-        self.assertEqual(v["ApiVersion"], "1.44")
+        self.assertEqual(v["ApiVersion"], "1.45")
         self.assertEqual(v["MinAPIVersion"], "1.24")
         # The docker CLI (newer) negotiates down to what the service speaks.
         p = self.docker("version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}")
-        self.assertEqual(p.stdout.split(), ["1.44", "1.44"])
-        # 1.45 is served when asked for, not advertised (see router.hpp).
+        self.assertEqual(p.stdout.split(), ["1.45", "1.45"])
+        # docker-py settles on it too ("auto"), and an unversioned path speaks it (image
+        # inspect without Container and ContainerConfig).
+        client = docker.APIClient(base_url=self.url, version="auto", timeout=60)
+        try:
+            self.assertEqual(client.api_version, "1.45")
+        finally:
+            client.close()
+        status, img = self.get(f"/images/{IMAGE}/json")
+        self.assertEqual(status, 200)
+        self.assertNotIn("ContainerConfig", img)
         status, _ = self.get("/v1.45/info")
         self.assertEqual(status, 200)
         status, _ = self.get("/v1.46/info")
@@ -298,14 +309,25 @@ class ApiVersionTest(ApiTestCase):
 
     def test_dns_names_from_1_44(self):
         self.network("v144-dns")
-        body = {"HostConfig": {"NetworkMode": "v144-dns"},
+        body = {"Hostname": "dnshost", "Cmd": ["sleep", "1000"],
+                "HostConfig": {"NetworkMode": "v144-dns"},
                 "NetworkingConfig": {"EndpointsConfig": {"v144-dns": {"Aliases": ["web"]}}}}
         status, data = self.create("1.44", body, name="dnsnamed")
         self.assertEqual(status, 201, data)
         cid = data["Id"]
         _, j = self.get(f"/v1.44/containers/{cid}/json")
         ep = j["NetworkSettings"]["Networks"]["v144-dns"]
-        self.assertEqual(ep["DNSNames"], ["dnsnamed", "web", cid[:12]])
+        self.assertEqual(ep["DNSNames"], ["dnsnamed", "web", cid[:12], "dnshost"])
+        # The network's DNS responder answers to each of them.
+        status, _, body = self.request("POST", f"/containers/{cid}/start")
+        self.assertEqual(status, 204, body)
+        _, j = self.get(f"/v1.44/containers/{cid}/json")
+        ip = j["NetworkSettings"]["Networks"]["v144-dns"]["IPAddress"]
+        for name in ep["DNSNames"]:
+            r = subprocess.run([BERTH] + self.store_args + [
+                "run", "--rm", "--network", "v144-dns", IMAGE, "nslookup", name],
+                capture_output=True, text=True, env=self.env, timeout=60)
+            self.assertIn(ip, r.stdout, (name, r.stdout, r.stderr))
         _, j = self.get(f"/v1.43/containers/{cid}/json")
         self.assertNotIn("DNSNames", j["NetworkSettings"]["Networks"]["v144-dns"])
         # The default network has no DNS: no names.
@@ -313,6 +335,33 @@ class ApiVersionTest(ApiTestCase):
         _, j = self.get(f"/v1.44/containers/{data['Id']}/json")
         for ep in j["NetworkSettings"]["Networks"].values():
             self.assertIsNone(ep["DNSNames"])
+
+    def test_host_config_mounts_echoed_in_inspect(self):
+        # As Docker: HostConfig.Mounts as the create gave them, empty fields left out.
+        mounts = [
+            {"Type": "bind", "Source": self.tmp, "Target": "/b", "ReadOnly": True,
+             "BindOptions": {"Propagation": "rslave", "ReadOnlyNonRecursive": True}},
+            {"Type": "volume", "Source": "echoed", "Target": "/v",
+             "VolumeOptions": {"NoCopy": True}},
+            {"Type": "tmpfs", "Target": "/t",
+             "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o700}},
+        ]
+        status, data = self.create("1.44", {"HostConfig": {"Mounts": mounts}})
+        self.assertEqual(status, 201, data)
+        self.addCleanup(self.request, "DELETE", "/volumes/echoed?force=1")
+        _, j = self.get(f"/v1.44/containers/{data['Id']}/json")
+        self.assertEqual(j["HostConfig"]["Mounts"], mounts)
+        # None given: left out.
+        status, data = self.create("1.44", {})
+        _, j = self.get(f"/v1.44/containers/{data['Id']}/json")
+        self.assertNotIn("Mounts", j["HostConfig"])
+        # The docker CLI's --mount goes the same way.
+        cid = self.docker("create", "--mount", "type=tmpfs,dst=/x,tmpfs-size=2m",
+                          IMAGE).stdout.strip()
+        self.addCleanup(self.request, "DELETE", f"/containers/{cid}?force=1")
+        out = self.docker("inspect", "-f", "{{json .HostConfig.Mounts}}", cid).stdout
+        self.assertEqual(json.loads(out), [{"Type": "tmpfs", "Target": "/x",
+                                            "TmpfsOptions": {"SizeBytes": 2097152}}])
 
     def count_checks(self, cid):
         r = subprocess.run([BERTH] + self.store_args + ["exec", cid, "sh", "-c",
@@ -496,6 +545,37 @@ class ApiVersionTest(ApiTestCase):
         _, j = self.get(f"/v1.44/containers/{cid}/json")
         self.assertEqual(j["NetworkSettings"]["Networks"]["v145-al"]["Aliases"], ["api", cid[:12]])
 
+    def test_last_network_disconnected_and_reconnected_as_compose_does_from_1_45(self):
+        # docker-compose 1.x at `up` with 1.45: Aliases lack the short id, so it disconnects the
+        # created container from its (only) network and connects it again with its aliases.
+        self.network("v145-up")
+        body = {"Cmd": ["sleep", "1000"], "HostConfig": {"NetworkMode": "v145-up"},
+                "NetworkingConfig": {"EndpointsConfig": {"v145-up": {"Aliases": ["web"]}}}}
+        status, data = self.create("1.45", body, name="composed")
+        self.assertEqual(status, 201, data)
+        cid = data["Id"]
+        status, data = self.post("/v1.45/networks/v145-up/disconnect", {"Container": cid})
+        self.assertEqual(status, 200, data)
+        _, j = self.get(f"/v1.45/containers/{cid}/json")
+        self.assertEqual(j["NetworkSettings"]["Networks"], {})
+        status, data = self.post("/v1.45/networks/v145-up/connect",
+                                 {"Container": cid, "EndpointConfig": {"Aliases": ["web"]}})
+        self.assertEqual(status, 200, data)
+        status, _, body = self.request("POST", f"/v1.45/containers/{cid}/start")
+        self.assertEqual(status, 204, body)
+        _, j = self.get(f"/v1.45/containers/{cid}/json")
+        ep = j["NetworkSettings"]["Networks"]["v145-up"]
+        self.assertEqual(ep["Aliases"], ["web"])
+        self.assertTrue(ep["IPAddress"], ep)
+        # Disconnected while it runs: it runs on with loopback only.
+        status, data = self.post("/v1.45/networks/v145-up/disconnect", {"Container": cid})
+        self.assertEqual(status, 200, data)
+        _, j = self.get(f"/v1.45/containers/{cid}/json")
+        self.assertEqual(j["NetworkSettings"]["Networks"], {})
+        self.assertTrue(j["State"]["Running"])
+        links = self.docker("exec", cid, "ip", "-o", "link", "show").stdout.splitlines()
+        self.assertEqual([l.split(":")[1].strip() for l in links], ["lo"])
+
     def test_volume_subpath_from_1_45(self):
         status, data = self.post("/volumes/create", {"Name": "subvol"})
         self.assertEqual(status, 201, data)
@@ -544,18 +624,18 @@ class ApiVersionTest(ApiTestCase):
         status, data = self.create("1.44", {"HostConfig": mount("data")})
         self.assertEqual(status, 400, data)
         self.assertIn("needs API v1.45", data["message"])
-        # The docker CLI's volume-subpath, at 1.45 (it negotiates 1.44, which refuses it).
+        # The docker CLI's volume-subpath, at the 1.45 it negotiates (1.44 refuses it).
         args = ["run", "--rm", "--mount", "type=volume,src=subvol,dst=/mnt,volume-subpath=data",
                 IMAGE, "cat", "/mnt/inner/f"]
-        p = self.docker(*args, check=False)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("needs API v1.45", p.stderr)
         env = self.docker_env
-        self.docker_env = dict(env, DOCKER_API_VERSION="1.45")
+        self.docker_env = dict(env, DOCKER_API_VERSION="1.44")
         try:
-            p = self.docker(*args)
+            p = self.docker(*args, check=False)
         finally:
             self.docker_env = env
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("needs API v1.45", p.stderr)
+        p = self.docker(*args)
         self.assertEqual(p.stdout, "from-subpath\n")
         # berth's own (Podman's subpath=).
         r = subprocess.run([BERTH] + self.store_args + [

@@ -10,7 +10,7 @@ class DockerCliTest(ApiTestCase):
     def test_version(self):
         out = self.docker("version", "--format", "{{json .Server}}").stdout
         v = json.loads(out)
-        self.assertEqual(v["ApiVersion"], "1.44")
+        self.assertEqual(v["ApiVersion"], "1.45")
         self.assertEqual(v["Os"], "linux")
 
     def test_info(self):

@@ -21,7 +21,7 @@ class DockerPyTest(ApiTestCase):
 
     def test_version(self):
         v = self.client.version()
-        self.assertEqual(v["ApiVersion"], "1.44")
+        self.assertEqual(v["ApiVersion"], "1.45")
         self.assertEqual(v["MinAPIVersion"], "1.24")
         self.assertEqual(v["Os"], "linux")
         for key in ["Version", "GitCommit", "GoVersion", "Arch", "KernelVersion", "BuildTime",

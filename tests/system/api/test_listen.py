@@ -47,7 +47,7 @@ class ListenTest(ApiTestCase):
                     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                     c.request("GET", "/v1.41/version")
                     r = c.getresponse()
-                    self.assertEqual(json.loads(r.read())["ApiVersion"], "1.44")
+                    self.assertEqual(json.loads(r.read())["ApiVersion"], "1.45")
                     break
                 except ConnectionRefusedError:
                     time.sleep(0.05)

@@ -28,7 +28,7 @@ class RobustnessTest(ApiTestCase):
         self.assertIn("too old", json.loads(data)["message"])
         status, headers, data = self.request("GET", "/_ping")
         self.assertEqual(data, b"OK")
-        self.assertEqual(headers["Api-Version"], "1.44")
+        self.assertEqual(headers["Api-Version"], "1.45")
         self.assertEqual(headers["Ostype"], "linux")
         self.assertEqual(headers["Docker-Experimental"], "false")
         status, headers, data = self.request("HEAD", "/_ping")
@@ -77,7 +77,7 @@ class RobustnessTest(ApiTestCase):
             for _ in range(5):
                 status, _, data = self.request("GET", "/v1.41/version", timeout=10)
                 self.assertEqual(status, 200)
-                self.assertEqual(json.loads(data)["ApiVersion"], "1.44")
+                self.assertEqual(json.loads(data)["ApiVersion"], "1.45")
         finally:
             stop.set()
             t.join()

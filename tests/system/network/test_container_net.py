@@ -294,14 +294,135 @@ class ContainerNetworkTest(NetworkTestBase):
         r = self.berth("exec", "hopper", "ip", "link", "show", "eth0")
         self.assertNotEqual(r.rc, 0, r)
         self.assertNotIn("vb" + short_hash(f"{cid}/left"), links())
-        r = self.berth("network", "disconnect", "right", "hopper")
-        self.assertEqual(r.rc, 125, r)
-        self.assertIn("last network", r.err)
         # The record follows: a restart comes back on "right" only.
         self.ok("restart", "-t", "0", "hopper")
         self.assertEqual(list(self.inspect("hopper")["NetworkSettings"]["Networks"]), ["right"])
         self.ok("rm", "-f", "-t", "0", "hopper")
         self.assert_no_trace(cid, ["left", "right"])
+
+    def test_disconnect_of_the_last_network(self):
+        # As Docker and Podman: the container runs on with loopback only (its ports, lease,
+        # veth and DNS name gone), a stop/start keeps it so (not back on the default network)
+        # and a connect puts it back on a network.
+        self.net("solo", "10.231.16.0/24")
+        self.run_d("solopeer", "--network", "solo", IMAGE, "sh", "-c", HTTPD.format("solopeer"))
+        port = free_port()
+        cid = self.run_d("loner", "--network", "solo", "-p", f"127.0.0.1:{port}:80", IMAGE,
+                         "sh", "-c", HTTPD.format("loner"))
+        self.assertIn("hello-from-loner", fetch(f"http://127.0.0.1:{port}/"))
+        veth = "vb" + short_hash(f"{cid}/solo")
+        self.assertIn(veth, links())
+
+        def lease_holders():
+            with open(os.path.join(self.runroot, "networks", "solo.json")) as f:
+                return [l["container_id"] for l in json.load(f)["leases"]]
+
+        def loopback_only():
+            r = self.ok("exec", "loner", "ip", "-o", "link", "show")
+            self.assertEqual([l.split(":")[1].strip() for l in r.out.splitlines()], ["lo"], r)
+            self.assertIn("<LOOPBACK,UP", r.out)
+            r = self.ok("exec", "loner", "ip", "-o", "addr", "show")
+            self.assertNotIn("10.231.", r.out)
+            self.assertEqual(self.inspect("loner")["NetworkSettings"]["Networks"], {})
+            rows = {c["Names"][0]: c for c in self.json("ps", "--format", "json")}
+            self.assertEqual(rows["loner"]["Networks"], [])
+            self.assertNotIn(cid, lease_holders())
+            self.assertNotIn(veth, links())
+            self.assertNotIn("ct-" + short_hash(cid), nft_ruleset())
+            # Its /etc files no longer name the network's responder or addresses.
+            r = self.ok("exec", "loner", "cat", "/etc/hosts", "/etc/resolv.conf")
+            self.assertNotIn("10.231.16.", r.out)
+            self.assertIn("loner", r.out)  # its own name, on loopback
+            self.assertEqual(self.ok("port", "loner").out.strip(), "")
+
+        self.ok("network", "disconnect", "solo", "loner")
+        loopback_only()
+        # The container runs on, served on loopback; nothing reaches it from outside.
+        r = self.ok("exec", "loner", "wget", "-qO-", "http://127.0.0.1/")
+        self.assertIn("hello-from-loner", r.out)
+        with self.assertRaises(AssertionError):
+            fetch(f"http://127.0.0.1:{port}/", attempts=3)
+        r = self.berth("exec", "solopeer", "nslookup", "loner")
+        self.assertNotEqual(r.rc, 0, r)
+        r = self.berth("network", "disconnect", "solo", "loner")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("not connected", r.err)
+
+        # stop/start and restart: still loopback only, no lease on the default network.
+        self.ok("stop", "-t", "0", "loner")
+        self.assertEqual(self.inspect("loner")["NetworkSettings"]["Networks"], {})
+        self.ok("start", "loner")
+        loopback_only()
+        self.ok("restart", "-t", "0", "loner")
+        loopback_only()
+        for f in os.listdir(os.path.join(self.runroot, "networks")):
+            if f.endswith(".json"):
+                with open(os.path.join(self.runroot, "networks", f)) as fh:
+                    self.assertNotIn(cid, fh.read(), f)
+
+        # Back on the network while it runs: a new veth, an address, its DNS name, and its
+        # published port forwarded again (to its new address).
+        self.ok("network", "connect", "solo", "loner")
+        self.assertIn("hello-from-loner", fetch(f"http://127.0.0.1:{port}/"))
+        self.assertEqual(self.ok("port", "loner").out.strip(), f"80/tcp -> 127.0.0.1:{port}")
+        nets = self.inspect("loner")["NetworkSettings"]["Networks"]
+        self.assertEqual(list(nets), ["solo"])
+        ip = nets["solo"]["IPAddress"]
+        self.assertTrue(ip.startswith("10.231.16."), nets)
+        self.assertIn(veth, links())
+        r = self.ok("exec", "loner", "ip", "-o", "-4", "addr", "show", "eth0")
+        self.assertIn(ip + "/24", r.out)
+        r = self.ok("exec", "loner", "wget", "-qO-", "http://solopeer/")
+        self.assertIn("hello-from-solopeer", r.out)
+        r = self.ok("exec", "solopeer", "nslookup", "loner")
+        self.assertIn(ip, r.out)
+        self.assertIn(cid, lease_holders())
+
+        # Left with no network again, then removed: nothing of it is left.
+        self.ok("network", "disconnect", "solo", "loner")
+        self.ok("rm", "-f", "-t", "0", "loner")
+        self.assert_no_trace(cid, ["solo"])
+
+    def test_published_ports_move_to_the_next_network(self):
+        # Disconnected from the network its ports are forwarded to while it is on another, a
+        # running container keeps its host ports, forwarded to its address there (as Docker).
+        self.net("mva", "10.231.17.0/24")
+        self.net("mvb", "10.231.18.0/24")
+        port = free_port()
+        cid = self.run_d("mover", "--network", "mva", "-p", f"127.0.0.1:{port}:80", IMAGE,
+                         "sh", "-c", HTTPD.format("mover"))
+        self.assertIn("hello-from-mover", fetch(f"http://127.0.0.1:{port}/"))
+        self.ok("network", "connect", "mvb", "mover")
+        self.ok("network", "disconnect", "mva", "mover")
+        self.assertIn("hello-from-mover", fetch(f"http://127.0.0.1:{port}/"))
+        self.assertEqual(self.ok("port", "mover").out.strip(), f"80/tcp -> 127.0.0.1:{port}")
+        with open(os.path.join(self.runroot, "networks", "mvb.json")) as f:
+            lease = [l for l in json.load(f)["leases"] if l["container_id"] == cid][0]
+        self.assertEqual([p["host_port"] for p in lease["ports"]], [port])
+        self.ok("rm", "-f", "-t", "0", "mover")
+        self.assert_no_trace(cid, ["mva", "mvb"])
+        with self.assertRaises(AssertionError):
+            fetch(f"http://127.0.0.1:{port}/", attempts=3)
+
+    def test_disconnect_of_the_last_network_before_start(self):
+        # A created container left with no network starts with loopback only; connected again
+        # before its start, it starts on that network (docker-compose 1.x does this at `up`).
+        cid = self.ok("create", "--name", "unborn", IMAGE, "sleep", "1000").out.strip()
+        self.addCleanup(self.berth, "rm", "-f", "-t", "0", "unborn")
+        default = [n["name"] for n in self.json("network", "ls", "--format", "json")
+                   if n["subnets"][0]["subnet"] == DEFAULT_SUBNET][0]
+        self.ok("network", "disconnect", default, "unborn")
+        self.assertEqual(self.inspect("unborn")["NetworkSettings"]["Networks"], {})
+        self.ok("start", "unborn")
+        r = self.ok("exec", "unborn", "ip", "-o", "link", "show")
+        self.assertEqual([l.split(":")[1].strip() for l in r.out.splitlines()], ["lo"], r)
+        self.ok("stop", "-t", "0", "unborn")
+        self.ok("network", "connect", default, "unborn")
+        self.ok("start", "unborn")
+        r = self.ok("exec", "unborn", "ip", "-o", "-4", "addr", "show", "eth0")
+        self.assertIn("10.231.0.", r.out)
+        self.ok("rm", "-f", "-t", "0", "unborn")
+        self.assert_no_trace(cid, [default])
 
     def test_publish_all_exposed(self):
         self.run_d("pall", "-P", "--expose", "80", IMAGE, "sh", "-c", HTTPD.format("all"))

@@ -96,6 +96,31 @@ class IptablesBackendTest(tcn.NetworkTestBase):
             time.sleep(0.1)
         self.assertNotIn(nkey, iptables_rules())
 
+    def test_ports_follow_network_disconnect_and_connect(self):
+        # The ports move to the network now first, go with the last one, and come back with a
+        # connect: one DNAT chain jump at each step, none left after rm.
+        self.net("ipa", "10.231.74.0/24")
+        self.net("ipb", "10.231.75.0/24")
+        port = free_port()
+        cid = self.run_d("imove", "--network", "ipa", "-p", f"127.0.0.1:{port}:80", IMAGE, "sh",
+                         "-c", HTTPD.format("imove"))
+        ckey = "ct-" + short_hash(cid)
+        jump = f"--comment {ckey} -j {ckey}-dnat"
+        self.assertEqual(fetch(f"http://127.0.0.1:{port}/"), "hello-from-imove\n")
+        self.ok("network", "connect", "ipb", "imove")
+        self.ok("network", "disconnect", "ipa", "imove")
+        self.assertEqual(fetch(f"http://127.0.0.1:{port}/"), "hello-from-imove\n")
+        self.assertEqual(iptables_rules().count(jump), 1)
+        self.ok("network", "disconnect", "ipb", "imove")
+        self.assertNotIn(ckey, iptables_rules())
+        with self.assertRaises(AssertionError):
+            fetch(f"http://127.0.0.1:{port}/", attempts=1)
+        self.ok("network", "connect", "ipa", "imove")
+        self.assertEqual(fetch(f"http://127.0.0.1:{port}/"), "hello-from-imove\n")
+        self.assertEqual(iptables_rules().count(jump), 1)
+        self.ok("rm", "-f", "-t", "0", "imove")
+        self.assertNotIn(ckey, iptables_rules())
+
 
 class FirewallFallbackTest(tcn.NetworkTestBase):
     """firewall_driver unset: nftables where libnftables loads, else iptables (as Podman 5)."""

@@ -5,9 +5,12 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
+import time
 import unittest
+import urllib.request
 
 from container_fixture import ContainerTestCase, IMAGE
 
@@ -44,6 +47,44 @@ def parse_map(text):
 
 def triplets(strings):
     return [tuple(int(x) for x in s.split(":")) for s in strings]
+
+
+def short_hash(s):
+    """The bridge driver's FNV-1a name hash (veth and nftables chain names)."""
+    h = 1469598103934665603
+    for c in s.encode():
+        h ^= c
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"[:12]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def links():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+def fetch(url, attempts=100):
+    """The body at url, retried while the server in the container starts."""
+    last = None
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode()
+        except OSError as e:
+            last = e
+            time.sleep(0.1)
+    raise AssertionError(f"GET {url}: {last}")
+
+
+def mount_points():
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
 
 
 class UsernsTestCase(ContainerTestCase):
@@ -268,18 +309,20 @@ class BoundaryIdsTest(UsernsTestCase):
     def test_cp_out_has_the_containers_ids(self):
         self.assertEqual(self.tar_owners(self.run_bytes("cp", "ids:/made", "-")),
                          {"made": (0, 0)})
+        # Every entry is the container's user's (root here), as Podman's `cp CTR:PATH -`.
         self.assertEqual(self.tar_owners(self.run_bytes("cp", "ids:/stray", "-")),
-                         {"stray": (65534, 65534)})
+                         {"stray": (0, 0)})
         self.assertEqual(self.tar_owners(self.run_bytes("cp", "ids:/etc", "-"))["etc/passwd"],
                          (0, 0))
         out = os.path.join(self.tmp, "ids-out")
         os.makedirs(out, exist_ok=True)
         self.ok("cp", "ids:/d", out)
         self.ok("cp", "ids:/made", os.path.join(out, "made-copy"))
+        # Copies to the host belong to the user running cp (Podman, Docker).
         st = os.lstat(os.path.join(out, "d"))
-        self.assertEqual((st.st_uid, st.st_gid), (5, 6))
+        self.assertEqual((st.st_uid, st.st_gid), (os.getuid(), os.getgid()))
         st = os.lstat(os.path.join(out, "made-copy"))
-        self.assertEqual((st.st_uid, st.st_gid), (0, 0))
+        self.assertEqual((st.st_uid, st.st_gid), (os.getuid(), os.getgid()))
 
     def test_cp_in_is_owned_as_the_container_sees_it(self):
         src = os.path.join(self.tmp, "ids-in")
@@ -418,7 +461,7 @@ class PidJoinTest(UsernsTestCase):
 @unittest.skipUnless(shutil.which("runc"), "runc is not installed")
 class RuncTest(UsernsTestCase):
     def test_runc_gets_the_same_maps(self):
-        # The default network (a namespace berth made): runc joins it, /sys is the host's, bound.
+        # The default network: runc makes the namespace in the container's user namespace.
         r = self.ok("run", "--rm", "--runtime", "runc", "--userns=auto:size=2000", IMAGE, "sh",
                     "-c", "cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox")
         lines = r.out.strip().splitlines()
@@ -442,6 +485,111 @@ class RuncTest(UsernsTestCase):
         lines = r.out.strip().splitlines()
         self.assertEqual(parse_map(lines[0]), [(0, h, n)])
         self.assertEqual(lines[1:], ["0", "0"])
+
+    def test_runc_joins_another_containers_user_namespace(self):
+        # runc 1.1 wants the maps of a joined namespace in the spec ("User namespaces enabled,
+        # but no uid mappings found"): berth writes them as the namespace has them.
+        self.run_detached("rowner", "--network", "none", "--userns=auto", IMAGE, "sleep", "300")
+        ns = self.ok("exec", "rowner", "readlink", "/proc/self/ns/user").out.strip()
+        uid_map = self.ok("exec", "rowner", "cat", "/proc/self/uid_map").out
+        pid = self.json("inspect", "rowner")[0]["State"]["Pid"]
+        for mode in ("container:rowner", "ns:/proc/%d/ns/user" % pid):
+            r = self.ok("run", "--rm", "--runtime", "runc", "--network", "none", "--userns",
+                        mode, IMAGE, "sh", "-c", "readlink /proc/self/ns/user; "
+                        "cat /proc/self/uid_map; id -u")
+            lines = r.out.strip().splitlines()
+            self.assertEqual(lines[0], ns, mode)
+            self.assertEqual(parse_map(lines[1]), parse_map(uid_map), mode)
+            self.assertEqual(lines[2], "0", mode)
+        self.run_detached("rjoiner", "--runtime", "runc", "--network", "none",
+                          "--userns=container:rowner", IMAGE, "sleep", "300")
+        with open(self.json("inspect", "rjoiner")[0]["OCIConfigPath"]) as f:
+            spec = json.load(f)
+        (c, h, n), = parse_map(uid_map)
+        self.assertEqual(spec["linux"]["uidMappings"], [{"containerID": c, "hostID": h,
+                                                          "size": n}])
+        self.assertEqual(self.ok("exec", "rjoiner", "readlink", "/proc/self/ns/user").out.strip(),
+                         ns)
+
+    def test_runc_on_the_default_bridge(self):
+        # runc joins the user namespace first, also on exec: the network namespace is made by
+        # runc in the container's user namespace, then bound at berth's path and plumbed.
+        port = free_port()
+        cid = self.run_detached("rbr", "--runtime", "runc", "--userns=auto", "-p",
+                                f"127.0.0.1:{port}:80", IMAGE, "sh", "-c",
+                                "mkdir -p /www && echo hello-rbr > /www/index.html && "
+                                "exec httpd -f -p 80 -h /www")
+        info = self.json("inspect", "rbr")[0]
+        with open(info["OCIConfigPath"]) as f:
+            self.assertIn({"type": "network"}, json.load(f)["linux"]["namespaces"])
+        sandbox = info["NetworkSettings"]["SandboxKey"]
+        self.assertEqual(sandbox, os.path.join(self.runroot, "netns", "berth-" + cid))
+        ip = info["NetworkSettings"]["IPAddress"]
+        self.assertTrue(ip, info["NetworkSettings"])
+
+        def check_running():
+            # exec enters every namespace of the container, the network one included
+            r = self.ok("exec", "rbr", "sh", "-c", "ip -4 -o addr show eth0; "
+                        "readlink /proc/self/ns/net; cat /proc/sys/net/ipv4/ping_group_range")
+            lines = r.out.strip().splitlines()
+            self.assertIn(f"inet {ip}/", lines[0])
+            # containers.conf's default net.* sysctls, set by runc in a namespace it owns
+            self.assertEqual(lines[2].split(), ["0", "0"])
+            # berth's path is the container's own namespace
+            self.assertEqual(lines[1], f"net:[{os.stat(sandbox).st_ino}]")
+            self.assertIn(sandbox, mount_points())
+            self.assertIn("vb" + short_hash(f"{cid}/berth"), links())
+            self.assertEqual(fetch(f"http://{ip}/"), "hello-rbr\n")
+            self.assertEqual(fetch(f"http://127.0.0.1:{port}/"), "hello-rbr\n")
+            r = self.ok("run", "--rm", IMAGE, "wget", "-qO-", f"http://{ip}/")
+            self.assertEqual(r.out, "hello-rbr\n")
+            for joiner in ([], ["--runtime", "runc"]):
+                r = self.ok("run", "--rm", *joiner, "--network", "container:rbr", IMAGE, "wget",
+                            "-qO-", "http://127.0.0.1/")
+                self.assertEqual(r.out, "hello-rbr\n", joiner)
+            return lines[1]
+
+        first = check_running()
+        # An OCI runtime in a user namespace of its own could not enter it (on exec).
+        r = self.berth("run", "--rm", "--runtime", "runc", "--userns=auto", "--network",
+                       "container:rbr", IMAGE, "true")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("--userns container:rbr", r.err)
+        # Each start makes the namespace anew (the old one held open, so its number is not
+        # handed out again).
+        old_ns = os.open(sandbox, os.O_RDONLY)
+        self.addCleanup(os.close, old_ns)
+        self.ok("stop", "-t", "0", "rbr")
+        self.ok("start", "rbr")
+        self.assertNotEqual(check_running(), first)
+        self.ok("rm", "-f", "-t", "0", "rbr")
+        self.assertFalse(os.path.exists(sandbox))
+        self.assertNotIn(sandbox, mount_points())
+        self.assertNotIn("vb" + short_hash(f"{cid}/berth"), links())
+        nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+        self.assertNotIn("ct-" + short_hash(cid), nft)
+        with self.assertRaises(AssertionError):
+            fetch(f"http://127.0.0.1:{port}/", attempts=1)
+
+    def test_runc_plumbing_failure_leaves_nothing(self):
+        # The network is plumbed after runc created the container: a failure there (an address
+        # taken) removes the container from runc, and the create is undone.
+        holder = self.run_detached("holder", IMAGE, "sleep", "300")
+        ip = self.json("inspect", "holder")[0]["NetworkSettings"]["IPAddress"]
+        r = self.berth("run", "-d", "--name", "taker", "--runtime", "runc", "--userns=auto",
+                       "--ip", ip, IMAGE, "sleep", "300")
+        self.addCleanup(self.berth, "rm", "-f", "-t", "0", "taker")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn(f"IP address {ip}", r.err)
+        self.assertNotEqual(self.berth("container", "exists", "taker").rc, 0)
+        runc_root = os.path.join(self.runroot, "oci-runc")
+        listed = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True,
+                                text=True)
+        self.assertEqual(listed.stdout.split(), [], listed)
+        netns = os.path.join(self.runroot, "netns")
+        self.assertEqual(os.listdir(netns), ["berth-" + holder])
+        self.assertEqual([p for p in mount_points() if p.startswith(netns + "/")],
+                         [os.path.join(netns, "berth-" + holder)])
 
 
 if __name__ == "__main__":

@@ -22,10 +22,9 @@ namespace berth::api {
 // /version, _ping and unversioned paths give, so what negotiating clients settle on). Each
 // version's changes up to kMaxApiVersion that touch an endpoint berth serves are honoured, with
 // the older behaviour for a client that asks for an older version (Request::api_at_least).
-// 1.45 is served to a client that asks for it but not advertised: from 1.45 Aliases lose the
-// short id, and docker-compose 1.x then disconnects and reconnects each container's network,
-// which berth refuses for a container's last network.
-inline constexpr std::string_view kApiVersion = "1.44";
+// From 1.45 Aliases lose the short id, and docker-compose 1.x then disconnects and reconnects
+// each container's network at `up`: a container left with no network keeps loopback only.
+inline constexpr std::string_view kApiVersion = "1.45";
 inline constexpr std::string_view kMinApiVersion = "1.24";
 inline constexpr std::string_view kMaxApiVersion = "1.45";
 

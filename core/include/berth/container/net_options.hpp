@@ -19,8 +19,11 @@ struct NetOptions {
   // The networks of bridge mode (CreateOptions::network == "bridge"), in order: "NAME" or
   // "NAME:ip=...,ip6=...,mac=...,alias=...,interface_name=..."; "bridge" names the default
   // network.
-  // Empty: the default network.
+  // Empty: the default network, unless `disconnected`.
   std::vector<std::string> networks;
+  // Bridge mode with every network disconnected (`network disconnect` of the last one): the
+  // container's namespace has loopback only, at every start, until a `network connect`.
+  bool disconnected = false;
   std::vector<std::string> publish;  // -p specs as given
   bool publish_all = false;          // -P
   std::vector<std::string> expose;   // --expose, and the image's ExposedPorts with -P

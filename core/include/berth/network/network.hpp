@@ -247,8 +247,9 @@ class Ipam {
 struct NetnsHandle {
   std::string path;
 };
-// Creates the namespace with unshare(CLONE_NEWNET) in a child (no exec) and bind-mounts it at
-// `path` (its directory is made and, as iproute2 does, made a shared mount point).
+// Creates the namespace with unshare(CLONE_NEWNET) on the calling thread (which returns to its
+// own namespace before this returns), brings its loopback up and bind-mounts it at `path` (its
+// directory is made).
 Result<NetnsHandle> create_netns(const std::string& path);
 // Unmounts and removes; succeeds when nothing is there.
 Result<void> remove_netns(const std::string& path);
@@ -270,10 +271,13 @@ struct ContainerNetRequest {
   std::string container_name;
   std::string hostname;
   std::string netns_path;
-  std::vector<NetworkAttachRequest> networks;  // empty: the default network
-  std::vector<sdk::PortMapping> ports;         // parse_publish() of each -p
-  bool publish_all = false;                    // -P: a free host port for each exposed port
-  std::vector<std::string> exposed_ports;      // "80/tcp", "53/udp", "8080"
+  std::vector<NetworkAttachRequest> networks;  // empty: the default network, unless no_networks
+  // A bridge-mode container whose every network was disconnected: nothing is plumbed (the
+  // namespace keeps its loopback), no lease, no port forwarded.
+  bool no_networks = false;
+  std::vector<sdk::PortMapping> ports;     // parse_publish() of each -p
+  bool publish_all = false;                // -P: a free host port for each exposed port
+  std::vector<std::string> exposed_ports;  // "80/tcp", "53/udp", "8080"
   std::vector<std::string> dns_servers;
   std::vector<std::string> dns_search;
   std::vector<std::string> dns_options;
@@ -298,12 +302,22 @@ Result<sdk::SetupStatus> connect_container(engine::Engine& engine, const Contain
 // skipped. req.ports: the mappings as forwarded (their rules are removed).
 Result<void> disconnect_container(engine::Engine& engine, const ContainerNetRequest& req);
 // One more network for a plumbed namespace (`network connect` on a running container): a lease
-// and the driver's setup of that attachment alone. net.interface_name must be set.
+// and the driver's setup of that attachment alone. net.interface_name must be set. req.ports and
+// req.publish_all are forwarded to this network's address (and held by its lease): set them only
+// for a container on no other network, as the first network holds them; `published` receives
+// them as forwarded.
 Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const ContainerNetRequest& req,
-                                             const NetworkAttachRequest& net);
+                                             const NetworkAttachRequest& net,
+                                             std::vector<sdk::PortMapping>* published = nullptr);
 // Undoes connect_network() (or one network of connect_container()). Idempotent.
 Result<void> disconnect_network(engine::Engine& engine, const ContainerNetRequest& req,
                                 const std::string& network);
+// Forwards req.ports (host ports resolved) to the container's address on `network`, which it is
+// connected to, and records them in that lease: where the ports go when the network that held
+// them is disconnected from a running container and others remain (as Docker). Conflict when a
+// host port is taken meanwhile.
+Result<void> forward_ports(engine::Engine& engine, const ContainerNetRequest& req,
+                           const std::string& network);
 // Checks that a driver plugin of opts.driver exists, then NetworkStore::create.
 Result<Network> create_network(engine::Engine& engine, const CreateOptions& opts);
 // Re-applies the drivers' setup (firewall rules) of every container holding a lease whose
