@@ -615,6 +615,9 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   }
   BERTH_TRYV(map_resources(b, hc, o));
   // API 1.44: checks in the start period at StartInterval (older clients: not in the API).
+  // Without one, Docker's default applies (5 s in the start period, whatever the client's
+  // version: dockerd's), also to an image's HEALTHCHECK with a start period.
+  o.resources.health_start_interval = container::ResourceOptions::kDockerStartInterval;
   if (req.api_at_least("1.44") && b.contains("Healthcheck") && b["Healthcheck"].is_object()) {
     const int64_t si = num(b["Healthcheck"], "StartInterval");
     if (si < 0) {
@@ -623,7 +626,9 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
     if (si != 0 && si < 1'000'000) {
       return fail(Errc::InvalidArgument, "StartInterval in Healthcheck cannot be less than 1ms");
     }
-    o.resources.health_start_interval = si;
+    if (si > 0) {
+      o.resources.health_start_interval = si;
+    }
   }
   return o;
 }

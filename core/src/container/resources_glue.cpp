@@ -398,7 +398,7 @@ Result<void> resolve_healthcheck(engine::Engine& eng, const ContainerRecord& rec
       if (r.health_start_period == 0) {
         r.health_start_period = hc.value("StartPeriod", int64_t{0});
       }
-      if (r.health_start_interval == 0) {
+      if (r.health_start_interval <= 0 && hc.value("StartInterval", int64_t{0}) > 0) {
         r.health_start_interval = hc.value("StartInterval", int64_t{0});
       }
       if (r.health_retries == 0) {
@@ -1250,9 +1250,12 @@ std::vector<PeriodicCommand> resources_periodic(engine::Engine& eng, const Conta
   const int64_t interval_ns = r.health_interval > 0 ? r.health_interval : 30'000'000'000;
   c.interval_ms = std::max<int64_t>(interval_ns / 1'000'000, 1);
   c.first_after_ms = c.interval_ms;
-  if (r.health_start_interval > 0 && r.health_start_period > 0) {
+  const int64_t start_interval = r.health_start_interval == ResourceOptions::kDockerStartInterval
+                                     ? int64_t{5'000'000'000}
+                                     : r.health_start_interval;
+  if (start_interval > 0 && r.health_start_period > 0) {
     // In the start period the checks run at the start interval until one passes.
-    c.start_interval_ms = std::max<int64_t>(r.health_start_interval / 1'000'000, 1);
+    c.start_interval_ms = std::max<int64_t>(start_interval / 1'000'000, 1);
     c.start_period_ms = std::max<int64_t>(r.health_start_period / 1'000'000, 1);
     c.first_after_ms = c.start_interval_ms;
   }

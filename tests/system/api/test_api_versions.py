@@ -388,7 +388,7 @@ class ApiVersionTest(ApiTestCase):
         self.assertNotIn("StartInterval", j["Config"]["Healthcheck"])
         time.sleep(2.5)
         # In the start period and unhealthy so far: a check every 250 ms (1.44); the 1.43 client's
-        # container keeps the 60 s interval, no check yet.
+        # container has Docker's default start interval, 5 s: no check yet.
         fast = self.count_checks(started["1.44"])
         self.assertGreaterEqual(fast, 4)
         self.assertEqual(self.count_checks(started["1.43"]), 0)
@@ -408,6 +408,12 @@ class ApiVersionTest(ApiTestCase):
         after = self.count_checks(started["1.44"])
         time.sleep(1.5)
         self.assertEqual(self.count_checks(started["1.44"]), after)
+        # Without a StartInterval (the 1.43 client cannot give one), Docker's default: a check
+        # every 5 s in the start period, not the 60 s interval.
+        deadline = time.time() + 10
+        while time.time() < deadline and self.count_checks(started["1.43"]) == 0:
+            time.sleep(0.2)
+        self.assertGreaterEqual(self.count_checks(started["1.43"]), 1)
         for bad in (-1, 1000):
             status, data = self.create("1.44", {"Healthcheck": dict(hc, StartInterval=bad)})
             self.assertEqual(status, 400, data)

@@ -47,8 +47,10 @@ struct ResourceOptions {
   int64_t health_timeout = 0;
   int64_t health_start_period = 0;
   // Docker's StartInterval (API 1.44): the interval of the checks in the start period until one
-  // passes; 0: the checks keep `health_interval` then too.
+  // passes; 0: the checks keep `health_interval` then too (Podman's); kDockerStartInterval:
+  // Docker's default, 5 s (a container made through the Docker API without one).
   int64_t health_start_interval = 0;
+  static constexpr int64_t kDockerStartInterval = -1;
   int health_retries = 0;
   std::string health_on_failure = "none";  // none, kill, restart, stop
   bool no_healthcheck = false;
