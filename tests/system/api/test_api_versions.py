@@ -288,8 +288,14 @@ class ApiVersionTest(ApiTestCase):
         _, info = self.get("/v1.43/info")
         self.assertNotIn("CDISpecDirs", info)
 
+    # Subnets of their own: a network with a picked subnet can get the one another test module
+    # running at the same time picks in its store (and then its DNS port, its route).
+    SUBNETS = {"v144-a": 40, "v144-b": 41, "v144-dns": 42, "v145-al": 43, "v145-up": 44}
+
     def network(self, name):
-        status, data = self.post("/networks/create", {"Name": name})
+        subnet = "10.201.%d.0/24" % self.SUBNETS[name]
+        status, data = self.post("/networks/create",
+                                 {"Name": name, "IPAM": {"Config": [{"Subnet": subnet}]}})
         self.assertEqual(status, 201, data)
         self.addCleanup(self.request, "DELETE", f"/networks/{name}")
 
