@@ -426,15 +426,22 @@ Result<sdk::InterfaceStatus> connect_network(engine::Engine& engine, const Conta
   return st->interfaces.front();
 }
 
-Result<void> disconnect_network(engine::Engine& engine, const ContainerNetRequest& req,
-                                const std::string& network) {
-  auto store = NetworkStore::for_engine(engine);
+namespace {
+// The container's request narrowed to `network` (by name), without user-mode networking.
+ContainerNetRequest on_one_network(const ContainerNetRequest& req, const std::string& network) {
   ContainerNetRequest one = req;
   one.user_mode.clear();
   NetworkAttachRequest a;
   a.network = network;
   one.networks = {a};
-  BERTH_TRY(auto plan, resolve(engine, store, one, true));
+  return one;
+}
+}  // namespace
+
+Result<void> disconnect_network(engine::Engine& engine, const ContainerNetRequest& req,
+                                const std::string& network) {
+  auto store = NetworkStore::for_engine(engine);
+  BERTH_TRY(auto plan, resolve(engine, store, on_one_network(req, network), true));
   if (plan.empty()) {
     return {};
   }
@@ -472,12 +479,7 @@ Result<void> forward_ports(engine::Engine& engine, const ContainerNetRequest& re
     return {};
   }
   auto store = NetworkStore::for_engine(engine);
-  ContainerNetRequest one = req;
-  one.user_mode.clear();
-  NetworkAttachRequest na;
-  na.network = network;
-  one.networks = {na};
-  BERTH_TRY(auto plan, resolve(engine, store, one));
+  BERTH_TRY(auto plan, resolve(engine, store, on_one_network(req, network)));
   Planned& p = plan.front();
   if (!uses_ipam(p.driver)) {
     return fail(Errc::NotSupported, "network " + p.network.name + " uses the " + p.driver +

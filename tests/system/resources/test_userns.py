@@ -5,14 +5,16 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
+import sys
 import tarfile
 import time
 import unittest
-import urllib.request
 
 from container_fixture import ContainerTestCase, IMAGE
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "network"))
+from test_container_net import fetch, free_port, links, short_hash  # noqa: E402
 
 SUBID_LINE = "containers:2147483647:2147483648"
 
@@ -47,39 +49,6 @@ def parse_map(text):
 
 def triplets(strings):
     return [tuple(int(x) for x in s.split(":")) for s in strings]
-
-
-def short_hash(s):
-    """The bridge driver's FNV-1a name hash (veth and nftables chain names)."""
-    h = 1469598103934665603
-    for c in s.encode():
-        h ^= c
-        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"[:12]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def links():
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
-
-
-def fetch(url, attempts=100):
-    """The body at url, retried while the server in the container starts."""
-    last = None
-    for _ in range(attempts):
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                return r.read().decode()
-        except OSError as e:
-            last = e
-            time.sleep(0.1)
-    raise AssertionError(f"GET {url}: {last}")
 
 
 def mount_points():
