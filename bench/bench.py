@@ -75,7 +75,12 @@ def oci_archive(layout, out):
     return out
 
 
-def make_engines(tmp, berth_network="", podman_network=""):
+# berth's default network in the benchmarks: not Podman's 10.88.0.0/16, which Podman's CNI
+# bridge (cni-podman0) keeps after its last container and berth then refuses to share.
+BERTH_DEFAULT_SUBNET = 'default_subnet = "10.231.200.0/24"\n'
+
+
+def make_engines(tmp, berth_network=BERTH_DEFAULT_SUBNET, podman_network=""):
     """berth and Podman (None when not installed) over stores in `tmp`; the `[network]` lines
     given go into each one's containers.conf."""
     berth_bin = os.environ.get("BERTH_BIN", os.path.join(ROOT, "build", "bin", "berth"))
@@ -223,8 +228,8 @@ def runc_run_true(images, runs, tmp):
 
 def case_run_bridge(engines, images, runs, tmp):
     """`run --rm IMAGE true` on the default bridge network (namespace, veth, address, NAT rules
-    made and removed each run). The engines run one after the other, not interleaved: both
-    default networks use 10.88.0.0/16, and each removes its bridge when its last container goes."""
+    made and removed each run, by berth; Podman's CNI keeps its bridge). The engines run one
+    after the other, not interleaved."""
     archive = oci_archive(os.path.join(images, "bb"), os.path.join(tmp, "bb.tar"))
     out = {}
     for e in engines:

@@ -49,7 +49,7 @@ def free_port():
 
 def make_engines(tmp, firewall):
     fw = f'firewall_driver = "{firewall}"\n' if firewall else ""
-    return bench.make_engines(tmp, 'default_subnet = "10.231.200.0/24"\n' + fw, fw)
+    return bench.make_engines(tmp, bench.BERTH_DEFAULT_SUBNET + fw, fw)
 
 
 def fetch(url, timeout=120):

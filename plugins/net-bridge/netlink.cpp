@@ -355,6 +355,71 @@ Result<void> Socket::add_default_route(const Addr& gateway, int index) {
   return {};
 }
 
+namespace {
+struct AddrDump {
+  int index = 0;
+  std::vector<std::pair<Addr, int>> out;  // address, prefix
+};
+
+int addr_cb(const nlmsghdr* nlh, void* data) {
+  auto* dump = static_cast<AddrDump*>(data);
+  auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (nlh->nlmsg_type != RTM_NEWADDR || static_cast<int>(ifa->ifa_index) != dump->index ||
+      ifa->ifa_scope != RT_SCOPE_UNIVERSE) {
+    return MNL_CB_OK;
+  }
+  Addr a;
+  a.family = ifa->ifa_family;
+  // IPv4: IFA_LOCAL is the address (IFA_ADDRESS the peer's); IPv6 has IFA_ADDRESS only.
+  mnl_attr_parse(
+      nlh, sizeof(*ifa),
+      [](const nlattr* at, void* d) -> int {
+        auto* addr = static_cast<Addr*>(d);
+        const auto type = mnl_attr_get_type(at);
+        if ((type == IFA_LOCAL || (type == IFA_ADDRESS && addr->family == AF_INET6)) &&
+            mnl_attr_get_payload_len(at) == addr->size()) {
+          std::memcpy(addr->bytes, mnl_attr_get_payload(at), addr->size());
+        }
+        return MNL_CB_OK;
+      },
+      &a);
+  dump->out.emplace_back(a, ifa->ifa_prefixlen);
+  return MNL_CB_OK;
+}
+}  // namespace
+
+Result<void> Socket::flush_addresses(const std::string& name) {
+  auto link_info = link(name);
+  if (!link_info) {
+    return link_info.error().code() == Errc::NotFound ? Result<void>()
+                                                      : fail(std::move(link_info).error());
+  }
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETADDR;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  auto* req = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  req->ifa_family = AF_UNSPEC;
+  AddrDump dump;
+  dump.index = link_info->index;
+  BERTH_TRYV(talk(nlh, addr_cb, &dump));
+  for (const auto& [addr, prefix] : dump.out) {
+    nlh = mnl_nlmsg_put_header(buf.data());
+    nlh->nlmsg_type = RTM_DELADDR;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+    ifa->ifa_family = static_cast<uint8_t>(addr.family);
+    ifa->ifa_prefixlen = static_cast<uint8_t>(prefix);
+    ifa->ifa_index = static_cast<uint32_t>(link_info->index);
+    mnl_attr_put(nlh, IFA_LOCAL, addr.size(), addr.bytes);
+    auto r = talk(nlh);
+    if (!r && r.error().sys_errno() != EADDRNOTAVAIL) {
+      return fail(std::move(r).error().wrap("delete address " + addr.str() + " of " + name));
+    }
+  }
+  return {};
+}
+
 Result<void> Socket::delete_link(const std::string& name) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());

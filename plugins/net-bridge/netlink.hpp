@@ -57,6 +57,9 @@ class Socket {
   Result<void> add_default_route(const Addr& gateway, int index);
   // A missing link is success.
   Result<void> delete_link(const std::string& name);
+  // Removes every global address of link `name` (its routes go with them); link-local ones
+  // stay. A missing link is success.
+  Result<void> flush_addresses(const std::string& name);
   // The unicast routes of the main table for `family` (AF_INET, AF_INET6), as `ip route`.
   Result<std::vector<Route>> routes(int family);
 

@@ -42,8 +42,10 @@ Result<sdk::NetworkDriverPtr> make_driver(engine::Engine& engine, const std::str
   ctx.home = (fs::path(engine.graphroot()) / "networks").string();
   ctx.run_root = engine.runroot();
   BERTH_TRY(auto fw, firewall_driver(engine.config().containers));
-  nlohmann::json opts = {{"dns_bind_port", engine.config().containers.network.dns_bind_port},
-                         {"firewall_driver", fw}};
+  nlohmann::json opts = {
+      {"dns_bind_port", engine.config().containers.network.dns_bind_port},
+      {"firewall_driver", fw},
+      {"default_network", NetworkStore::default_network(engine.config().containers).name}};
   ctx.options_json = opts.dump();
   ctx.rootless = engine.rootless();
   auto d = engine.plugins().create<sdk::NetworkDriver>(name, ctx);

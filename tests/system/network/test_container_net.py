@@ -163,6 +163,25 @@ class ContainerNetworkTest(NetworkTestBase):
         with self.assertRaises(AssertionError):
             fetch(f"http://127.0.0.1:{port}/", attempts=1)
 
+    def test_default_bridge_outlives_its_last_container_empty(self):
+        # The default network's bridge stays when its last container goes (as docker0 and
+        # cni-podman0); its addresses, routes and rules go, and the next container plumbs it
+        # again. Other test classes share berth0: the checks hold when it has no port left.
+        gw = DEFAULT_SUBNET.rsplit(".", 1)[0] + ".1"
+        self.ok("run", "--rm", IMAGE, "true")
+        brif = "/sys/class/net/berth0/brif"
+        if os.path.isdir(brif) and os.listdir(brif):
+            self.skipTest("another test's container is on berth0 now")
+        self.assertIn("berth0", links())
+        addrs = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "berth0"],
+                               capture_output=True, text=True).stdout
+        self.assertNotIn(f"inet {gw}/", addrs)
+        self.assertNotIn("nw-" + short_hash("berth/" + DEFAULT_SUBNET), nft_ruleset())
+        out = self.ok("run", "--rm", "--cap-add", "NET_RAW", IMAGE, "sh", "-c",
+                      f"ip route; ping -c 1 -W 2 {gw}").out
+        self.assertIn(f"default via {gw}", out)
+        self.assertIn("1 packets received", out)  # the host's address is back
+
     def test_rules_stay_put_and_go_with_the_shared_bridge(self):
         # A second store with a network on the same bridge, with a subnet of its own; each
         # store's DNS responder listens on its own gateway.
