@@ -53,6 +53,13 @@ class FakeStorageDriver : public sdk::StorageDriver {
     return {};
   }
   Result<void> remove(const std::string& id) override {
+    {
+      // As the real drivers: a mounted layer stays.
+      std::lock_guard g(mu_);
+      if (mounts_[id] > 0) {
+        return fail(Errc::Conflict, "fake driver: layer " + id + " is mounted");
+      }
+    }
     std::error_code ec;
     std::filesystem::remove_all(dir_of(id), ec);
     if (ec) {

@@ -1,6 +1,9 @@
 #include "command.hpp"
 
+#include <poll.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -386,7 +389,24 @@ void add_format_options(po::options_description& d, bool quiet, bool noheading) 
   }
 }
 
+namespace {
+void on_sigpipe(int /*sig*/) {}
+
+// Standard output is a pipe or socket whose reader has gone.
+bool stdout_reader_gone() {
+  pollfd p{STDOUT_FILENO, 0, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
+}
+}  // namespace
+
 int run_cli(int argc, char** argv) {
+  // A reader that goes away (`berth export CTR | tar t | head`) makes writes fail with EPIPE
+  // instead of killing berth mid-command: what it holds (a rootfs mount, a lock) is released as
+  // usual. A handler, not SIG_IGN: the programs berth runs get the default action back at exec.
+  struct sigaction sa {};
+  sa.sa_handler = on_sigpipe;
+  ::sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGPIPE, &sa, nullptr);
   std::vector<std::string> args(argv + 1, argv + argc);
   Context ctx;
   po::options_description gdesc;
@@ -560,6 +580,9 @@ int run_cli(int argc, char** argv) {
   ctx.command = node;
   auto rc = node->run(ctx);
   ctx.out.flush();
+  if (!rc && stdout_reader_gone()) {
+    return 128 + SIGPIPE;  // quiet, as a shell shows a SIGPIPE death (tar's errors lose EPIPE)
+  }
   if (!rc) {
     ctx.err << "Error: " << rc.error().message() << "\n";
     return kExitEngineError;

@@ -383,7 +383,20 @@ struct Store::Impl {
         BERTH_TRYV(tx.commit());
       }
       lock = fail(Errc::Internal, "released");  // destroy_marked takes the lock itself
-      BERTH_TRYV(destroy_marked(l.id));
+      if (auto r = destroy_marked(l.id); !r) {
+        // Not this command's business: the layer stays marked, with no live writer, for the
+        // next command to try, and this one goes on (a layer still mounted by someone made
+        // every command fail).
+        spdlog::warn("incomplete layer {} left by a process that is gone: {}", l.id,
+                     r.error().message());
+        std::lock_guard g(mu);
+        if (auto u = db.prepare("UPDATE layers SET writer='' WHERE id=? AND writer=? AND "
+                                "incomplete=1");
+            u) {
+          (void)u->bind(1, l.id).bind(2, self_writer()).run();
+        }
+        continue;
+      }
       spdlog::info("removed incomplete layer {} left by a process that is gone", l.id);
       removed.push_back(l.id);
     }
@@ -635,8 +648,26 @@ Result<std::vector<std::string>> Store::remove_layer(const std::string& id) {
     BERTH_TRY(marked, impl_->mark_unused_chain(id));
     BERTH_TRYV(tx.commit());
   }
-  for (auto& m : marked) {
-    BERTH_TRYV(impl_->destroy_marked(m));
+  for (size_t i = 0; i < marked.size(); ++i) {
+    if (auto r = impl_->destroy_marked(marked[i]); !r) {
+      // The driver refused (a layer still mounted): the rest of the chain stays as it was.
+      // Left marked, the layer would be destroyed by the next command's clean-up of stale
+      // layers once unmounted, under the container whose removal failed here.
+      std::lock_guard g(impl_->mu);
+      if (auto tx = WriteTx::begin(impl_->db); tx) {
+        bool ok = true;
+        for (size_t j = i; j < marked.size() && ok; ++j) {
+          auto u = impl_->db.prepare(
+              "UPDATE layers SET incomplete=0, writer='' WHERE id=? AND writer=? AND "
+              "incomplete=1");
+          ok = u && u->bind(1, marked[j]).bind(2, self_writer()).run().has_value();
+        }
+        if (ok) {
+          (void)tx->commit();
+        }
+      }
+      return fail(std::move(r).error());
+    }
   }
   return marked;
 }

@@ -511,6 +511,23 @@ class StorageCommands(MountsTestCase):
         with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
             self.assertIn("root/new", {n.lstrip("./") for n in t.getnames()})
 
+    def test_export_into_a_reader_that_leaves_early(self):
+        # `export CTR | head`: berth ends quietly (141, as a SIGPIPE death) after releasing the
+        # rootfs mount; killed by SIGPIPE it left the layer mounted once more, and `rm` then
+        # failed ("mounted 1 time(s)").
+        self.ok("run", "-d", "--name", "exp-pipe", IMAGE, "sleep", "1000")
+        self.addCleanup(self.rm, "exp-pipe")
+        for _ in range(3):
+            p = subprocess.Popen(self.cmd() + ["export", "exp-pipe"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=self.env)
+            p.stdout.read(512)
+            p.stdout.close()
+            err = p.stderr.read()
+            self.assertEqual(p.wait(timeout=60), 141, err)
+            self.assertEqual(err, b"")
+        self.ok("rm", "-f", "-t", "0", "exp-pipe")
+        self.assertNotEqual(self.berth("container", "exists", "exp-pipe").rc, 0)
+
     def test_commit_then_run_sees_the_change(self):
         self.changed_container("committed")
         image = "localhost/committed:v1"

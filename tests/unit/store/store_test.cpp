@@ -151,6 +151,52 @@ TEST_F(StoreTest, PutImageRefusesAVanishedTopLayer) {
   EXPECT_EQ(r.error().code(), Errc::Conflict);
 }
 
+TEST_F(StoreTest, RemovingAMountedLayerLeavesItWhole) {
+  // A container's layer still mounted: the removal fails and the layer stays an ordinary one,
+  // not one marked for removal that a later command's clean-up would destroy under it.
+  ASSERT_TRUE(store_->create_layer(want("p"), writes("p")));
+  ASSERT_TRUE(store_->create_layer(want("c", "p"), writes("c")));
+  ASSERT_TRUE(driver_->mount("c", {}));
+  auto r = store_->remove_layer("c");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::Conflict);
+  for (const char* id : {"c", "p"}) {
+    auto l = store_->layer(id);
+    ASSERT_TRUE(l && l->has_value()) << id;
+    EXPECT_FALSE((*l)->incomplete) << id;
+  }
+  ASSERT_TRUE(driver_->unmount("c"));
+  auto removed = store_->remove_layer("c");
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, (std::vector<std::string>{"c", "p"}));
+}
+
+TEST_F(StoreTest, AStaleLayerThatCannotGoYetDoesNotFailTheOpen) {
+  // A writer that died mid-fill left "s" incomplete; while the driver refuses to remove it,
+  // opening the store (every command does) warns and goes on; later the layer goes.
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    (void)store_->create_layer(want("s"),
+                               [](const std::string&) -> Result<LayerFill> { ::_exit(0); });
+    ::_exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(driver_->exists("s"));
+  ASSERT_TRUE(driver_->mount("s", {}));
+  store_.reset();
+  auto s = Store::open(opts_, *driver_);
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_TRUE(driver_->exists("s"));
+  s->reset();
+  ASSERT_TRUE(driver_->unmount("s"));
+  s = Store::open(opts_, *driver_);
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_FALSE(driver_->exists("s"));
+  store_ = std::move(*s);
+}
+
 TEST_F(StoreTest, WriterIdentity) {
   EXPECT_TRUE(Store::writer_alive(Store::self_writer()));
   EXPECT_FALSE(Store::writer_alive(""));
