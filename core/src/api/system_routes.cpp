@@ -380,14 +380,20 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
           if (e.exit_code) {
             attrs["exitCode"] = std::to_string(*e.exit_code);
           }
+          // Docker's health event names the status in its action.
+          std::string action = e.status;
+          if (auto it = e.attributes.find("health_status");
+              e.status == "health_status" && it != e.attributes.end()) {
+            action += ": " + it->second;
+          }
           line = {{"Type", e.type},
-                  {"Action", e.status},
+                  {"Action", action},
                   {"Actor", {{"ID", e.id.empty() ? e.name : e.id}, {"Attributes", attrs}}},
                   {"scope", "local"},
                   {"time", e.time_nano / 1000000000},
                   {"timeNano", e.time_nano}};
           if (e.type == "container") {
-            line["status"] = e.status;
+            line["status"] = action;
             line["id"] = e.id;
             line["from"] = e.image;
           }

@@ -250,6 +250,7 @@ Result<HealthCheckResult> healthcheck_run(engine::Engine& eng, const std::string
   const bool in_start_period =
       r.health_start_period > 0 && st.started_at + r.health_start_period > start;
   std::string status = h.value("Status", "starting");
+  const std::string before = status;
   int streak = h.value("FailingStreak", 0);
   if (outcome.exit_code == 0) {
     status = "healthy";
@@ -275,6 +276,10 @@ Result<HealthCheckResult> healthcheck_run(engine::Engine& eng, const std::string
            {"ContainerStartedAt", st.started_at}};
   BERTH_TRYV(util::write_file_atomic(health_file(eng.runroot(), rec.id), h.dump()));
   lock.reset();
+  if (status != before) {
+    // On a change, as Docker (the API shows "health_status: healthy"); Podman logs every run.
+    emit_event(eng, rec, "health_status", std::nullopt, {{"health_status", status}});
+  }
 
   if (status == "unhealthy" && r.health_on_failure != "none" && !r.health_on_failure.empty()) {
     Result<void> acted;

@@ -1,4 +1,5 @@
 #pragma once
+#include <map>
 // Shared by the container module's files: opening the stores, the runtime and the monitor.
 #include <memory>
 #include <optional>
@@ -37,7 +38,8 @@ std::string monitor_binary();
 // Appends a container event ("create", "died" with its exit code, ...) to the event log; a
 // failure to log never fails the command.
 void emit_event(engine::Engine& eng, const ContainerRecord& rec, const std::string& status,
-                std::optional<int> exit_code = std::nullopt);
+                std::optional<int> exit_code = std::nullopt,
+                const std::map<std::string, std::string>& extra = {});
 
 // Restart policies: "no" (or ""), "on-failure[:N]", "always", "unless-stopped".
 struct RestartPolicy {

@@ -150,7 +150,7 @@ bool threaded() {
 }  // namespace
 
 void emit_event(engine::Engine& eng, const ContainerRecord& rec, const std::string& status,
-                std::optional<int> exit_code) {
+                std::optional<int> exit_code, const std::map<std::string, std::string>& extra) {
   events::Event e;
   e.type = std::string(events::type::kContainer);
   e.status = status;
@@ -159,6 +159,9 @@ void emit_event(engine::Engine& eng, const ContainerRecord& rec, const std::stri
   e.image = rec.image_name;
   e.exit_code = exit_code;
   e.attributes = rec.options.labels;
+  for (const auto& [k, v] : extra) {
+    e.attributes[k] = v;
+  }
   // One log per engine and thread: from_config() re-reads containers.conf settings.
   thread_local engine::Engine* owner = nullptr;
   thread_local std::optional<events::EventLog> log;

@@ -350,7 +350,9 @@ Result<void> update_resources(engine::Engine& eng, const std::string& name_or_id
   }
   BERTH_TRYV(write_spec_resources(rec, *oci));
   rec.options.resources = r;
-  return db->update(rec);
+  BERTH_TRYV(db->update(rec));
+  emit_event(eng, rec, "update");
+  return {};
 }
 
 Result<std::vector<StatsSample>> stats(engine::Engine& eng, const std::vector<std::string>& names) {
@@ -461,7 +463,9 @@ Result<void> pause(engine::Engine& eng, const std::string& name_or_id) {
     return fail(std::move(r).error().wrap("pause container " + rec.name));
   }
   st.status = Status::Paused;
-  return write_state(eng.runroot(), rec.id, st);
+  BERTH_TRYV(write_state(eng.runroot(), rec.id, st));
+  emit_event(eng, rec, "pause");
+  return {};
 }
 
 Result<void> unpause(engine::Engine& eng, const std::string& name_or_id) {
@@ -480,7 +484,9 @@ Result<void> unpause(engine::Engine& eng, const std::string& name_or_id) {
     return fail(std::move(r).error().wrap("unpause container " + rec.name));
   }
   st.status = Status::Running;
-  return write_state(eng.runroot(), rec.id, st);
+  BERTH_TRYV(write_state(eng.runroot(), rec.id, st));
+  emit_event(eng, rec, "unpause");
+  return {};
 }
 
 }  // namespace berth::container

@@ -952,6 +952,7 @@ Result<std::string> mount(engine::Engine& eng, const std::string& name_or_id) {
     (void)driver->unmount(c.rec.layer_id);
     return fail(std::move(w).error());
   }
+  emit_event(eng, c.rec, "mount");
   return *path;
 }
 
@@ -972,10 +973,12 @@ Result<void> unmount(engine::Engine& eng, const std::string& name_or_id, bool fo
   }
   if (n - times <= 0) {
     ::unlink(user_mounts_file(eng, c.rec.id).c_str());
-    return {};
+  } else {
+    BERTH_TRYV(util::write_file_atomic(user_mounts_file(eng, c.rec.id),
+                                       std::to_string(n - times) + "\n" + path + "\n"));
   }
-  return util::write_file_atomic(user_mounts_file(eng, c.rec.id),
-                                 std::to_string(n - times) + "\n" + path + "\n");
+  emit_event(eng, c.rec, "unmount");
+  return {};
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> mounted(engine::Engine& eng) {
@@ -1087,6 +1090,7 @@ Result<std::string> commit(engine::Engine& eng, const std::string& name_or_id,
   if (!id) {
     return fail(std::move(id).error().wrap("commit container " + c.rec.name));
   }
+  emit_event(eng, c.rec, "commit");
   return *id;
 }
 

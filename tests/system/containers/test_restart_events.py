@@ -124,6 +124,31 @@ class EventsTest(ContainerTestCase):
         self.assertLess(got.index("stop"), got.index("remove"))
 
 
+    def test_pause_update_mount_commit_and_health_events(self):
+        self.ok("run", "-d", "--name", "ev4", "--health-cmd", "test -e /tmp/ok",
+                "--health-retries", "1", IMAGE, "sleep", "1000")
+        self.ok("pause", "ev4")
+        self.ok("unpause", "ev4")
+        self.ok("update", "--pids-limit", "100", "ev4")
+        self.ok("mount", "ev4")
+        self.ok("unmount", "ev4")
+        image = "localhost/ev4-commit:1"
+        self.ok("commit", "-q", "ev4", image)
+        self.addCleanup(self.berth, "rmi", "-f", image)
+        self.berth("healthcheck", "run", "ev4")  # fails: unhealthy
+        self.ok("exec", "ev4", "touch", "/tmp/ok")
+        self.ok("healthcheck", "run", "ev4")  # healthy
+        self.ok("healthcheck", "run", "ev4")  # healthy again: no event
+        self.ok("rm", "-f", "-t", "0", "ev4")
+        got = self.statuses("ev4")
+        want = ["pause", "unpause", "update", "mount", "unmount", "commit"]
+        self.assertEqual([s for s in got if s in want], want, got)
+        health = self.ok("events", "--stream=false", "--filter", "container=ev4", "--filter",
+                         "event=health_status", "--format", "json").out.splitlines()
+        states = [json.loads(l)["Attributes"]["health_status"] for l in health]
+        self.assertEqual(states, ["unhealthy", "healthy"], health)
+
+
 class ExecUserDependTest(ContainerTestCase):
     def test_exec_user_by_name_and_env_file(self):
         self.ok("run", "-d", "--name", "eu", IMAGE, "sleep", "1000")
