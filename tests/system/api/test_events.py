@@ -1,10 +1,14 @@
-"""GET /events over the event log: the fixture's `berth import` shows up in Docker's shape; a
-malformed filter is a 400."""
+"""GET /events over the event log: the fixture's `berth import` shows up in Docker's shape, a
+health check's change of status as Docker's "health_status: <status>"; a malformed filter is a
+400."""
 import json
+import subprocess
 import time
 import unittest
+import urllib.parse
 
-from api_fixture import ApiTestCase
+from api_fixture import IMAGE, ApiTestCase
+from berth_test import BERTH
 
 
 class EventsTest(ApiTestCase):
@@ -17,6 +21,34 @@ class EventsTest(ApiTestCase):
         self.assertEqual(len(imports), 1, events)
         self.assertEqual(imports[0]["Actor"]["Attributes"]["name"], "localhost/bb:latest")
         self.assertGreater(imports[0]["timeNano"], 0)
+
+    def test_health_status_action_names_the_status(self):
+        # Docker's health event: Action "health_status: <status>", on a change of status.
+        body = {"Image": IMAGE, "Cmd": ["sleep", "300"],
+                "Healthcheck": {"Test": ["CMD-SHELL", "test -e /tmp/ok"], "Retries": 1},
+                "HostConfig": {"NetworkMode": "none"}}
+        status, data = self.request_json("POST", "/v1.41/containers/create?name=ev-health",
+                                         json.dumps(body))
+        self.assertEqual(status, 201, data)
+        cid = data["Id"]
+        self.addCleanup(self.request, "DELETE", f"/containers/{cid}?force=1")
+        status, _, _ = self.request("POST", f"/containers/{cid}/start")
+        self.assertEqual(status, 204)
+        run = [BERTH] + self.store_args
+        subprocess.run(run + ["healthcheck", "run", cid], capture_output=True, env=self.env)
+        subprocess.run(run + ["exec", cid, "touch", "/tmp/ok"], check=True, env=self.env)
+        subprocess.run(run + ["healthcheck", "run", cid], check=True, capture_output=True,
+                       env=self.env)
+        until = int(time.time()) + 2
+        flt = urllib.parse.quote(json.dumps({"container": [cid]}))
+        status, _, data = self.request(
+            "GET", f"/v1.41/events?since=0&until={until}&filters={flt}", timeout=30)
+        self.assertEqual(status, 200)
+        actions = [json.loads(line)["Action"] for line in data.decode().splitlines()
+                   if line.strip()]
+        health = [a for a in actions if a.startswith("health_status")]
+        self.assertEqual(health, ["health_status: unhealthy", "health_status: healthy"],
+                         actions)
 
     def test_bad_filters_is_400(self):
         status, _, data = self.request("GET", "/v1.41/events?filters=%7Bbad")
