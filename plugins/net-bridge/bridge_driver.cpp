@@ -134,7 +134,14 @@ Result<std::optional<std::string>> route_clash(netlink::Socket& host, const Cidr
 
 class BridgeDriver final : public sdk::NetworkDriver {
  public:
-  explicit BridgeDriver(sdk::PluginContext ctx) : ctx_(std::move(ctx)) {}
+  explicit BridgeDriver(sdk::PluginContext ctx)
+      : ctx_(std::move(ctx)),
+        options_(nlohmann::json::parse(ctx_.options_json.empty() ? "{}" : ctx_.options_json,
+                                       nullptr, false)) {
+    if (!options_.is_object()) {
+      options_ = nlohmann::json::object();
+    }
+  }
 
   std::string name() const override { return "bridge"; }
 
@@ -356,20 +363,16 @@ class BridgeDriver final : public sdk::NetworkDriver {
     return (state_dir() / ("dns-" + network + ".pid")).string();
   }
   uint16_t dns_port() const {
-    auto j =
-        nlohmann::json::parse(ctx_.options_json.empty() ? "{}" : ctx_.options_json, nullptr, false);
-    if (j.is_object() && j.contains("dns_bind_port") && j["dns_bind_port"].is_number()) {
-      uint16_t p = j["dns_bind_port"].get<uint16_t>();
+    if (auto it = options_.find("dns_bind_port"); it != options_.end() && it->is_number()) {
+      uint16_t p = it->get<uint16_t>();
       return p == 0 ? 53 : p;
     }
     return 53;
   }
   // A string option of the plugin context (containers.conf's [network] values the core passes).
   std::string option(const std::string& key) const {
-    auto j =
-        nlohmann::json::parse(ctx_.options_json.empty() ? "{}" : ctx_.options_json, nullptr, false);
-    if (j.is_object() && j.contains(key) && j[key].is_string()) {
-      return j[key].get<std::string>();
+    if (auto it = options_.find(key); it != options_.end() && it->is_string()) {
+      return it->get<std::string>();
     }
     return "";
   }
@@ -391,6 +394,7 @@ class BridgeDriver final : public sdk::NetworkDriver {
   }
 
   sdk::PluginContext ctx_;
+  nlohmann::json options_;  // ctx_.options_json, parsed once
 };
 
 }  // namespace
