@@ -203,6 +203,7 @@ Result<ContainerRef> find_container(engine::Engine& eng, const std::string& name
   f.name = j.value("Name", "");
   f.status = j["State"].value("Status", "");
   f.tty = j.contains("Config") && jbool(j["Config"], "Tty", false);
+  f.monitor_pid = j["State"].value("ConmonPid", 0);
   return f;
 }
 

@@ -1162,7 +1162,8 @@ Result<UniqueFd> attach_monitor(engine::Engine& eng, const ContainerRef& c) {
 
 // Relays the monitor's output onto the hijacked connection (framed without a tty) and, with
 // stdin, the client's input to the monitor, until the container ends or the client goes.
-void relay_attach(int monitor, RawConnection& conn, bool tty, bool with_stdin) {
+void relay_attach(int monitor, RawConnection& conn, bool tty, bool with_stdin, bool want_out,
+                  bool want_err) {
   if (with_stdin && !conn.leftover.empty()) {
     (void)::send(monitor, conn.leftover.data(), conn.leftover.size(), MSG_NOSIGNAL);
   }
@@ -1191,7 +1192,7 @@ void relay_attach(int monitor, RawConnection& conn, bool tty, bool with_stdin) {
       if (type == 4) {
         return;  // the exit code: the output is complete
       }
-      if ((type == 2 || type == 3) &&
+      if ((type == 2 ? want_out : type == 3 && want_err) &&
           !(tty ? send_all(conn.fd, data) : write_frame(conn.fd, type == 2 ? 1 : 2, data))) {
         return;  // the client has gone
       }
@@ -1337,6 +1338,47 @@ std::vector<std::string> exec_argv(const ServiceContext& ctx, const ExecSession&
   argv.push_back(s.container_id);
   argv.insert(argv.end(), s.cmd.begin(), s.cmd.end());
   return argv;
+}
+
+// Sends the container's log (framed as Docker's streams 1 and 2, raw with a tty), as `lo` asks,
+// onto the connection; streams the client did not ask for are read and dropped so the producer
+// never blocks on them. A client that leaves ends the producer's writes (EPIPE).
+void stream_logs(const std::shared_ptr<ServiceContext>& ctx, const std::string& id,
+                 container::LogsOptions lo, bool tty, bool want_out, bool want_err,
+                 RawConnection& conn) {
+  int po[2];
+  int pe[2];
+  if (::pipe2(po, O_CLOEXEC) != 0) {
+    return;
+  }
+  if (::pipe2(pe, O_CLOEXEC) != 0) {
+    ::close(po[0]);
+    ::close(po[1]);
+    return;
+  }
+  Child c;
+  c.out.reset(po[0]);
+  c.err.reset(pe[0]);
+  lo.out_fd = po[1];
+  lo.err_fd = pe[1];
+  std::thread producer([ctx, id, lo]() {
+    auto eng = ctx->open_engine();
+    auto res = eng ? container::logs(**eng, {id}, lo) : Result<void>(fail(std::move(eng).error()));
+    if (!res) {
+      spdlog::warn("API: the log of container {}: {}", id, res.error().message());
+    }
+    ::close(lo.out_fd);
+    ::close(lo.err_fd);
+  });
+  pump_pair(c.out.get(), c.err.get(), [&](int stream, std::string_view d) {
+    if (!(stream == 0 ? want_out : want_err)) {
+      return true;
+    }
+    return tty ? send_all(conn.fd, d) : write_frame(conn.fd, static_cast<uint8_t>(stream + 1), d);
+  });
+  c.out.reset();
+  c.err.reset();
+  producer.join();
 }
 
 }  // namespace
@@ -1548,21 +1590,29 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     return empty_response(204);
   });
   r.add("GET", "/containers/{id}/top", [ctx](Request& req) -> Response {
+    // As dockerd: ps with ps_args split on spaces, -ef when none is given (top_ps's default).
+    std::vector<std::string> ps_args;
+    const std::string words = req.q_or("ps_args", "");
+    for (size_t i = 0; i < words.size();) {
+      size_t sp = words.find(' ', i);
+      if (sp == std::string::npos) {
+        sp = words.size();
+      }
+      if (sp > i) {
+        ps_args.push_back(words.substr(i, sp - i));
+      }
+      i = sp + 1;
+    }
     API_ENGINE(eng);
-    auto rows = container::top(eng, req.params["id"]);
+    auto rows = container::top_ps(eng, req.params["id"], ps_args);
     if (!rows) {
       return object_error(rows.error(), ObjectKind::Container, req.params["id"]);
     }
-    json titles = json::array();
     json procs = json::array();
-    for (size_t i = 0; i < rows->size(); ++i) {
-      if (i == 0) {
-        titles = (*rows)[0];
-      } else {
-        procs.push_back((*rows)[i]);
-      }
+    for (size_t i = 1; i < rows->size(); ++i) {
+      procs.push_back((*rows)[i]);
     }
-    return json_response(200, {{"Titles", titles}, {"Processes", procs}});
+    return json_response(200, {{"Titles", (*rows)[0]}, {"Processes", procs}});
   });
   r.add("DELETE", "/containers/{id}", [ctx](Request& req) -> Response {
     API_ENGINE(eng);
@@ -1667,42 +1717,8 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     Response resp;
     resp.content_type =
         tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-    resp.stream = [ctx, id, lo, tty, want_out, want_err](RawConnection& conn) mutable {
-      int po[2];
-      int pe[2];
-      if (::pipe2(po, O_CLOEXEC) != 0) {
-        return;
-      }
-      if (::pipe2(pe, O_CLOEXEC) != 0) {
-        ::close(po[0]);
-        ::close(po[1]);
-        return;
-      }
-      Child c;
-      c.out.reset(po[0]);
-      c.err.reset(pe[0]);
-      lo.out_fd = po[1];
-      lo.err_fd = pe[1];
-      std::thread producer([ctx, id, lo]() {
-        if (auto eng = ctx->open_engine()) {
-          (void)container::logs(**eng, {id}, lo);
-        }
-        ::close(lo.out_fd);
-        ::close(lo.err_fd);
-      });
-      // Frames as Docker: stdout 1, stderr 2; raw for a tty. Unwanted streams are read and
-      // dropped so the producer never blocks on them.
-      pump_pair(c.out.get(), c.err.get(), [&](int stream, std::string_view d) {
-        if (!(stream == 0 ? want_out : want_err)) {
-          return true;
-        }
-        // The client left: closing our ends (below) makes the producer's writes fail (EPIPE).
-        return tty ? send_all(conn.fd, d)
-                   : write_frame(conn.fd, static_cast<uint8_t>(stream + 1), d);
-      });
-      c.out.reset();
-      c.err.reset();
-      producer.join();
+    resp.stream = [ctx, id, lo, tty, want_out, want_err](RawConnection& conn) {
+      stream_logs(ctx, id, lo, tty, want_out, want_err, conn);
     };
     return resp;
   });
@@ -1713,25 +1729,59 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     if (!found) {
       return object_error(found.error(), ObjectKind::Container, req.params["id"]);
     }
-    if (!req.q_bool("stream", true) && req.q_bool("logs")) {
-      return error_response(501,
-                            "attach with logs=1 and stream=0 is not implemented by berth's "
-                            "API service yet: use GET /containers/{id}/logs");
-    }
+    const bool stream = req.q_bool("stream", true);
+    const bool logs = req.q_bool("logs");
     const bool with_stdin = req.q_bool("stdin");
+    // A client that names neither stream gets both (Docker would send nothing at all).
+    const bool named = req.q("stdout").has_value() || req.q("stderr").has_value();
+    const bool want_out = named ? req.q_bool("stdout") : true;
+    const bool want_err = named ? req.q_bool("stderr") : true;
     const bool tty = found->tty;
-    // Attached before the answer goes out, so a start right after it loses no output.
-    auto sock = attach_monitor(eng, *found);
-    if (!sock) {
-      return error_response(sock.error());
+    std::shared_ptr<UniqueFd> monitor;
+    if (stream) {
+      // `docker start -a` attaches before it starts: a container that has exited (or has no
+      // monitor yet) gets its monitor now, waiting for the start, as the CLI's `start -a` does,
+      // so that the attach sees its output from the first byte.
+      if (found->status != "running" && found->status != "paused" &&
+          (found->status != "created" || found->monitor_pid == 0)) {
+        if (auto res = container::init(eng, found->id); !res) {
+          return object_error(res.error(), ObjectKind::Container, req.params["id"]);
+        }
+        auto again = find_container(eng, found->id);
+        if (!again) {
+          return object_error(again.error(), ObjectKind::Container, req.params["id"]);
+        }
+        found = std::move(again);
+      }
+      // Attached before the answer goes out, so a start right after it loses no output.
+      auto sock = attach_monitor(eng, *found);
+      if (!sock) {
+        return error_response(sock.error());
+      }
+      monitor = std::make_shared<UniqueFd>(std::move(*sock));
     }
-    auto monitor = std::make_shared<UniqueFd>(std::move(*sock));
+    // The log replayed is what was written before the attach: the stream carries the rest.
+    container::LogsOptions earlier;
+    earlier.until = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
     Response resp;
     resp.hijack = true;
     resp.content_type =
         tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-    resp.stream = [monitor, tty, with_stdin](RawConnection& conn) {
-      relay_attach(monitor->get(), conn, tty, with_stdin);
+    resp.stream = [ctx, id = found->id, monitor, tty, with_stdin, logs, want_out, want_err,
+                   earlier](RawConnection& conn) {
+      if (logs) {
+        // What the container has written so far, then (with stream=1) what it writes next.
+        // docker-py reads the hijacked stream from the socket under http.client's buffered
+        // reader, so bytes that arrive together with the headers are lost to it; the log is
+        // all there at once (a live stream's first bytes come later), hence the pause.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        stream_logs(ctx, id, earlier, tty, want_out, want_err, conn);
+      }
+      if (monitor) {
+        relay_attach(monitor->get(), conn, tty, with_stdin, want_out, want_err);
+      }
     };
     return resp;
   });

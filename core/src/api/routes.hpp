@@ -65,6 +65,7 @@ struct ContainerRef {
   std::string name;
   std::string status;
   bool tty = false;
+  int monitor_pid = 0;  // State.ConmonPid: 0 when no monitor waits (never created, or exited)
 };
 Result<ContainerRef> find_container(engine::Engine& eng, const std::string& name_or_id);
 // The same with an engine lent only for the lookup (a stream opens its own), or the answer to

@@ -776,8 +776,20 @@ Result<int> run_prune(Context& ctx) {
 }
 
 Result<int> run_top(Context& ctx) {
+  if (ctx.flag("list-descriptors")) {
+    for (const auto& d : bc::top_descriptors()) {
+      ctx.out << d << "\n";
+    }
+    return 0;
+  }
+  if (ctx.args.empty()) {
+    return fail(Errc::InvalidArgument,
+                "`berth top` requires a CONTAINER\n" +
+                    std::string("Try 'berth top --help' for more information"));
+  }
   BERTH_TRY(auto* eng, ctx.engine());
-  BERTH_TRY(auto rows, bc::top(*eng, ctx.args[0]));
+  // Format descriptors (pid user args), else ps(1) options (-ef, aux), as Podman takes them.
+  BERTH_TRY(auto rows, bc::top(*eng, ctx.args[0], {ctx.args.begin() + 1, ctx.args.end()}));
   std::vector<size_t> w(rows[0].size(), 0);
   for (const auto& r : rows) {
     for (size_t i = 0; i < r.size(); ++i) {
@@ -1016,8 +1028,22 @@ const Registrar reg([] {
                                      1, SIZE_MAX, nullptr, run_init));
   register_command("container", make("monitor-setup", "(internal) Set up a container's monitor",
                                      "CONFIG FD MONITOR", 3, 3, nullptr, run_monitor_setup));
-  register_command("container", make("top", "Display the running processes of a container",
-                                     "CONTAINER", 1, 1, nullptr, run_top));
+  Command top = make(
+      "top", "Display the running processes of a container",
+      "[options] CONTAINER [FORMAT-DESCRIPTORS|ARGS...]", 0, SIZE_MAX,
+      [](po::options_description& d) {
+        d.add_options()("list-descriptors", po::bool_switch(),
+                        "List the supported format descriptors");
+      },
+      run_top);
+  // `berth top c1 -ef`: what follows CONTAINER goes to ps, as the command of `run` does.
+  top.interspersed = false;
+  top.description =
+      "Without ARGS: USER PID PPID %CPU ELAPSED TTY TIME COMMAND. ARGS are format descriptors "
+      "(see --list-descriptors) read in the container's view, or else options of the host's "
+      "ps(1), whose rows are kept for the container's processes (as docker top).";
+  top.examples = "berth top c1\nberth top c1 pid user args\nberth top c1 -ef\nberth top c1 aux";
+  register_command("container", std::move(top));
   register_command("container", make("rename", "Rename an existing container", "CONTAINER NAME", 2,
                                      2, nullptr, run_rename));
   register_command("container",

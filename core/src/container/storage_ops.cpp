@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
+#include <string_view>
 #include <thread>
 
 #include "berth/container/container.hpp"
@@ -909,6 +911,48 @@ char change_letter(sdk::Change::Kind k) {
   return 'C';
 }
 
+namespace {
+
+// The files and directories berth makes in a container's layer to mount over them, as Podman
+// lists them (libpod/diff.go initInodes): no change of the user's. A commit keeps them.
+bool engine_mount_point(std::string_view path) {
+  static constexpr std::string_view kPoints[] = {
+      "/dev", "/etc/hostname",      "/etc/hosts",  "/etc/resolv.conf", "/etc/mtab", "/proc",
+      "/run", "/run/.containerenv", "/run/notify", "/run/secrets",     "/sys"};
+  return std::find(std::begin(kPoints), std::end(kPoints), path) != std::end(kPoints);
+}
+
+// `changes` without the engine's mount points, nor the directories they alone changed (/etc for
+// a new /etc/hostname), sorted by path.
+std::vector<sdk::Change> without_mount_points(std::vector<sdk::Change> changes) {
+  // Deepest first: a directory is judged after everything below it.
+  auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
+  std::stable_sort(changes.begin(), changes.end(), [&](const sdk::Change& a, const sdk::Change& b) {
+    return depth(a.path) > depth(b.path);
+  });
+  std::set<std::string> dropped_below;
+  std::set<std::string> kept_below;
+  std::vector<sdk::Change> out;
+  for (auto& c : changes) {
+    const bool drop = engine_mount_point(c.path) ||
+                      (c.kind == sdk::Change::Kind::Modified && dropped_below.count(c.path) != 0 &&
+                       kept_below.count(c.path) == 0);
+    auto& below = drop ? dropped_below : kept_below;
+    for (size_t slash = c.path.rfind('/'); slash != std::string::npos && slash > 0;
+         slash = c.path.rfind('/', slash - 1)) {
+      below.insert(c.path.substr(0, slash));
+    }
+    if (!drop) {
+      out.push_back(std::move(c));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const sdk::Change& a, const sdk::Change& b) { return a.path < b.path; });
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<sdk::Change>> diff(engine::Engine& eng, const std::string& name_or_id) {
   BERTH_TRY(auto c, lock_container(eng, name_or_id, true));
   BERTH_TRY(auto layers, open_layers(eng));
@@ -919,9 +963,7 @@ Result<std::vector<sdk::Change>> diff(engine::Engine& eng, const std::string& na
   if (!changes) {
     return fail(std::move(changes).error().wrap("diff container " + c.rec.name));
   }
-  std::sort(changes->begin(), changes->end(),
-            [](const sdk::Change& a, const sdk::Change& b) { return a.path < b.path; });
-  return std::move(*changes);
+  return without_mount_points(std::move(*changes));
 }
 
 Result<void> export_rootfs(engine::Engine& eng, const std::string& name_or_id, int out_fd) {

@@ -130,9 +130,21 @@ Result<bool> exists(engine::Engine& eng, const std::string& name_or_id);
 Result<std::vector<std::string>> prune(engine::Engine& eng);
 Result<void> rename(engine::Engine& eng, const std::string& name_or_id,
                     const std::string& new_name);
-// `podman top`: USER PID PPID %CPU ELAPSED TTY TIME COMMAND rows.
+// `podman top`: the rows (titles first) of the container's processes as the container sees them,
+// one column per format descriptor ("user", "pid", "%C", ... or comma-joined "pid,args"; see
+// top_descriptors()); none: USER PID PPID %CPU ELAPSED TTY TIME COMMAND. When an argument is no
+// descriptor, the arguments are ps(1) options (top_ps). Conflict when the container does not run.
 Result<std::vector<std::vector<std::string>>> top(engine::Engine& eng,
-                                                  const std::string& name_or_id);
+                                                  const std::string& name_or_id,
+                                                  const std::vector<std::string>& descriptors = {});
+// `docker top` and GET /containers/{id}/top: the host's ps(1) run with `ps_args` (none: -ef),
+// its rows (titles first) kept for the container's processes (host pids), the last column (the
+// command) with its spaces. A column other than pid headed PID is refused, as Docker does.
+Result<std::vector<std::vector<std::string>>> top_ps(engine::Engine& eng,
+                                                     const std::string& name_or_id,
+                                                     const std::vector<std::string>& ps_args);
+// The format descriptors top() knows, sorted.
+std::vector<std::string> top_descriptors();
 
 struct LogsOptions {
   bool follow = false;
