@@ -16,7 +16,7 @@ packages=(
   libsqlite3-dev libisal-dev libssl-dev libcurl4-openssl-dev libmnl-dev
   # run and test
   busybox-static fuse-overlayfs uidmap catatonit skopeo docker-registry runc iproute2
-  nftables libnftables-dev iptables slirp4netns passt curl
+  nftables libnftables-dev iptables slirp4netns passt curl procps
   python3 python3-jwt python3-cryptography python3-docker docker-compose apache2-utils tar gzip zstd
 )
 
