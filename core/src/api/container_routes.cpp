@@ -1441,6 +1441,12 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
           res.error().message().find("image") != std::string::npos) {
         return error_response(404, "No such image: " + image);
       }
+      // A 404 from create makes the docker CLI pull the image and try again: anything else that
+      // is missing (a command, a network, a mount source) is the request's fault. The CLI turns
+      // "no such file or directory" into exit code 127, as with Docker's start.
+      if (res.error().code() == Errc::NotFound) {
+        return error_response(400, res.error().message());
+      }
       return error_response(res.error());
     }
     return json_response(201, {{"Id", res->id}, {"Warnings", res->warnings}});

@@ -1,6 +1,5 @@
 """Containers through the API with the docker CLI and docker-py: run --rm, run -d, logs -f, exec,
-inspect, stop, rm; `docker cp` needs the archive endpoint, which answers 501 until the container
-module can copy files (the test checks exactly that)."""
+inspect, stop, rm, the exit code of a missing command (`docker cp` is in test_container_ops)."""
 import json
 import os
 import subprocess
@@ -65,18 +64,18 @@ class ContainersTest(ApiTestCase):
         finally:
             client.close()
 
-    def test_cp_answers_not_implemented(self):
-        self.docker("create", "--name", "cpsrc", IMAGE, "true")
-        try:
-            status, _, data = self.request("GET", "/v1.41/containers/cpsrc/archive?path=/etc")
-            if status != 501:
-                self.skipTest("the archive endpoint exists now: write the real cp test")
-            self.assertIn("not implemented", json.loads(data)["message"])
-            p = self.docker("cp", "cpsrc:/etc/passwd", os.path.join(self.tmp, "passwd"),
-                            check=False)
-            self.assertNotEqual(p.returncode, 0)
-        finally:
-            self.docker("rm", "-f", "cpsrc", check=False)
+    def test_missing_command_is_127_without_a_pull(self):
+        # Before, create answered 404 for the missing executable and the docker CLI took it for
+        # a missing image: "Unable to find image", a pull, and exit code 125.
+        p = self.docker("run", "--name", "nocmd", IMAGE, "/no/such/program", check=False)
+        self.addCleanup(self.docker, "rm", "-f", "nocmd", check=False)
+        self.assertEqual(p.returncode, 127, p.stderr)
+        self.assertNotIn("Unable to find image", p.stderr)
+        self.assertIn("/no/such/program", p.stderr)
+        p = self.docker("run", "--rm", "--network", "no-such-net", IMAGE, "true", check=False)
+        self.assertEqual(p.returncode, 125, p.stderr)
+        self.assertNotIn("Unable to find image", p.stderr)
+        self.assertIn("no-such-net", p.stderr)
 
     def test_stdin_through_hijacked_connection(self):
         p = self.docker("run", "-i", "--rm", IMAGE, "cat", input="piped-in\n", timeout=60)
