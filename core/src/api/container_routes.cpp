@@ -633,18 +633,19 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   return o;
 }
 
-// HostConfig.NetworkMode as Docker shows it: "default" for the default network, else the mode
+// HostConfig.NetworkMode as Docker shows it: "bridge" for the default network (Docker 26, API
+// 1.45, stores "default" as the mode it aliases; before, clients saw "default"), else the mode
 // ("host", "none", "container:ID") or the name of the first network.
 std::string docker_network_mode(const container::ContainerRecord& rec) {
   const auto& o = rec.options;
   if (o.network.empty() || o.network == "default" || o.network == "private") {
-    return "default";
+    return "bridge";
   }
   if (o.network != "bridge") {
     return o.network;
   }
   if (o.net.networks.empty()) {
-    return "default";
+    return "bridge";
   }
   std::string first = o.net.networks.front();
   first = first.substr(0, first.find(':'));
@@ -952,19 +953,21 @@ json docker_row(const json& p) {
     }
   }
   std::string mode = jstr(p, "NetworkMode");
-  return {{"Id", p.value("Id", "")},
-          {"Names", names},
-          {"Image", p.value("Image", "")},
-          {"ImageID", sha256_id(p.value("ImageID", ""))},
-          {"Command", cmd},
-          {"Created", p.value("Created", int64_t{0})},
-          {"Ports", ports},
-          {"Labels", labels},
-          {"State", docker_state(p.value("State", ""))},
-          {"Status", p.value("Status", "")},
-          {"HostConfig", {{"NetworkMode", mode.empty() ? "default" : mode}}},
-          {"NetworkSettings", {{"Networks", networks}}},
-          {"Mounts", mounts}};
+  return {
+      {"Id", p.value("Id", "")},
+      {"Names", names},
+      {"Image", p.value("Image", "")},
+      {"ImageID", sha256_id(p.value("ImageID", ""))},
+      {"Command", cmd},
+      {"Created", p.value("Created", int64_t{0})},
+      {"Ports", ports},
+      {"Labels", labels},
+      {"State", docker_state(p.value("State", ""))},
+      {"Status", p.value("Status", "")},
+      {"HostConfig",
+       {{"NetworkMode", mode.empty() || mode == "default" || mode == "private" ? "bridge" : mode}}},
+      {"NetworkSettings", {{"Networks", networks}}},
+      {"Mounts", mounts}};
 }
 
 // A child berth process whose stdio serves a hijacked connection.

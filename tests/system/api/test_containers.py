@@ -30,6 +30,9 @@ class ContainersTest(ApiTestCase):
             state = json.loads(self.docker("inspect", "--format", "{{json .State}}",
                                            "web").stdout)
             self.assertTrue(state["Running"])
+            # Docker 26 (API 1.45) shows the mode "default" aliases.
+            mode = self.docker("inspect", "--format", "{{.HostConfig.NetworkMode}}", "web")
+            self.assertEqual(mode.stdout.strip(), "bridge")
             self.assertEqual(self.docker("logs", "web").stdout, "started\n")
             p = self.docker("exec", "web", "sh", "-c", "echo in-exec; exit 4", check=False)
             self.assertEqual(p.stdout, "in-exec\n")
