@@ -257,6 +257,17 @@ Result<int> run_search(Context& ctx) {
   BERTH_TRY(o.access, access_from(ctx));
   o.limit = ctx.get<int>("limit", 25);
   BERTH_TRY(auto* engine, ctx.engine());
+  format::ListSpec spec;
+  if (ctx.flag("list-tags")) {
+    BERTH_TRY(auto tags, copy::search_tags(*engine, ctx.args[0], o));
+    json rows = json::array();
+    for (const auto& h : tags) {
+      rows.push_back({{"Index", h.index}, {"Name", h.name}, {"Tag", h.tag}});
+    }
+    spec.default_format = "table {{.Name}}\t{{.Tag}}";
+    spec.quiet_field = "Tag";
+    return print_list(ctx, rows, spec);
+  }
   BERTH_TRY(auto hits, copy::search(*engine, ctx.args[0], o));
   json rows = json::array();
   for (const auto& h : hits) {
@@ -268,7 +279,6 @@ Result<int> run_search(Context& ctx) {
                     {"Automated", ""},
                     {"Tag", ""}});
   }
-  format::ListSpec spec;
   spec.default_format =
       "table {{.Index}}\t{{.Name}}\t{{.Description}}\t{{.Stars}}\t{{.Official}}\t{{.Automated}}";
   spec.quiet_field = "Name";
@@ -308,8 +318,29 @@ Result<int> run_manifest_add(Context& ctx) {
 
 Result<int> run_manifest_inspect(Context& ctx) {
   BERTH_TRY(auto* engine, ctx.engine());
-  BERTH_TRY(auto j, copy::manifest_inspect(*engine, ctx.args[0]));
-  ctx.out << j.dump(4) << "\n";
+  const std::string& name = ctx.args[0];
+  auto j = copy::manifest_inspect(*engine, name);
+  if (!j && j.error().code() == Errc::NotFound) {
+    // As Podman (and `docker manifest inspect`): a name that is no local list is looked up in
+    // its registry, and what the registry serves there (a list or an image's manifest) shown.
+    copy::PullOptions o;
+    BERTH_TRY(o.access, access_from(ctx));
+    auto img =
+        copy::inspect_remote(*engine, name.starts_with("docker://") ? name.substr(9) : name, o);
+    if (!img) {
+      return fail(Errc::NotFound,
+                  j.error().message() + "; in the registry: " + img.error().message());
+    }
+    auto raw = json::parse(img->raw, nullptr, /*allow_exceptions=*/false);
+    if (raw.is_discarded()) {
+      return fail(Errc::Corrupt, "manifest of " + name + " (" + img->digest + ") is not JSON");
+    }
+    j = std::move(raw);
+  }
+  if (!j) {
+    return fail(std::move(j).error());
+  }
+  ctx.out << j->dump(4) << "\n";
   return 0;
 }
 
@@ -444,7 +475,9 @@ const Registrar reg([] {
                              add_format_options(d, false, true);
                              d.add_options()("limit", po::value<int>()->default_value(25),
                                              "Limit the number of results")(
-                                 "no-trunc", po::bool_switch(), "Do not truncate the output");
+                                 "no-trunc", po::bool_switch(), "Do not truncate the output")(
+                                 "list-tags", po::bool_switch(),
+                                 "List the tags of the repository TERM names");
                            },
                            run_search));
 
@@ -465,10 +498,13 @@ const Registrar reg([] {
                        1, SIZE_MAX, platform_opts, run_manifest_create));
   register_command("manifest", make("add", "Add images to a manifest list or image index",
                                     "[options] LIST IMAGE", 2, 2, platform_opts, run_manifest_add));
-  register_command("manifest", make("inspect",
-                                    "Display the contents of a manifest list or image "
-                                    "index",
-                                    "[options] LIST", 1, 1, nullptr, run_manifest_inspect));
+  register_command(
+      "manifest", make(
+                      "inspect",
+                      "Display the contents of a manifest list or image "
+                      "index",
+                      "[options] LIST|IMAGE", 1, 1,
+                      [](po::options_description& d) { access_options(d); }, run_manifest_inspect));
   register_command("manifest",
                    make(
                        "push", "Push a manifest list or image index to a registry",

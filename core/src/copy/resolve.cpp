@@ -241,13 +241,69 @@ Result<std::vector<SearchHit>> search(engine::Engine& engine, const std::string&
       continue;
     }
     for (const auto& h : *hits) {
-      out.push_back({reg, reg + "/" + h});
+      out.push_back({reg, reg + "/" + h, ""});
     }
   }
   if (out.empty() && !last_error) {
     return fail(std::move(last_error).error());
   }
   return out;
+}
+
+Result<std::vector<SearchHit>> search_tags(engine::Engine& engine, const std::string& term_in,
+                                           const SearchOptions& opts) {
+  std::string term = term_in.starts_with("docker://") ? term_in.substr(9) : term_in;
+  BERTH_TRY(image::Reference parsed, image::parse_reference(term));
+  if (!parsed.digest.empty() || term.find(':', term.rfind('/') + 1) != std::string::npos) {
+    return fail(Errc::InvalidArgument,
+                "--list-tags: \"" + term_in + "\" must be a repository without a tag or digest");
+  }
+  const auto& reg = engine.config().registries;
+  std::vector<std::string> repos;  // fully qualified candidates
+  auto slash = term.find('/');
+  if (slash != std::string::npos && image::looks_like_domain(term.substr(0, slash))) {
+    repos.push_back(term);
+  } else {
+    for (const auto& r : reg.unqualified_search_registries) {
+      repos.push_back(r + "/" + term);
+    }
+    if (repos.empty()) {
+      return fail(Errc::InvalidArgument,
+                  "no registry given in \"" + term_in +
+                      "\" and no unqualified-search registries are defined in registries.conf");
+    }
+  }
+  BERTH_TRY(auto* t, docker_transport(engine));
+  std::vector<std::string> errors;
+  for (const auto& repo : repos) {
+    BERTH_TRY(auto sources, reg.pull_sources(repo + ":latest"));
+    const auto& src_ref = sources.back();
+    BERTH_TRY(auto topts, transport_options(reg, repo, opts.access, src_ref.insecure));
+    auto src = t->open_source(src_ref.reference, topts);
+    if (!src) {
+      errors.push_back(src.error().message());
+      continue;
+    }
+    auto tags = (*src)->tags();
+    if (!tags) {
+      errors.push_back(tags.error().message());
+      continue;
+    }
+    std::vector<SearchHit> out;
+    const std::string index = repo.substr(0, repo.find('/'));
+    for (const auto& tag : *tags) {
+      if (opts.limit > 0 && out.size() >= static_cast<size_t>(opts.limit)) {
+        break;
+      }
+      out.push_back({index, repo, tag});
+    }
+    return out;
+  }
+  std::string all;
+  for (const auto& e : errors) {
+    all += "\n  " + e;
+  }
+  return fail(Errc::NotFound, "listing the tags of " + term_in + ":" + all);
 }
 
 }  // namespace berth::copy

@@ -1,4 +1,5 @@
-"""`image inspect docker://...`: a remote image as skopeo shows it, nothing stored."""
+"""`image inspect docker://...`: a remote image as skopeo shows it, nothing stored; `manifest
+inspect` of a name that is no local list and `search --list-tags` ask the registry too."""
 import json
 import subprocess
 import unittest
@@ -52,6 +53,30 @@ class RemoteInspectTest(RegistryCase):
         r = self.berth("image", "inspect", "--raw", "busybox")
         self.assertEqual(r.rc, 125, r)
         self.assertIn("docker://", r.err)
+
+    def test_manifest_inspect_of_a_remote_image(self):
+        # As Podman and `docker manifest inspect`: no local list of that name, so the registry's.
+        ref = "%s/lib/bb:latest" % self.reg.host
+        ours = json.loads(self.ok("manifest", "inspect", ref).out)
+        self.assertEqual(ours, json.loads(self.skopeo("--raw", "docker://" + ref)))
+        self.assertEqual(self.ok("images", "-q").out.strip(), "")
+        r = self.berth("manifest", "inspect", "%s/lib/nope:latest" % self.reg.host)
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("no such manifest list", r.err)
+        self.assertIn("lib/nope", r.err)
+
+    def test_search_list_tags(self):
+        r = self.ok("search", "--list-tags", "%s/lib/bb" % self.reg.host)
+        lines = r.out.splitlines()
+        self.assertEqual(lines[0].split(), ["NAME", "TAG"])
+        self.assertEqual(sorted(l.split()[1] for l in lines[1:]), ["latest", "v2"])
+        self.assertTrue(all(l.split()[0] == "%s/lib/bb" % self.reg.host for l in lines[1:]))
+        one = self.ok("search", "--list-tags", "--limit", "1", "--format", "{{.Tag}}",
+                      "%s/lib/bb" % self.reg.host).out.split()
+        self.assertEqual(len(one), 1)
+        r = self.berth("search", "--list-tags", "%s/lib/bb:latest" % self.reg.host)
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("without a tag", r.err)
 
 
 if __name__ == "__main__":

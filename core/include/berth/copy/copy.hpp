@@ -152,11 +152,16 @@ struct SearchOptions {
 struct SearchHit {
   std::string index;  // "127.0.0.1:5000"
   std::string name;   // "127.0.0.1:5000/bb"
+  std::string tag;    // search_tags() only
 };
 // `term` with a registry prefix ("127.0.0.1:5000/bb") searches that registry's catalog; without
 // one, each unqualified-search registry.
 Result<std::vector<SearchHit>> search(engine::Engine& engine, const std::string& term,
                                       const SearchOptions& opts);
+// `search --list-tags`: the tags of the repository `term` names (up to opts.limit), from its
+// registry, or for a short name from the first unqualified-search registry that answers.
+Result<std::vector<SearchHit>> search_tags(engine::Engine& engine, const std::string& term,
+                                           const SearchOptions& opts);
 
 // ---- manifest lists (`berth manifest ...`)
 //
