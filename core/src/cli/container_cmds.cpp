@@ -123,6 +123,8 @@ void create_flags(po::options_description& d) {
       "privileged", po::bool_switch(), "Give extended privileges to container")(
       "pull", po::value<std::string>()->default_value("missing"),
       "Pull image policy (always, missing, never, newer)")(
+      "disable-content-trust", po::value<bool>()->implicit_value(true),
+      "This is a Docker specific option and is a NOOP")(
       "read-only", po::bool_switch(), "Make containers root filesystem read-only")(
       "restart", po::value<std::string>(),
       "Restart policy to apply when a container exits (no, on-failure[:N], always, "

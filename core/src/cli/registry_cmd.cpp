@@ -410,8 +410,9 @@ const Registrar reg([] {
           "pull", "Pull an image from a registry", "[options] IMAGE [IMAGE...]", 1, SIZE_MAX,
           [](po::options_description& d) {
             access_options(d);
-            d.add_options()("quiet,q", po::bool_switch(),
-                            "Suppress output information when pulling images")(
+            d.add_options()("disable-content-trust", po::value<bool>()->implicit_value(true),
+                            "This is a Docker specific option and is a NOOP")(
+                "quiet,q", po::bool_switch(), "Suppress output information when pulling images")(
                 "all-tags,a", po::bool_switch(),
                 "All tagged images in the repository will be pulled")(
                 "platform", po::value<std::string>(),
@@ -432,8 +433,9 @@ const Registrar reg([] {
           "push", "Push an image to a specified destination", "[options] IMAGE [DESTINATION]", 1, 2,
           [](po::options_description& d) {
             access_options(d);
-            d.add_options()("quiet,q", po::bool_switch(),
-                            "Suppress output information when pushing images")(
+            d.add_options()("disable-content-trust", po::value<bool>()->implicit_value(true),
+                            "This is a Docker specific option and is a NOOP")(
+                "quiet,q", po::bool_switch(), "Suppress output information when pushing images")(
                 "format,f", po::value<std::string>(),
                 "Manifest type (oci, v2s2) to use in the destination")(
                 "compression-format", po::value<std::string>(),

@@ -78,6 +78,16 @@ class RemoteInspectTest(RegistryCase):
         self.assertEqual(r.rc, 125, r)
         self.assertIn("without a tag", r.err)
 
+    def test_docker_content_trust_flag_is_accepted(self):
+        # `docker pull/push/run --disable-content-trust` in scripts: a no-op, as with Podman.
+        ref = "%s/lib/bb:latest" % self.reg.host
+        self.ok("pull", "-q", "--disable-content-trust", ref)
+        self.ok("pull", "-q", "--disable-content-trust=false", ref)
+        self.ok("push", "-q", "--disable-content-trust", ref, "dir:" + self.tmp + "/dct")
+        self.ok("create", "--disable-content-trust", "--name", "dct", ref, "true")
+        self.ok("rm", "dct")
+        self.ok("rmi", ref)
+
 
 if __name__ == "__main__":
     unittest.main()
