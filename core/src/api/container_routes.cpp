@@ -618,6 +618,7 @@ Result<container::CreateOptions> create_options(const json& b, const std::string
   // Without one, Docker's default applies (5 s in the start period, whatever the client's
   // version: dockerd's), also to an image's HEALTHCHECK with a start period.
   o.resources.health_start_interval = container::ResourceOptions::kDockerStartInterval;
+  o.docker_default_caps = true;  // Docker's default capabilities unless an admin set a list
   if (req.api_at_least("1.44") && b.contains("Healthcheck") && b["Healthcheck"].is_object()) {
     const int64_t si = num(b["Healthcheck"], "StartInterval");
     if (si < 0) {

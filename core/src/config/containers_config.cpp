@@ -68,10 +68,11 @@ Result<void> read_containers(TableReader& r, const toml::table& t, ContainersSec
                   "tz",
                   "umask",
                   "userns",
-                  "utsns"},
+                  "utsns",
+                  "volumes"},
                  {"apparmor_profile", "container_name_as_hostname", "host_containers_internal_ip",
                   "interface_name", "keyring", "label_users", "oom_score_adj", "privileged",
-                  "userns_size", "volumes", "prepare_volume_on_create"});
+                  "userns_size", "prepare_volume_on_create"});
   auto g = [&](std::string_view key, auto& field) {
     return r.get(t, key, join_path("containers", key), field);
   };
@@ -109,6 +110,7 @@ Result<void> read_containers(TableReader& r, const toml::table& t, ContainersSec
   BERTH_TRYV(g("umask", c.umask));
   BERTH_TRYV(g("userns", c.userns));
   BERTH_TRYV(g("utsns", c.utsns));
+  BERTH_TRYV(g("volumes", c.volumes));
   return {};
 }
 

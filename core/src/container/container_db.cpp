@@ -36,6 +36,7 @@ void to_json(json& j, const CreateOptions& o) {
            {"runtime", o.runtime},
            {"cap_add", o.cap_add},
            {"cap_drop", o.cap_drop},
+           {"docker_default_caps", o.docker_default_caps},
            {"privileged", o.privileged},
            {"no_new_privileges", o.no_new_privileges},
            {"read_only", o.read_only},
@@ -86,6 +87,7 @@ void from_json(const json& j, CreateOptions& o) {
   o.runtime = j.value("runtime", d.runtime);
   o.cap_add = j.value("cap_add", d.cap_add);
   o.cap_drop = j.value("cap_drop", d.cap_drop);
+  o.docker_default_caps = j.value("docker_default_caps", d.docker_default_caps);
   o.privileged = j.value("privileged", d.privileged);
   o.no_new_privileges = j.value("no_new_privileges", d.no_new_privileges);
   o.read_only = j.value("read_only", d.read_only);

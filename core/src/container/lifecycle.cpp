@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -476,6 +477,182 @@ Result<store::ImageRecord> image_for(engine::Engine& eng, store::Store& layers,
   return image::lookup_image(layers, pulled->front().id);
 }
 
+// Whether the kernel has a pids cgroup controller for containers (v1: its own hierarchy; v2: in
+// the root's controllers). Podman sets no pids limit without one.
+bool pids_controller_available() {
+  std::error_code ec;
+  if (std::filesystem::exists("/sys/fs/cgroup/pids", ec)) {
+    return true;
+  }
+  auto controllers = util::read_file("/sys/fs/cgroup/cgroup.controllers");
+  if (!controllers) {
+    return false;
+  }
+  const std::string& c = *controllers;
+  for (size_t pos = c.find("pids"); pos != std::string::npos; pos = c.find("pids", pos + 1)) {
+    const bool start = pos == 0 || std::isspace(static_cast<unsigned char>(c[pos - 1]));
+    const bool end = pos + 4 == c.size() || std::isspace(static_cast<unsigned char>(c[pos + 4]));
+    if (start && end) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The containers.conf [containers] defaults a flag left unset, as Podman applies them to every
+// new container; written into the options so the record (inspect, clone) shows them.
+Result<void> apply_conf_defaults(engine::Engine& eng, CreateOptions& opts) {
+  const auto& conf = eng.config().containers;
+  const auto& cc = conf.containers;
+  auto origin = [&](const char* key) {
+    return std::string("containers.conf ") + key + " (" +
+           conf.source_of(std::string("containers.") + key) + ")";
+  };
+  // Checked before a pull or a layer is made (build_spec checks it again).
+  BERTH_TRYV(spec::canonical_capabilities(cc.default_capabilities, origin("default_capabilities")));
+  opts.init = opts.init || cc.init;
+  opts.read_only = opts.read_only || cc.read_only;
+  opts.net.no_hosts = opts.net.no_hosts || cc.no_hosts;
+  for (const auto& kv : cc.annotations) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return fail(Errc::InvalidArgument,
+                  origin("annotations") + ": \"" + kv + "\" is not KEY=VALUE (fix the entry)");
+    }
+    opts.annotations.emplace(kv.substr(0, eq), kv.substr(eq + 1));  // the user's value wins
+  }
+  if (cc.log_size_max > 0 && !opts.log_opts.contains("max-size")) {
+    opts.log_opts["max-size"] = std::to_string(cc.log_size_max);
+  }
+  if (!opts.resources.pids_limit && cc.pids_limit > 0 && ::geteuid() == 0 &&
+      cc.cgroups != "disabled" && pids_controller_available()) {
+    opts.resources.pids_limit = cc.pids_limit;
+  }
+  if (!opts.resources.shm_size && conf.source_of("containers.shm_size") != "default") {
+    auto size = parse_size(cc.shm_size);
+    if (!size || *size <= 0) {
+      return fail(Errc::InvalidArgument, origin("shm_size") + ": \"" + cc.shm_size +
+                                             "\" is not a size (e.g. 64m, 65536k)");
+    }
+    opts.resources.shm_size = *size;
+  }
+  for (const auto& d : cc.devices) {
+    if (std::find(opts.resources.devices.begin(), opts.resources.devices.end(), d) ==
+        opts.resources.devices.end()) {
+      opts.resources.devices.push_back(d);
+    }
+  }
+  // pidns/ipcns/utsns/cgroupns: "host" shares the host's; "private" (and ipcns "shareable") is
+  // what a container gets anyway.
+  auto ns_default = [](std::string& flag, const std::string& conf_value) {
+    if (flag.empty() && conf_value == "host") {
+      flag = "host";
+    }
+  };
+  ns_default(opts.resources.pid, cc.pidns);
+  ns_default(opts.resources.ipc, cc.ipcns);
+  ns_default(opts.resources.uts, cc.utsns);
+  ns_default(opts.resources.cgroupns, cc.cgroupns);
+  if (opts.network.empty() && (cc.netns == "host" || cc.netns == "none")) {
+    opts.network = cc.netns;
+  }
+  // volumes: added unless the user mounts something at the same destination.
+  std::vector<std::string> taken;
+  auto dest_of_volume = [](const std::string& v) {
+    const auto c1 = v.find(':');
+    // An anonymous volume is the destination alone.
+    std::string d = c1 == std::string::npos ? v : v.substr(c1 + 1, v.find(':', c1 + 1) - c1 - 1);
+    while (d.size() > 1 && d.back() == '/') {
+      d.pop_back();
+    }
+    return d;
+  };
+  for (const auto& v : opts.storage.volumes) {
+    taken.push_back(dest_of_volume(v));
+  }
+  for (const auto& t : opts.storage.tmpfs) {
+    taken.push_back(t.substr(0, t.find(':')));
+  }
+  for (const auto& m : opts.storage.mounts) {
+    for (const char* key : {"dst=", "destination=", "target="}) {
+      for (size_t pos = m.find(key); pos != std::string::npos; pos = m.find(key, pos + 1)) {
+        if (pos == 0 || m[pos - 1] == ',') {
+          const size_t from = pos + std::strlen(key);
+          taken.push_back(m.substr(from, m.find(',', from) - from));
+        }
+      }
+    }
+  }
+  for (const auto& v : cc.volumes) {
+    const std::string dest = dest_of_volume(v);
+    if (dest.empty() || dest.front() != '/') {
+      return fail(Errc::InvalidArgument, origin("volumes") + ": \"" + v +
+                                             "\": the destination must be an absolute path "
+                                             "(SOURCE:/DEST[:OPTIONS])");
+    }
+    if (std::find(taken.begin(), taken.end(), dest) == taken.end()) {
+      opts.storage.volumes.push_back(v);
+      taken.push_back(dest);
+    }
+  }
+  return {};
+}
+
+// The containers.conf defaults that live only in the spec: the host's proxy variables
+// (http_proxy), the host's environment (env_host), the seccomp profile and the time zone.
+Result<void> apply_conf_spec_defaults(engine::Engine& eng, spec::SpecOptions& so) {
+  const auto& conf = eng.config().containers;
+  const auto& cc = conf.containers;
+  auto origin = [&](const char* key) {
+    return std::string("containers.conf ") + key + " (" +
+           conf.source_of(std::string("containers.") + key) + ")";
+  };
+  if (cc.env_host) {
+    for (char** e = environ; *e != nullptr; ++e) {
+      so.env.emplace_back(*e);
+    }
+  } else if (cc.http_proxy) {
+    for (const char* name : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ftp_proxy",
+                             "FTP_PROXY", "no_proxy", "NO_PROXY"}) {
+      if (const char* v = ::getenv(name); v != nullptr) {
+        so.env.push_back(std::string(name) + "=" + v);
+      }
+    }
+  }
+  // The stock path is the profile built in (the same one); another one is read as
+  // --security-opt seccomp= would, and the flag still wins.
+  if (conf.source_of("containers.seccomp_profile") != "default" &&
+      cc.seccomp_profile != "/usr/share/containers/seccomp.json") {
+    if (cc.seccomp_profile == "unconfined") {
+      so.seccomp_unconfined = true;
+    } else if (!cc.seccomp_profile.empty()) {
+      auto text = util::read_file(cc.seccomp_profile);
+      if (!text) {
+        return fail(std::move(text).error().wrap(origin("seccomp_profile")));
+      }
+      try {
+        so.seccomp_profile = json::parse(*text);
+      } catch (const json::exception& e) {
+        return fail(Errc::InvalidArgument, origin("seccomp_profile") + ": " + cc.seccomp_profile +
+                                               ": not a JSON seccomp profile: " + e.what());
+      }
+    }
+  }
+  if (!cc.tz.empty()) {
+    std::string zone =
+        cc.tz == "local" ? std::string("/etc/localtime") : "/usr/share/zoneinfo/" + cc.tz;
+    struct stat st {};
+    if (cc.tz.find("..") != std::string::npos || cc.tz.front() == '/' ||
+        ::stat(zone.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return fail(Errc::InvalidArgument,
+                  origin("tz") + ": no time zone \"" + cc.tz + "\" (" + zone +
+                      " is not a zoneinfo file; give a name such as Europe/Berlin, or local)");
+    }
+    so.mounts.push_back(spec::BindMount{zone, "/etc/localtime", {"rbind", "ro"}});
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replace,
@@ -524,6 +701,7 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
                                            "\" (supported: k8s-file, json-file, none, "
                                            "passthrough)");
   }
+  BERTH_TRYV(apply_conf_defaults(eng, opts));
   BERTH_TRY(auto layers, open_layers(eng));
   auto img = image_for(eng, *layers, opts, progress);
   if (!img) {
@@ -588,6 +766,7 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
   if (!opts.tty) {
     std::erase(so.env, std::string("TERM=xterm"));
   }
+  BERTH_TRYV(apply_conf_spec_defaults(eng, so));
   so.env.insert(so.env.end(), opts.env.begin(), opts.env.end());
   so.workdir = opts.workdir;
   so.user = opts.user;
@@ -602,6 +781,15 @@ Result<CreateResult> create(engine::Engine& eng, CreateOptions opts, bool replac
   so.no_new_privileges = opts.no_new_privileges;
   so.cap_add = opts.cap_add;
   so.cap_drop = opts.cap_drop;
+  {
+    const auto& conf = eng.config().containers;
+    so.default_caps = conf.containers.default_capabilities;
+    so.default_caps_origin = "containers.conf default_capabilities (" +
+                             conf.source_of("containers.default_capabilities") + ")";
+    if (opts.docker_default_caps && spec::is_stock_default_capabilities(*so.default_caps)) {
+      so.default_caps = spec::docker_default_capabilities();
+    }
+  }
   so.ulimits = eng.config().containers.containers.default_ulimits;
   so.ulimits.insert(so.ulimits.end(), opts.ulimits.begin(), opts.ulimits.end());
   so.oom_score_adj = opts.oom_score_adj;

@@ -1,5 +1,6 @@
 // Podman's defaults as data. Sources: containers/common pkg/config/default.go
-// (DefaultCapabilities) and Podman's pkg/util (DefaultMaskedPaths, DefaultReadOnlyPaths).
+// (DefaultCapabilities), Podman's pkg/util (DefaultMaskedPaths, DefaultReadOnlyPaths) and moby's
+// oci/caps/defaults.go (Docker's DefaultCapabilities).
 #include "berth/spec/spec_builder.hpp"
 
 namespace berth::spec {
@@ -9,6 +10,15 @@ const std::vector<std::string>& default_capabilities() {
       "CAP_CHOWN",   "CAP_DAC_OVERRIDE",     "CAP_FOWNER",    "CAP_FSETID",
       "CAP_KILL",    "CAP_NET_BIND_SERVICE", "CAP_SETFCAP",   "CAP_SETGID",
       "CAP_SETPCAP", "CAP_SETUID",           "CAP_SYS_CHROOT"};
+  return caps;
+}
+
+const std::vector<std::string>& docker_default_capabilities() {
+  static const std::vector<std::string> caps = {
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",    "CAP_AUDIT_WRITE"};
   return caps;
 }
 

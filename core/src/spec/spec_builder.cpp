@@ -104,6 +104,14 @@ Result<std::vector<std::string>> capability_set(const SpecOptions& o) {
   auto known = [&](const std::string& c) {
     return std::find(all.begin(), all.end(), c) != all.end();
   };
+  // A bad configured list is an error even where it does not apply (--privileged, --cap-drop
+  // ALL): the admin hears of it at the first create.
+  std::vector<std::string> defaults;
+  if (o.default_caps) {
+    BERTH_TRY(defaults, canonical_capabilities(*o.default_caps, o.default_caps_origin.empty()
+                                                                    ? "the default capabilities"
+                                                                    : o.default_caps_origin));
+  }
   if (o.privileged) {
     return grantable_capabilities();
   }
@@ -129,7 +137,7 @@ Result<std::vector<std::string>> capability_set(const SpecOptions& o) {
   if (std::find(adds.begin(), adds.end(), "ALL") != adds.end()) {
     caps = grantable_capabilities();
   } else if (std::find(drops.begin(), drops.end(), "ALL") == drops.end()) {
-    caps = default_capabilities();
+    caps = o.default_caps ? defaults : default_capabilities();
   }
   for (const auto& c : adds) {
     if (c != "ALL" && std::find(caps.begin(), caps.end(), c) == caps.end()) {
@@ -486,6 +494,37 @@ std::vector<std::string> merge_env(const std::vector<std::string>& base,
       *it = kv;
     } else {
       out.push_back(kv);
+    }
+  }
+  return out;
+}
+
+bool is_stock_default_capabilities(const std::vector<std::string>& names) {
+  std::vector<std::string> have;
+  for (const auto& n : names) {
+    have.push_back(cap_name(n));
+  }
+  std::vector<std::string> stock = default_capabilities();
+  std::sort(have.begin(), have.end());
+  have.erase(std::unique(have.begin(), have.end()), have.end());
+  std::sort(stock.begin(), stock.end());
+  return have == stock;
+}
+
+Result<std::vector<std::string>> canonical_capabilities(const std::vector<std::string>& names,
+                                                        const std::string& origin) {
+  const auto& all = all_capabilities();
+  std::vector<std::string> out;
+  for (const auto& n : names) {
+    std::string c = cap_name(n);
+    if (std::find(all.begin(), all.end(), c) == all.end()) {
+      return fail(Errc::InvalidArgument,
+                  origin + ": unknown capability '" + n +
+                      "' (names as in capabilities(7), with or without CAP_, e.g. NET_RAW; "
+                      "fix or remove it)");
+    }
+    if (std::find(out.begin(), out.end(), c) == out.end()) {
+      out.push_back(std::move(c));
     }
   }
   return out;

@@ -226,6 +226,82 @@ TEST_F(SpecTest, DevicesShmAndGroups) {
   EXPECT_NE(bad.error().message().find("--group-add nosuchgroup"), std::string::npos);
 }
 
+std::vector<std::string> caps_of(const json& spec, const char* set) {
+  return spec["process"]["capabilities"][set].get<std::vector<std::string>>();
+}
+
+// containers.conf default_capabilities is the set the container starts from, in any case and
+// with or without CAP_; --cap-add/--cap-drop apply on top.
+TEST_F(SpecTest, DefaultCapabilitiesFromConfig) {
+  so_.default_caps = std::vector<std::string>{"chown", "CAP_KILL", "Net_Raw"};
+  auto spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec) << spec.error().message();
+  const std::vector<std::string> want{"CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"};
+  EXPECT_EQ(caps_of(*spec, "bounding"), want);
+  EXPECT_EQ(caps_of(*spec, "effective"), want);
+
+  so_.cap_add = {"NET_ADMIN"};
+  so_.cap_drop = {"kill"};
+  spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec) << spec.error().message();
+  EXPECT_EQ(caps_of(*spec, "bounding"),
+            (std::vector<std::string>{"CAP_CHOWN", "CAP_NET_RAW", "CAP_NET_ADMIN"}));
+
+  // An empty list is no capabilities at all, not the compiled-in set.
+  so_.cap_add.clear();
+  so_.cap_drop.clear();
+  so_.default_caps = std::vector<std::string>{};
+  spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec) << spec.error().message();
+  EXPECT_TRUE(caps_of(*spec, "bounding").empty());
+
+  // --privileged ignores the list.
+  so_.privileged = true;
+  spec = berth::spec::build_spec({}, so_);
+  ASSERT_TRUE(spec) << spec.error().message();
+  EXPECT_GT(caps_of(*spec, "bounding").size(), 11u);
+}
+
+TEST_F(SpecTest, UnknownDefaultCapabilityNamesTheKeyAndFile) {
+  so_.default_caps = std::vector<std::string>{"CHOWN", "NET_BOGUS"};
+  so_.default_caps_origin = "containers.conf default_capabilities (/etc/containers/x.conf)";
+  auto spec = berth::spec::build_spec({}, so_);
+  ASSERT_FALSE(spec);
+  const std::string msg = spec.error().message();
+  EXPECT_NE(msg.find("containers.conf default_capabilities (/etc/containers/x.conf)"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("NET_BOGUS"), std::string::npos) << msg;
+  // Also where the list does not apply.
+  so_.cap_drop = {"ALL"};
+  EXPECT_FALSE(berth::spec::build_spec({}, so_));
+  so_.cap_drop.clear();
+  so_.privileged = true;
+  EXPECT_FALSE(berth::spec::build_spec({}, so_));
+  so_.privileged = false;
+  // "ALL" is a --cap-add word, not a capability.
+  so_.default_caps = std::vector<std::string>{"ALL"};
+  EXPECT_FALSE(berth::spec::build_spec({}, so_));
+}
+
+TEST(DefaultCapabilities, StockListAndDockerSet) {
+  using berth::spec::is_stock_default_capabilities;
+  EXPECT_TRUE(is_stock_default_capabilities(berth::spec::default_capabilities()));
+  // Debian's /usr/share/containers/containers.conf spelling, in another order.
+  EXPECT_TRUE(is_stock_default_capabilities({"SYS_CHROOT", "CHOWN", "DAC_OVERRIDE", "FOWNER",
+                                             "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
+                                             "SETGID", "SETPCAP", "setuid"}));
+  EXPECT_FALSE(is_stock_default_capabilities({"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
+                                              "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP",
+                                              "SETUID"}));
+  EXPECT_FALSE(is_stock_default_capabilities(berth::spec::docker_default_capabilities()));
+  auto docker = berth::spec::docker_default_capabilities();
+  EXPECT_EQ(docker.size(), 14u);
+  for (const char* c : {"CAP_AUDIT_WRITE", "CAP_MKNOD", "CAP_NET_RAW"}) {
+    EXPECT_NE(std::find(docker.begin(), docker.end(), c), docker.end()) << c;
+  }
+}
+
 TEST_F(SpecTest, MaskAndUnmask) {
   so_.unmask_paths = {"/proc/kcore", "/sys/firmware"};
   so_.mask_paths = {"/root"};

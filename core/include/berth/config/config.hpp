@@ -153,6 +153,7 @@ struct ContainersSection {
   std::string umask = "0022";
   std::string userns = "host";
   std::string utsns = "private";
+  std::vector<std::string> volumes;  // "/src:/dest[:options]", added to every container
 };
 
 struct SubnetPool {

@@ -46,6 +46,10 @@ struct CreateOptions {
   std::string runtime;  // "native", "runc", "oci", a path
   std::vector<std::string> cap_add;
   std::vector<std::string> cap_drop;
+  // Made through the Docker API: the default capabilities are Docker's (adds AUDIT_WRITE, MKNOD,
+  // NET_RAW) while containers.conf default_capabilities is the stock list; an admin's own list
+  // applies all the same.
+  bool docker_default_caps = false;
   bool privileged = false;
   bool no_new_privileges = false;
   bool read_only = false;

@@ -61,7 +61,13 @@ struct SpecOptions {
   bool no_new_privileges = false;
   std::vector<std::string> cap_add;   // "NET_ADMIN" or "CAP_NET_ADMIN" or "ALL"
   std::vector<std::string> cap_drop;  // same forms
-  std::vector<std::string> ulimits;   // Podman's form: "nofile=1024:1024", "nproc=512"
+  // The set cap_add/cap_drop apply to (containers.conf default_capabilities, or Docker's set for
+  // a container made through the Docker API), in any of the forms above but "ALL";
+  // nullopt: default_capabilities().
+  std::optional<std::vector<std::string>> default_caps;
+  // Where default_caps came from, for errors: "containers.conf default_capabilities (<file>)".
+  std::string default_caps_origin;
+  std::vector<std::string> ulimits;  // Podman's form: "nofile=1024:1024", "nproc=512"
   std::optional<int> oom_score_adj;
   std::map<std::string, std::string> sysctls;
   std::map<std::string, std::string> labels;  // added to the image labels, both become annotations
@@ -117,6 +123,14 @@ std::vector<std::string> merge_env(const std::vector<std::string>& base,
 
 // Podman's defaults, as data.
 const std::vector<std::string>& default_capabilities();
+// Docker's default set (moby oci/caps/defaults.go): Podman's plus AUDIT_WRITE, MKNOD, NET_RAW.
+const std::vector<std::string>& docker_default_capabilities();
+// Whether `names` ("chown", "CAP_CHOWN"...) is default_capabilities() as a set: the list
+// containers/common ships, so the admin did not choose a set of their own.
+bool is_stock_default_capabilities(const std::vector<std::string>& names);
+// "net_raw", "CAP_NET_RAW" -> "CAP_NET_RAW"; an unknown name is an error that names `origin`.
+Result<std::vector<std::string>> canonical_capabilities(const std::vector<std::string>& names,
+                                                        const std::string& origin);
 const std::vector<std::string>& all_capabilities();
 const std::vector<std::string>& default_masked_paths();
 const std::vector<std::string>& default_readonly_paths();
