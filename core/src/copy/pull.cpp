@@ -11,6 +11,7 @@
 
 #include "berth/copy/copy.hpp"
 #include "berth/engine/engine.hpp"
+#include "berth/events/events.hpp"
 #include "berth/image/manifest.hpp"
 #include "berth/image/reference.hpp"
 #include "berth/util/digest.hpp"
@@ -374,6 +375,20 @@ Result<PulledImage> pull_reference(engine::Engine& engine, store::Store& st, sdk
 
 }  // namespace
 
+namespace {
+
+// Podman's image "pull" event, for each image pulled (also when it was there already).
+void pull_event(engine::Engine& engine, const PulledImage& img) {
+  events::Event e;
+  e.type = std::string(events::type::kImage);
+  e.status = "pull";
+  e.id = img.id;
+  e.name = img.name;
+  events::emit_or_warn(engine.config(), e);
+}
+
+}  // namespace
+
 Result<std::vector<PulledImage>> pull(engine::Engine& engine, const std::string& name,
                                       const PullOptions& opts) {
   const auto& reg = engine.config().registries;
@@ -407,12 +422,14 @@ Result<std::vector<PulledImage>> pull(engine::Engine& engine, const std::string&
       }
       for (const auto& tag : *tags) {
         BERTH_TRY(auto img, pull_reference(engine, *st, *t, repo + ":" + tag, opts, progress));
+        pull_event(engine, img);
         out.push_back(std::move(img));
       }
       return out;
     }
     auto img = pull_reference(engine, *st, *t, cand, opts, progress);
     if (img) {
+      pull_event(engine, *img);
       out.push_back(std::move(*img));
       return out;
     }

@@ -15,6 +15,7 @@
 
 #include "berth/copy/copy.hpp"
 #include "berth/engine/engine.hpp"
+#include "berth/events/events.hpp"
 #include "berth/image/image_service.hpp"
 #include "berth/image/manifest.hpp"
 #include "berth/image/reference.hpp"
@@ -256,8 +257,10 @@ Result<PushResult> push_local(store::Store& st, const std::string& image, const 
 
 }  // namespace
 
-Result<PushResult> push(engine::Engine& engine, const std::string& image_name,
-                        const std::string& destination_in, const PushOptions& opts) {
+namespace {
+
+Result<PushResult> push_image(engine::Engine& engine, const std::string& image_name,
+                              const std::string& destination_in, const PushOptions& opts) {
   BERTH_TRY(store::Store * st, engine.store());
   std::string destination = destination_in.empty() ? image_name : destination_in;
   if (!destination.starts_with("docker://")) {
@@ -293,6 +296,25 @@ Result<PushResult> push(engine::Engine& engine, const std::string& image_name,
   std::string dest = dref.string();
   BERTH_TRY(auto m, push_registry(engine, *st, img, dref, dref.tag, opts));
   return PushResult{m.digest, dest};
+}
+
+}  // namespace
+
+Result<PushResult> push(engine::Engine& engine, const std::string& image_name,
+                        const std::string& destination_in, const PushOptions& opts) {
+  BERTH_TRY(auto res, push_image(engine, image_name, destination_in, opts));
+  // Podman's image "push" event: the image's id and where it went.
+  events::Event e;
+  e.type = std::string(events::type::kImage);
+  e.status = "push";
+  if (auto st = engine.store(); st) {
+    if (auto img = image::lookup_image(**st, image_name); img) {
+      e.id = img->id;
+    }
+  }
+  e.name = destination_in.empty() ? image_name : destination_in;
+  events::emit_or_warn(engine.config(), e);
+  return res;
 }
 
 Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st_ref,

@@ -5,6 +5,7 @@
 // into an unlinked inode. Readers take no lock: they notice a rotation by the inode changing.
 #include <fcntl.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -81,6 +82,12 @@ uint64_t max_size_from(const config::ContainersConfig& cc) {
 }
 
 }  // namespace
+
+void emit_or_warn(const config::Config& cfg, const Event& e) {
+  if (auto r = EventLog::from_config(cfg).emit(e); !r) {
+    spdlog::warn("{}", r.error().message());
+  }
+}
 
 EventLog EventLog::from_config(const config::Config& cfg) {
   const auto& e = cfg.containers.engine;

@@ -114,6 +114,10 @@ class EventLog {
   LogOptions opts_;
 };
 
+// Logs `e` with the logger containers.conf configures (EventLog::from_config); a failure to log
+// is a warning, never the failure of the command that had the event.
+void emit_or_warn(const config::Config& cfg, const Event& e);
+
 // Podman's size strings for events_logfile_max_size: "1m", "10MB", "512k", "1000" (bytes).
 Result<uint64_t> parse_size(std::string_view text);
 
