@@ -133,6 +133,17 @@ bool prune_all(const std::vector<std::string>& filters) {
   return false;
 }
 
+// Podman's image events (Docker's actions come from them in GET /events), as the CLI logs them.
+void image_event(engine::Engine& eng, const char* status, const std::string& id,
+                 const std::string& name) {
+  events::Event e;
+  e.type = std::string(events::type::kImage);
+  e.status = status;
+  e.id = id;
+  e.name = name;
+  events::emit_or_warn(eng.config(), e);
+}
+
 }  // namespace
 
 void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
@@ -205,6 +216,11 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
       so.images = names;
       if (auto res = image::save(**st, so); !res) {
         spdlog::warn("API: save {}: {}", names.front(), res.error().message());
+        return;
+      }
+      for (const auto& n : names) {
+        auto img = image::lookup_image(**st, n);
+        image_event(**eng, "save", img ? img->id : "", n);
       }
     };
     return resp;
@@ -263,6 +279,9 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
       }
       return error_response(res.error());
     }
+    if (auto img = image::lookup_image(st, req.params["name"]); img) {
+      image_event(eng, "tag", img->id, repo + ":" + tag);
+    }
     Response resp;
     resp.status = 201;
     resp.content_type.clear();
@@ -275,6 +294,7 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     image::RemoveOptions ro;
     ro.force = req.q_bool("force");
     ro.in_use = [&](const std::string& id) { return users.count(id) != 0; };
+    auto before = image::lookup_image(st, req.params["name"]);
     auto rep = image::remove_images(st, {req.params["name"]}, ro);
     if (!rep) {
       if (rep.error().code() == Errc::NotFound) {
@@ -285,9 +305,11 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     json out = json::array();
     for (const auto& u : rep->untagged) {
       out.push_back({{"Untagged", u}});
+      image_event(eng, "untag", before ? before->id : "", u);
     }
     for (const auto& d : rep->deleted) {
       out.push_back({{"Deleted", sha256_id(d)}});
+      image_event(eng, "remove", d, req.params["name"]);
     }
     return json_response(200, out);
   });
@@ -303,6 +325,10 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     if (!res) {
       return error_response(res.error().code() == Errc::Internal ? 500 : 400,
                             res.error().message());
+    }
+    for (size_t i = 0; i < res->ids.size(); ++i) {
+      image_event(eng, "loadfromarchive", res->ids[i],
+                  i < res->loaded.size() ? res->loaded[i] : "");
     }
     std::string body;
     for (const auto& l : res->loaded) {
@@ -360,6 +386,7 @@ void add_image_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     if (!id) {
       return error_response(id.error());
     }
+    image_event(eng, "import", *id, io.reference);
     Response resp;
     resp.body = json{{"status", sha256_id(*id)}}.dump() + "\n";
     return resp;

@@ -380,8 +380,16 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
           if (e.exit_code) {
             attrs["exitCode"] = std::to_string(*e.exit_code);
           }
-          // Docker's health event names the status in its action.
+          // Docker's names for Podman's "died", image "remove" and "loadfromarchive" (as
+          // Podman's compat API); its health event names the status in its action.
           std::string action = e.status;
+          if (e.type == "container" && action == "died") {
+            action = "die";
+          } else if (e.type == "image" && action == "remove") {
+            action = "delete";
+          } else if (e.type == "image" && action == "loadfromarchive") {
+            action = "load";
+          }
           if (auto it = e.attributes.find("health_status");
               e.status == "health_status" && it != e.attributes.end()) {
             action += ": " + it->second;

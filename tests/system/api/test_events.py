@@ -1,6 +1,6 @@
 """GET /events over the event log: the fixture's `berth import` shows up in Docker's shape, a
-health check's change of status as Docker's "health_status: <status>"; a malformed filter is a
-400."""
+health check's change of status as Docker's "health_status: <status>", image commands through
+the API log their events with Docker's action names; a malformed filter is a 400."""
 import json
 import subprocess
 import time
@@ -49,6 +49,29 @@ class EventsTest(ApiTestCase):
         health = [a for a in actions if a.startswith("health_status")]
         self.assertEqual(health, ["health_status: unhealthy", "health_status: healthy"],
                          actions)
+
+    def test_image_events_of_api_commands_with_dockers_actions(self):
+        since = int(time.time()) - 1
+        self.docker("tag", IMAGE, "localhost/ev-tag:1")
+        archive = self.docker("save", "localhost/ev-tag:1", text=False).stdout
+        self.docker("rmi", "localhost/ev-tag:1")
+        self.docker("load", input=archive, text=False)
+        self.docker("rmi", "localhost/ev-tag:1")
+        self.docker("run", "--name", "ev-die", "--network", "none", IMAGE, "true")
+        self.addCleanup(self.docker, "rm", "-f", "ev-die", check=False)
+        until = int(time.time()) + 1
+        status, _, data = self.request(
+            "GET", f"/v1.41/events?since={since}&until={until}", timeout=30)
+        self.assertEqual(status, 200)
+        events = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        images = [(e["Action"], e["Actor"]["Attributes"].get("name")) for e in events
+                  if e["Type"] == "image"]
+        for want in [("tag", "localhost/ev-tag:1"), ("save", "localhost/ev-tag:1"),
+                     ("untag", "localhost/ev-tag:1"), ("load", "localhost/ev-tag:1")]:
+            self.assertIn(want, images)
+        actions = [e["Action"] for e in events if e["Type"] == "container"]
+        self.assertIn("die", actions)  # Podman's "died"
+        self.assertNotIn("died", actions)
 
     def test_bad_filters_is_400(self):
         status, _, data = self.request("GET", "/v1.41/events?filters=%7Bbad")

@@ -88,6 +88,18 @@ class RemoteInspectTest(RegistryCase):
         self.ok("rm", "dct")
         self.ok("rmi", ref)
 
+    def test_pull_and_push_are_events(self):
+        ref = "%s/lib/bb:v2" % self.reg.host
+        self.ok("pull", "-q", ref)
+        self.ok("pull", "-q", ref)  # up to date: an event too, as in Podman
+        self.ok("push", "-q", ref, "dir:" + self.tmp + "/ev-push")
+        lines = self.ok("events", "--stream=false", "--filter", "type=image").out.splitlines()
+        self.assertEqual(sum(l.endswith(" image pull %s %s" % (l.split()[-2], ref))
+                             for l in lines), 2, lines)
+        self.assertTrue(any(" image push " in l and l.endswith("dir:" + self.tmp + "/ev-push")
+                            for l in lines), lines)
+        self.ok("rmi", ref)
+
 
 if __name__ == "__main__":
     unittest.main()
