@@ -57,7 +57,17 @@ Error exec_error(int code, std::string message) {
 std::string self_exe() {
   std::error_code ec;
   auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("berth") : p.string();
+  if (ec) {
+    return "berth";
+  }
+  // A binary replaced while this process runs (an upgrade under a running `system service`)
+  // reads "PATH (deleted)": what is at PATH now is the berth to run.
+  std::string s = p.string();
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (s.ends_with(kDeleted)) {
+    s.resize(s.size() - kDeleted.size());
+  }
+  return s;
 }
 
 Result<std::unique_ptr<ContainerDb>> open_db(engine::Engine& eng, bool read_only) {

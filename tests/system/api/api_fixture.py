@@ -33,6 +33,11 @@ class ApiTestCase(BerthTestCase):
     service_args = ["--time", "0"]
 
     @classmethod
+    def service_binary(cls):
+        """The berth that serves (cls.tmp exists when this is called)."""
+        return BERTH
+
+    @classmethod
     def setUpClass(cls):
         super().setUpClass()
         tar = os.path.join(cls.tmp, "rootfs.tar")
@@ -50,7 +55,8 @@ class ApiTestCase(BerthTestCase):
         cls.url = "unix://" + cls.sock
         cls.service_log = open(os.path.join(cls.tmp, "service.log"), "w")
         cls.service = subprocess.Popen(
-            [BERTH] + cls.store_args + ["system", "service"] + cls.service_args + [cls.url],
+            [cls.service_binary()] + cls.store_args + ["system", "service"] + cls.service_args +
+            [cls.url],
             stdout=cls.service_log, stderr=subprocess.STDOUT, env=cls.env)
         deadline = time.time() + 30
         while time.time() < deadline:
