@@ -331,6 +331,11 @@ void add_system_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) {
     }
     return json_response(200, out);
   });
+  // `docker system prune` and `docker builder prune`: berth builds no images, so it keeps no
+  // build cache (system/df's BuildCache is empty too) and there is nothing to remove.
+  r.add("POST", "/build/prune", [](Request&) -> Response {
+    return json_response(200, {{"CachesDeleted", json::array()}, {"SpaceReclaimed", 0}});
+  });
   // Events from the event log, Docker's shape; streamed until `until` or the client leaves.
   auto events_route = [ctx](Request& req, bool libpod) -> Response {
     auto filters = docker_filters(req);

@@ -1,5 +1,5 @@
 """The docker CLI with DOCKER_HOST=unix://<berth socket>: version, info, images, image inspect,
-tag, rmi, save | load."""
+tag, rmi, save | load, system prune."""
 import json
 import unittest
 
@@ -42,6 +42,20 @@ class DockerCliTest(ApiTestCase):
         out = self.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
         self.assertIn("localhost/cli-copy:1", out)
         self.docker("rmi", "localhost/cli-copy:1")
+
+    def test_system_prune(self):
+        # It prunes containers, networks, images and the build cache (POST /build/prune, which
+        # answered 404 "page not found" and failed the command).
+        self.docker("run", "--name", "prune-me", "--network", "none", IMAGE, "true")
+        self.addCleanup(self.docker, "rm", "-f", "prune-me", check=False)
+        p = self.docker("system", "prune", "-f")
+        self.assertIn("Total reclaimed space", p.stdout)
+        names = self.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
+        self.assertNotIn("prune-me", names)
+        images = self.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        self.assertIn(IMAGE, images)  # tagged: only `-a` takes it
+        p = self.docker("builder", "prune", "-f")
+        self.assertIn("Total", p.stdout)
 
 
 if __name__ == "__main__":
