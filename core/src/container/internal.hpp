@@ -17,6 +17,8 @@ struct Stores {
   std::unique_ptr<store::Store> layers;  // opened on demand
 };
 
+// Go's time.Time String(), as Podman prints times: "2026-12-05 14:26:23.51 +0000 UTC".
+std::string go_time(int64_t nanos);
 Result<std::unique_ptr<ContainerDb>> open_db(engine::Engine& eng, bool read_only);
 Result<std::unique_ptr<store::Store>> open_layers(engine::Engine& eng);
 

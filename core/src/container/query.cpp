@@ -36,20 +36,6 @@ std::string join_command(const std::vector<std::string>& args) {
   return s;
 }
 
-// Go's time.Time String(): "2026-11-28 00:12:03.123456789 +0000 UTC".
-std::string go_time(int64_t nanos) {
-  time_t secs = static_cast<time_t>(nanos / 1000000000);
-  struct tm tm {};
-  localtime_r(&secs, &tm);
-  char buf[96];
-  char zone[16];
-  std::strftime(zone, sizeof(zone), "%z %Z", &tm);
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d.%09lld %s", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(nanos % 1000000000), zone);
-  return buf;
-}
-
 int64_t dir_size(const std::string& path) {
   int64_t total = 0;
   std::error_code ec;
@@ -136,6 +122,21 @@ std::optional<int64_t> parse_time_arg(const std::string& v) {
 }
 
 }  // namespace
+
+std::string detail::go_time(int64_t nanos) {
+  time_t secs = static_cast<time_t>(nanos / 1000000000);
+  struct tm tm {};
+  localtime_r(&secs, &tm);
+  char date[64];
+  char zone[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+  std::strftime(zone, sizeof(zone), "%z %Z", &tm);
+  std::string f = std::to_string(nanos % 1000000000 + 1000000000).substr(1);
+  while (!f.empty() && f.back() == '0') {
+    f.pop_back();
+  }
+  return std::string(date) + (f.empty() ? "" : "." + f) + " " + zone;
+}
 
 Result<bool> filter_matches(
     const json& row, const std::string& filter,

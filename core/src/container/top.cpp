@@ -618,22 +618,6 @@ std::string go_duration(int64_t nanos) {
   return s;
 }
 
-// Go's time.Time String(): "2026-12-05 14:26:23.51 +0000 UTC".
-std::string go_time(int64_t nanos) {
-  time_t secs = static_cast<time_t>(nanos / 1000000000);
-  struct tm tm {};
-  localtime_r(&secs, &tm);
-  char date[64];
-  char zone[32];
-  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-  std::strftime(zone, sizeof(zone), "%z %Z", &tm);
-  std::string f = std::to_string(nanos % 1000000000 + 1000000000).substr(1);
-  while (!f.empty() && f.back() == '0') {
-    f.pop_back();
-  }
-  return std::string(date) + (f.empty() ? "" : "." + f) + " " + zone;
-}
-
 // What the descriptors read, once per `top`.
 struct View {
   size_t level = 1;  // entries of the init's NSpid: the depth of the container's pid namespace

@@ -24,4 +24,10 @@ Result<sdk::Manifest> push_registry(engine::Engine& engine, store::Store& st,
                                     const store::ImageRecord& img, const image::Reference& dest,
                                     const std::string& tag, const PushOptions& opts);
 
+// The tags of the repository `repo` ("host/name", no tag), asked of where registries.conf pulls
+// it from (its last source: the repository itself, not a mirror).
+Result<std::vector<std::string>> repository_tags(const config::RegistriesConfig& reg,
+                                                 sdk::Transport& t, const std::string& repo,
+                                                 const RegistryAccess& access);
+
 }  // namespace berth::copy

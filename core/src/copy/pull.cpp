@@ -408,14 +408,7 @@ Result<std::vector<PulledImage>> pull(engine::Engine& engine, const std::string&
                     "--all-tags: \"" + name + "\" must be a repository without tag or digest");
       }
       std::string repo = r.name();
-      BERTH_TRY(auto sources, reg.pull_sources(repo + ":latest"));
-      BERTH_TRY(auto topts, transport_options(reg, repo, opts.access, sources.back().insecure));
-      auto src = t->open_source(sources.back().reference, topts);
-      if (!src) {
-        errors.push_back(src.error().message());
-        continue;
-      }
-      auto tags = (*src)->tags();
+      auto tags = repository_tags(reg, *t, repo, opts.access);
       if (!tags) {
         errors.push_back(tags.error().message());
         continue;

@@ -250,6 +250,15 @@ Result<std::vector<SearchHit>> search(engine::Engine& engine, const std::string&
   return out;
 }
 
+Result<std::vector<std::string>> repository_tags(const config::RegistriesConfig& reg,
+                                                 sdk::Transport& t, const std::string& repo,
+                                                 const RegistryAccess& access) {
+  BERTH_TRY(auto sources, reg.pull_sources(repo + ":latest"));
+  BERTH_TRY(auto topts, transport_options(reg, repo, access, sources.back().insecure));
+  BERTH_TRY(auto src, t.open_source(sources.back().reference, topts));
+  return src->tags();
+}
+
 Result<std::vector<SearchHit>> search_tags(engine::Engine& engine, const std::string& term_in,
                                            const SearchOptions& opts) {
   std::string term = term_in.starts_with("docker://") ? term_in.substr(9) : term_in;
@@ -276,15 +285,7 @@ Result<std::vector<SearchHit>> search_tags(engine::Engine& engine, const std::st
   BERTH_TRY(auto* t, docker_transport(engine));
   std::vector<std::string> errors;
   for (const auto& repo : repos) {
-    BERTH_TRY(auto sources, reg.pull_sources(repo + ":latest"));
-    const auto& src_ref = sources.back();
-    BERTH_TRY(auto topts, transport_options(reg, repo, opts.access, src_ref.insecure));
-    auto src = t->open_source(src_ref.reference, topts);
-    if (!src) {
-      errors.push_back(src.error().message());
-      continue;
-    }
-    auto tags = (*src)->tags();
+    auto tags = repository_tags(reg, *t, repo, opts.access);
     if (!tags) {
       errors.push_back(tags.error().message());
       continue;
