@@ -8,6 +8,20 @@ import docker
 from api_fixture import IMAGE, ApiTestCase
 
 
+def read_all(sock):
+    """What docker-py's attach socket delivers until the service closes it."""
+    raw = sock._sock
+    raw.settimeout(30)
+    data = b""
+    while True:
+        chunk = raw.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    return data
+
+
 class AttachTest(ApiTestCase):
     def setUp(self):
         self.client = docker.DockerClient(base_url=self.url, version="1.41", timeout=60)
@@ -49,15 +63,7 @@ class AttachTest(ApiTestCase):
         sock = self.client.api.attach_socket(c.id, params={"stdout": 1, "stderr": 0,
                                                            "stream": 1})
         c.start()
-        data = b""
-        raw = sock._sock
-        raw.settimeout(30)
-        while True:
-            chunk = raw.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        sock.close()
+        data = read_all(sock)
         self.assertIn(b"to-out", data)
         self.assertNotIn(b"to-err", data)
         self.assertEqual(c.wait(timeout=30)["StatusCode"], 0)
@@ -86,16 +92,7 @@ class AttachTest(ApiTestCase):
         sock = self.client.api.attach_socket(c.id, params={"stdout": 1, "stderr": 1,
                                                            "stream": 1, "logs": 1})
         c.start()
-        raw = sock._sock
-        raw.settimeout(30)
-        data = b""
-        while True:
-            chunk = raw.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        sock.close()
-        text = data.decode(errors="replace")
+        text = read_all(sock).decode(errors="replace")
         self.assertIn(earlier, text)  # the log of the first run
         self.assertEqual(text.count("run-"), 2, text)  # and the new run's line
 
