@@ -292,9 +292,19 @@ void add_container_ops_routes(Router& r, const std::shared_ptr<ServiceContext>& 
     json warnings = json::array();
     if (b.contains("RestartPolicy") && b["RestartPolicy"].is_object() &&
         !jstr(b["RestartPolicy"], "Name").empty()) {
-      return error_response(501,
-                            "changing RestartPolicy with update is not implemented by berth's "
-                            "API service yet: recreate the container");
+      const auto& rp = b["RestartPolicy"];
+      std::string policy = jstr(rp, "Name");
+      const int64_t retries =
+          rp.contains("MaximumRetryCount") && rp["MaximumRetryCount"].is_number_integer()
+              ? rp["MaximumRetryCount"].get<int64_t>()
+              : 0;
+      if (policy == "on-failure" && retries > 0) {
+        policy += ":" + std::to_string(retries);
+      } else if (policy != "on-failure" && retries > 0) {
+        return error_response(
+            400, "maximum retry count cannot be used with restart policy '" + policy + "'");
+      }
+      o.restart_policy = policy;
     }
     API_ENGINE(eng);
     if (auto res = container::update_resources(eng, req.params["id"], o); !res) {

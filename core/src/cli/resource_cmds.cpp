@@ -66,6 +66,9 @@ Result<int> run_unpause(Context& ctx) {
 Result<int> run_update(Context& ctx) {
   bc::UpdateOptions u;
   BERTH_TRYV(parse_limit_flags(ctx, u));
+  if (ctx.has("restart")) {
+    u.restart_policy = ctx.str("restart");
+  }
   BERTH_TRY(auto* eng, ctx.engine());
   BERTH_TRYV(bc::update_resources(*eng, ctx.args[0], u));
   ctx.out << ctx.args[0] << "\n";
@@ -171,13 +174,17 @@ void update_flags(po::options_description& d) {
       "cpuset-cpus", po::value<std::string>(), "CPUs in which to allow execution (0-3, 0,1)")(
       "cpuset-mems", po::value<std::string>(), "Memory nodes (MEMs) in which to allow execution")(
       "pids-limit", po::value<int64_t>(), "Tune container pids limit (set -1 for unlimited)")(
-      "blkio-weight", po::value<uint16_t>(), "Block IO weight (relative weight) (10-1000)");
+      "blkio-weight", po::value<uint16_t>(), "Block IO weight (relative weight) (10-1000)")(
+      "restart", po::value<std::string>(),
+      "Restart policy to apply when the container exits (no, on-failure[:N], always, "
+      "unless-stopped)");
 }
 
 const Registrar reg([] {
-  register_command("container",
-                   make_command("update", "Update an existing container's resource limits",
-                                "[options] CONTAINER", 1, 1, update_flags, run_update));
+  register_command(
+      "container",
+      make_command("update", "Update an existing container's resource limits and restart policy",
+                   "[options] CONTAINER", 1, 1, update_flags, run_update));
   register_command(
       "container",
       make_command(

@@ -300,6 +300,22 @@ Result<void> update_resources(engine::Engine& eng, const std::string& name_or_id
   BERTH_TRY(auto rec0, db->lookup(name_or_id));
   BERTH_TRY(auto lock, ContainerLock::acquire(eng.runroot(), rec0.id));
   BERTH_TRY(auto rec, db->lookup(rec0.id));
+  if (u.restart_policy) {
+    BERTH_TRY(auto policy, parse_restart_policy(*u.restart_policy));
+    if (rec.options.remove && policy.name != "no") {
+      return fail(Errc::Conflict, "update container " + rec.name +
+                                      ": its restart policy cannot be changed because it is "
+                                      "removed when it exits (--rm)");
+    }
+    rec.options.restart_policy = *u.restart_policy;
+  }
+  const bool limits = u.memory || u.memory_swap || u.memory_reservation || u.cpus || u.cpu_shares ||
+                      u.cpuset_cpus || u.cpuset_mems || u.pids_limit || u.blkio_weight;
+  if (!limits) {
+    BERTH_TRYV(db->update(rec));
+    emit_event(eng, rec, "update");
+    return {};
+  }
   ResourceOptions r = rec.options.resources;
   if (u.memory) {
     r.memory = *u.memory;

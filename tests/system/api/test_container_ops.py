@@ -232,6 +232,15 @@ class ContainerOpsTest(ApiTestCase):
         # A one-off reading carries the previous sample (precpu), taken a second earlier.
         self.assertGreater(one["precpu_stats"]["cpu_usage"]["total_usage"], 0)
         c.update(mem_limit="96m", memswap_limit="96m")
+        # RestartPolicy through update (answered 501 before).
+        c.update(restart_policy={"Name": "on-failure", "MaximumRetryCount": 4})
+        c.reload()
+        self.assertEqual(c.attrs["HostConfig"]["RestartPolicy"],
+                         {"Name": "on-failure", "MaximumRetryCount": 4})
+        self.assertEqual(c.attrs["HostConfig"]["Memory"], 96 * 1024 * 1024)
+        self.docker("update", "--restart", "always", c.id)
+        c.reload()
+        self.assertEqual(c.attrs["HostConfig"]["RestartPolicy"]["Name"], "always")
         status, body = self.request_json("POST", f"/v1.41/containers/{c.id}/resize?h=0&w=0")
         self.assertEqual(status, 400)
         status, body = self.request_json("POST", f"/v1.41/containers/{c.id}/resize?h=30&w=100")

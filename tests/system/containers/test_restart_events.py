@@ -41,6 +41,26 @@ class RestartPolicyTest(ContainerTestCase):
                          (2, "exited", 3))
         self.ok("rm", "of2")
 
+    def test_update_restart_applies_at_the_next_exit(self):
+        # `docker update --restart` / `podman update --restart`: no restart before, two after.
+        self.ok("run", "-d", "--name", "upd", IMAGE, "sh", "-c",
+                "test -e /tmp/again || sleep 3; touch /tmp/again; exit 3")
+        self.ok("update", "--restart", "on-failure:2", "upd")
+        info = self.inspect("upd")
+        self.assertEqual(info["HostConfig"]["RestartPolicy"],
+                         {"Name": "on-failure", "MaximumRetryCount": 2})
+        self.assertEqual(info["State"]["Status"], "running")  # updated before its first exit
+        self.wait_for(lambda: self.inspect("upd")["RestartCount"] == 2, what="two restarts")
+        r = self.berth("update", "--restart", "sometimes", "upd")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("invalid restart policy", r.err)
+        self.ok("rm", "-f", "upd")
+        self.ok("run", "-d", "--rm", "--name", "updrm", IMAGE, "sleep", "60")
+        r = self.berth("update", "--restart", "always", "updrm")
+        self.assertEqual(r.rc, 125, r)
+        self.assertIn("--rm", r.err)
+        self.ok("rm", "-f", "updrm")
+
     def test_on_failure_does_not_restart_success(self):
         self.ok("run", "-d", "--name", "ofok", "--restart", "on-failure", IMAGE, "true")
         self.assertEqual(self.ok("wait", "ofok").out, "0\n")

@@ -37,6 +37,9 @@ struct UpdateOptions {
   std::optional<std::string> cpuset_mems;
   std::optional<int64_t> pids_limit;
   std::optional<uint16_t> blkio_weight;
+  // `update --restart`: "no", "on-failure[:N]", "always", "unless-stopped"; applied the next
+  // time the container exits.
+  std::optional<std::string> restart_policy;
 };
 Result<void> update_resources(engine::Engine& eng, const std::string& name_or_id,
                               const UpdateOptions& o);
