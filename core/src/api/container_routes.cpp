@@ -844,6 +844,11 @@ json docker_inspect(const json& p, const std::string& network_mode) {
   if (out["NetworkSettings"].is_object() && !out["NetworkSettings"].contains("Networks")) {
     out["NetworkSettings"]["Networks"] = json::object();
   }
+  for (const char* k : {"SizeRw", "SizeRootFs"}) {  // ?size=1 (`docker inspect -s`)
+    if (p.contains(k)) {
+      out[k] = p[k];
+    }
+  }
   return out;
 }
 
@@ -954,7 +959,7 @@ json docker_row(const json& p) {
     }
   }
   std::string mode = jstr(p, "NetworkMode");
-  return {
+  json row = {
       {"Id", p.value("Id", "")},
       {"Names", names},
       {"Image", p.value("Image", "")},
@@ -969,6 +974,12 @@ json docker_row(const json& p) {
        {{"NetworkMode", mode.empty() || mode == "default" || mode == "private" ? "bridge" : mode}}},
       {"NetworkSettings", {{"Networks", networks}}},
       {"Mounts", mounts}};
+  if (p.contains("Size") && p["Size"].is_object()) {
+    // ?size=1: the container's own layer, and with the image's the whole root filesystem.
+    row["SizeRw"] = p["Size"].value("rwSize", int64_t{0});
+    row["SizeRootFs"] = p["Size"].value("rootFsSize", int64_t{0});
+  }
+  return row;
 }
 
 // A child berth process whose stdio serves a hijacked connection.

@@ -14,6 +14,7 @@
 #include "berth/container/log_format.hpp"
 #include "berth/container/resource_ops.hpp"
 #include "berth/container/service.hpp"
+#include "berth/image/image_service.hpp"
 #include "berth/util/fs.hpp"
 #include "features.hpp"
 #include "internal.hpp"
@@ -24,6 +25,17 @@ using nlohmann::json;
 using namespace detail;
 
 namespace {
+
+// The size of the image a container runs (0 when it is gone): with the container's own layer,
+// the size of its root filesystem (SizeRootFs).
+int64_t image_size(engine::Engine& eng, const std::string& image_id) {
+  auto layers = open_layers(eng);
+  if (!layers) {
+    return 0;
+  }
+  auto img = image::lookup_image(**layers, image_id);
+  return img ? img->size : 0;
+}
 
 std::string join_command(const std::vector<std::string>& args) {
   std::string s;
@@ -94,7 +106,7 @@ json row_of(engine::Engine& eng, const ContainerRecord& rec, const ContainerStat
       }
     }
     int64_t rw = path.empty() ? 0 : dir_size(path);
-    r["Size"] = json{{"rwSize", rw}, {"rootFsSize", rw}};
+    r["Size"] = json{{"rwSize", rw}, {"rootFsSize", rw + image_size(eng, rec.image_id)}};
   }
   return r;
 }
@@ -414,7 +426,7 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
   if (size) {
     int64_t rw = rootfs.empty() ? 0 : dir_size(rootfs);
     j["SizeRw"] = rw;
-    j["SizeRootFs"] = rw;
+    j["SizeRootFs"] = rw + image_size(eng, rec.image_id);
   }
   return j;
 }

@@ -246,6 +246,25 @@ class ContainerOpsTest(ApiTestCase):
         status, body = self.request_json("POST", f"/v1.41/containers/{c.id}/resize?h=30&w=100")
         self.assertEqual(status, 200)
 
+    def test_sizes_with_size_1(self):
+        # `docker inspect -s` and `docker ps --size`: the container's layer, and with the image's
+        # the whole root filesystem (inspect showed neither, ps only the layer).
+        c = self.run_detached("sh", "-c", "head -c 100000 /dev/zero > /big; sleep 120")
+        for _ in range(100):
+            if "/big" in [ch["Path"] for ch in (c.diff() or [])]:
+                break
+            time.sleep(0.05)
+        out = self.docker("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", c.id).stdout
+        rw, rootfs = (int(x) for x in out.split())
+        self.assertGreaterEqual(rw, 100000)
+        self.assertGreater(rootfs, rw + 1000000)  # busybox's layer is about 2 MB
+        status, rows = self.request_json("GET", "/v1.41/containers/json?size=1")
+        self.assertEqual(status, 200)
+        row = [r for r in rows if r["Id"] == c.id][0]
+        self.assertEqual((row["SizeRw"], row["SizeRootFs"]), (rw, rootfs))
+        self.assertIn("virtual", self.docker("ps", "--size", "--format", "{{.Size}}",
+                                             "--filter", "id=" + c.id).stdout)
+
     def test_stats_stream_through_docker_py_decoder(self):
         c = self.run_detached("sh", "-c", "while :; do :; done")
         samples = []
