@@ -8,6 +8,23 @@ import subprocess
 import tempfile
 import unittest
 
+
+# Capabilities in kernel order (include/uapi/linux/capability.h), and Podman's default set.
+ALL_CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+            "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+            "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+            "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+            "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+            "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+            "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
+PODMAN_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
+               "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
+
+
+def cap_names(m):
+    """The names of the capabilities in the mask `m`, sorted."""
+    return sorted(c for i, c in enumerate(ALL_CAPS) if m & (1 << i))
+
 BERTH = os.environ.get("BERTH_BIN", "berth")
 BUILD_DIR = os.environ.get("BERTH_BUILD_DIR", "")
 PLUGIN_DIR = os.path.join(BUILD_DIR, "lib", "berth", "plugins") if BUILD_DIR else ""

@@ -8,33 +8,23 @@ import unittest
 import docker
 
 from api_fixture import IMAGE, ApiTestCase
-from berth_test import BerthTestCase
+from berth_test import PODMAN_CAPS, BerthTestCase, cap_names
 
-ALL_CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-            "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-            "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-            "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-            "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-            "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-            "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
-PODMAN_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
-               "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
 DOCKER_CAPS = PODMAN_CAPS + ["AUDIT_WRITE", "MKNOD", "NET_RAW"]
 ADMIN_CAPS = ["CHOWN", "KILL", "SETGID", "SETUID"]
 
 
-def cap_names(status_text, field):
+def status_cap_names(status_text, field):
     for line in status_text.splitlines():
         if line.startswith(field + ":"):
-            m = int(line.split(":", 1)[1].strip(), 16)
-            return sorted(c for i, c in enumerate(ALL_CAPS) if m & (1 << i))
+            return cap_names(int(line.split(":", 1)[1].strip(), 16))
     raise AssertionError(f"no {field} in {status_text!r}")
 
 
 class CapsMixin:
     def assert_status_caps(self, text, want):
-        self.assertEqual(cap_names(text, "CapBnd"), sorted(want))
-        self.assertEqual(cap_names(text, "CapEff"), sorted(want))
+        self.assertEqual(status_cap_names(text, "CapBnd"), sorted(want))
+        self.assertEqual(status_cap_names(text, "CapEff"), sorted(want))
 
     def check_docker_cli_and_restart(self, want):
         out = self.docker("run", "--rm", IMAGE, "cat", "/proc/self/status").stdout

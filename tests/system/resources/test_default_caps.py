@@ -7,20 +7,10 @@ import os
 import socket
 import unittest
 
+from berth_test import ALL_CAPS, PODMAN_CAPS, cap_names
 from container_fixture import ContainerTestCase, IMAGE
 
 CGROUP = "/sys/fs/cgroup"
-
-# Kernel order (include/uapi/linux/capability.h).
-ALL_CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-            "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-            "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-            "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-            "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-            "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-            "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
-PODMAN_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
-               "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
 
 
 def mask(caps):
@@ -40,8 +30,6 @@ def status_caps(text):
     return out
 
 
-def names(m):
-    return sorted(c for i, c in enumerate(ALL_CAPS) if m & (1 << i))
 
 
 class ConfDefaultsTestCase(ContainerTestCase):
@@ -61,7 +49,7 @@ class ConfDefaultsTestCase(ContainerTestCase):
         return status_caps(r.out)
 
     def assertCaps(self, got, want):
-        self.assertEqual(names(got), sorted(want))
+        self.assertEqual(cap_names(got), sorted(want))
 
 
 class DefaultCapabilitiesTest(ConfDefaultsTestCase):
@@ -81,7 +69,7 @@ class DefaultCapabilitiesTest(ConfDefaultsTestCase):
         c = self.caps("--cap-drop", "all", "--cap-add", "SYS_TIME", env=env)
         self.assertCaps(c["CapBnd"], ["SYS_TIME"])
         c = self.caps("--privileged", env=env)
-        self.assertGreater(len(names(c["CapBnd"])), 30)
+        self.assertGreater(len(cap_names(c["CapBnd"])), 30)
 
     def test_configured_list_survives_stop_start_and_shows_in_inspect(self):
         env = self.conf('default_capabilities = ["CHOWN", "SETGID", "SETUID"]')
