@@ -3,6 +3,7 @@
 #include "berth/copy/auth.hpp"
 #include "berth/copy/copy.hpp"
 #include "berth/engine/engine.hpp"
+#include "berth/image/manifest.hpp"
 #include "routes.hpp"
 
 namespace berth::api {
@@ -124,7 +125,7 @@ void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) 
     std::string dest = tag.empty() ? image : image + ":" + tag;
     Response resp;
     resp.chunked = true;
-    resp.stream = [ctx, image, dest, creds = *creds](RawConnection& conn) {
+    resp.stream = [ctx, image, tag, dest, creds = *creds](RawConnection& conn) {
       int fd = conn.fd;
       copy::PushOptions po;
       po.access.credentials = creds;
@@ -139,7 +140,12 @@ void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) 
         send_error(fd, res.error().message());
         return;
       }
-      send_line(fd, {{"status", "digest: " + res->digest}, {"aux", {{"Digest", res->digest}}}});
+      // As dockerd: the status line the docker CLI prints, then the aux message it reads (a
+      // message with aux is not printed).
+      const std::string pushed_tag = tag.empty() ? std::string("latest") : tag;
+      send_line(fd, {{"status", pushed_tag + ": digest: " + res->digest}});
+      send_line(fd, {{"progressDetail", json::object()},
+                     {"aux", {{"Tag", pushed_tag}, {"Digest", res->digest}}}});
     };
     return resp;
   });
@@ -181,6 +187,56 @@ void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) 
     }
     return json_response(200, out);
   });
+  // What the registry serves for an image (docker-py's images.get_registry_data, buildx,
+  // compose v2): the top manifest's descriptor and the platforms it offers. Nothing is stored.
+  r.add("GET", "/distribution/{name*}/json", [ctx](Request& req) -> Response {
+    auto creds = registry_auth(req);
+    if (!creds) {
+      return error_response(creds.error());
+    }
+    auto eng = ctx->open_engine();
+    if (!eng) {
+      return error_response(eng.error());
+    }
+    copy::PullOptions po;
+    po.access.credentials = *creds;
+    const std::string& name = req.params["name"];
+    auto img = copy::inspect_remote(**eng, name, po);
+    if (!img) {
+      // Docker answers 401 for an image it cannot see, whatever the reason: clients expect an
+      // error, and the message says which.
+      return error_response(img.error().code() == Errc::InvalidArgument ? 400 : 401,
+                            img.error().message());
+    }
+    auto platform_json = [](const image::Platform& p) {
+      json j = {{"architecture", p.architecture}, {"os", p.os}};
+      if (!p.variant.empty()) {
+        j["variant"] = p.variant;
+      }
+      return j;
+    };
+    json platforms = json::array();
+    auto kind = image::detect_manifest_kind(img->raw, img->media_type);
+    if (kind &&
+        (*kind == image::ManifestKind::OciIndex || *kind == image::ManifestKind::DockerList)) {
+      auto idx = image::parse_index(img->raw);
+      if (!idx) {
+        return error_response(500, idx.error().message());
+      }
+      for (const auto& d : idx->manifests) {
+        if (d.has_platform) {
+          platforms.push_back(platform_json(d.platform));
+        }
+      }
+    } else if (auto cfg = image::parse_config(img->config); cfg) {
+      platforms.push_back(platform_json({cfg->os, cfg->architecture, cfg->variant}));
+    }
+    return json_response(200, {{"Descriptor",
+                                {{"mediaType", img->media_type},
+                                 {"digest", img->digest},
+                                 {"size", static_cast<int64_t>(img->raw.size())}}},
+                               {"Platforms", platforms}});
+  });
   r.add("POST", "/auth", [ctx](Request& req) -> Response {
     auto body = req.json_body();
     if (!body) {
@@ -194,6 +250,7 @@ void add_registry_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx) 
       return error_response(400, "serveraddress must be given");
     }
     copy::LoginOptions lo;
+    lo.store = false;  // as dockerd: the client keeps them and sends them with each request
     sdk::Credentials c;
     c.username = body->value("username", std::string());
     c.password = body->value("password", std::string());

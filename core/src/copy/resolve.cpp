@@ -187,6 +187,9 @@ Result<void> login(engine::Engine& engine, const std::string& registry, const Lo
   if (!checked) {
     return fail(std::move(checked).error().wrap("logging into \"" + host + "\""));
   }
+  if (!opts.store) {
+    return {};
+  }
   return store_credentials(auth_paths(opts.access.authfile), key, *opts.access.credentials);
 }
 

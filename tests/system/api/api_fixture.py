@@ -38,6 +38,10 @@ class ApiTestCase(BerthTestCase):
         return BERTH
 
     @classmethod
+    def before_service(cls):
+        """Runs just before the service starts (cls.env is what it will run with)."""
+
+    @classmethod
     def setUpClass(cls):
         super().setUpClass()
         tar = os.path.join(cls.tmp, "rootfs.tar")
@@ -54,6 +58,7 @@ class ApiTestCase(BerthTestCase):
         cls.sock = os.path.join(cls.tmp, "berth.sock")
         cls.url = "unix://" + cls.sock
         cls.service_log = open(os.path.join(cls.tmp, "service.log"), "w")
+        cls.before_service()
         cls.service = subprocess.Popen(
             [cls.service_binary()] + cls.store_args + ["system", "service"] + cls.service_args +
             [cls.url],

@@ -137,6 +137,7 @@ Result<PushResult> push(engine::Engine& engine, const std::string& image,
 
 struct LoginOptions {
   RegistryAccess access;  // credentials must be set
+  bool store = true;      // false: only check them (the Docker API's /auth: clients keep them)
 };
 // Checks the credentials against `registry` (transport.check_login) and stores them.
 Result<void> login(engine::Engine& engine, const std::string& registry, const LoginOptions& opts);
