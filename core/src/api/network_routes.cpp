@@ -44,11 +44,16 @@ json docker_network(const network::Network& n, const json& containers) {
     }
     config.push_back(c);
   }
+  // Options are the driver options the client gave, by Docker's names: docker-compose compares
+  // them with its file's driver_opts and refuses a network with one more ("needs to be
+  // recreated"), so a bridge name berth picked itself (berth<N>) is not one of them.
   json options = json::object();
   for (const auto& [k, v] : n.options) {
-    options[k] = v;
+    options[k == "mtu" ? "com.docker.network.driver.mtu" : k] = v;
   }
-  if (!n.network_interface.empty() && n.driver == "bridge") {
+  const bool picked = n.network_interface.size() > 5 && n.network_interface.starts_with("berth") &&
+                      n.network_interface.find_first_not_of("0123456789", 5) == std::string::npos;
+  if (!n.network_interface.empty() && n.driver == "bridge" && !picked) {
     options["com.docker.network.bridge.name"] = n.network_interface;
   }
   return {{"Name", n.name},

@@ -1,6 +1,6 @@
 """docker-compose (Debian's v1) against berth's API service: `up -d` of two busybox services on the
 project's network with a published port and name resolution between them, then `ps`, `logs`,
-`exec` and `down`."""
+`exec` and `down`; a second `up` and `run --rm` over the network the first `up` made."""
 import os
 import shutil
 import socket
@@ -97,6 +97,20 @@ class ComposeTest(ApiTestCase):
         self.assertNotIn("bt_web_1", names)
         nets = self.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
         self.assertNotIn("bt_default", nets)
+
+    def test_second_up_and_run_reuse_the_project_network(self):
+        # compose compares the existing network's Options with its file's driver_opts: the bridge
+        # name berth picked made both fail with 'Network "bt_default" needs to be recreated -
+        # option "com.docker.network.bridge.name" has changed'.
+        self.compose("up", "-d")
+        self.compose("up", "-d")
+        p = self.compose("run", "--rm", "-T", "client", "sh", "-c", "echo ran-once; exit 3",
+                         check=False)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("ran-once", p.stdout)
+        out = self.compose("top", "client").stdout
+        self.assertIn("sleep 300", out)
+        self.assertIn("UID", out)  # Docker's ps -ef columns
 
 
 if __name__ == "__main__":
