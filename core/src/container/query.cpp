@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -26,16 +28,37 @@ using namespace detail;
 
 namespace {
 
-// The size of the image a container runs (0 when it is gone): with the container's own layer,
-// the size of its root filesystem (SizeRootFs).
-int64_t image_size(engine::Engine& eng, const std::string& image_id) {
-  auto layers = open_layers(eng);
-  if (!layers) {
-    return 0;
+// The sizes of the images containers run (0 for one that is gone): with a container's own layer,
+// the size of its root filesystem (SizeRootFs). The layer store is opened once, on the first
+// lookup, however many containers `ps --size` lists.
+class ImageSizes {
+ public:
+  explicit ImageSizes(engine::Engine& eng) : eng_(eng) {}
+  int64_t operator()(const std::string& image_id) {
+    if (auto it = sizes_.find(image_id); it != sizes_.end()) {
+      return it->second;
+    }
+    if (!opened_) {
+      opened_ = true;
+      if (auto l = open_layers(eng_); l) {
+        layers_ = std::move(*l);
+      }
+    }
+    int64_t size = 0;
+    if (layers_) {
+      if (auto img = image::lookup_image(*layers_, image_id); img) {
+        size = img->size;
+      }
+    }
+    return sizes_[image_id] = size;
   }
-  auto img = image::lookup_image(**layers, image_id);
-  return img ? img->size : 0;
-}
+
+ private:
+  engine::Engine& eng_;
+  bool opened_ = false;
+  std::unique_ptr<store::Store> layers_;
+  std::map<std::string, int64_t> sizes_;
+};
 
 std::string join_command(const std::vector<std::string>& args) {
   std::string s;
@@ -61,8 +84,9 @@ int64_t dir_size(const std::string& path) {
   return total;
 }
 
+// `sizes`: with ps --size, the image sizes (else null).
 json row_of(engine::Engine& eng, const ContainerRecord& rec, const ContainerState& st, int64_t now,
-            bool size) {
+            ImageSizes* sizes) {
   json r{{"AutoRemove", rec.options.remove},
          {"Command", json(rec.path_args)},
          {"CreatedAt", go_time(rec.created)},
@@ -97,7 +121,7 @@ json row_of(engine::Engine& eng, const ContainerRecord& rec, const ContainerStat
       r["Status"] = r["Status"].get<std::string>() + " (" + h + ")";
     }
   }
-  if (size) {
+  if (sizes != nullptr) {
     std::string path;
     if (auto d = eng.storage(); d) {
       auto lp = (*d)->layer_path(rec.layer_id);
@@ -106,7 +130,7 @@ json row_of(engine::Engine& eng, const ContainerRecord& rec, const ContainerStat
       }
     }
     int64_t rw = path.empty() ? 0 : dir_size(path);
-    r["Size"] = json{{"rwSize", rw}, {"rootFsSize", rw + image_size(eng, rec.image_id)}};
+    r["Size"] = json{{"rwSize", rw}, {"rootFsSize", rw + (*sizes)(rec.image_id)}};
   }
   return r;
 }
@@ -220,9 +244,13 @@ Result<json> list(engine::Engine& eng, const ListOptions& opts) {
   };
   std::vector<std::pair<const ContainerRecord*, json>> rows;
   bool show_all = opts.all || opts.last >= 0;
+  std::optional<ImageSizes> sizes;
+  if (opts.size) {
+    sizes.emplace(eng);
+  }
   for (const auto& rec : all) {
     ContainerState st = read_state(eng.runroot(), rec);
-    json row = row_of(eng, rec, st, now, opts.size);
+    json row = row_of(eng, rec, st, now, sizes ? &*sizes : nullptr);
     if (!show_all && st.status != Status::Running && st.status != Status::Paused) {
       bool status_filter = std::any_of(opts.filters.begin(), opts.filters.end(), [](auto& f) {
         return f.rfind("status=", 0) == 0 || f.rfind("exited=", 0) == 0;
@@ -426,7 +454,7 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
   if (size) {
     int64_t rw = rootfs.empty() ? 0 : dir_size(rootfs);
     j["SizeRw"] = rw;
-    j["SizeRootFs"] = rw + image_size(eng, rec.image_id);
+    j["SizeRootFs"] = rw + ImageSizes(eng)(rec.image_id);
   }
   return j;
 }
