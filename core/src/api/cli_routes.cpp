@@ -23,6 +23,7 @@
 
 #include "berth/sdk/unique_fd.hpp"
 #include "berth/util/log.hpp"
+#include "berth/util/spawn.hpp"
 #include "routes.hpp"
 
 extern char** environ;
@@ -113,26 +114,10 @@ struct CliChild {
 
 Result<CliChild> spawn_cli(const std::vector<std::string>& argv, const CliRequest& r) {
   CliChild c;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  struct Cleanup {
-    posix_spawn_file_actions_t* fa;
-    posix_spawnattr_t* attr;
-    ~Cleanup() {
-      posix_spawn_file_actions_destroy(fa);
-      posix_spawnattr_destroy(attr);
-    }
-  } cleanup{&fa, &attr};
   // The child's signal state is the default one, whatever the service's threads block.
-  sigset_t none;
-  sigemptyset(&none);
-  sigset_t all;
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  util::SpawnSetup spawn;
+  BERTH_TRYV(spawn.init(argv[0]));
+  posix_spawn_file_actions_t& fa = *spawn.actions();
   UniqueFd keep_in;
   UniqueFd keep_out;
   UniqueFd keep_err;
@@ -156,7 +141,7 @@ Result<CliChild> spawn_cli(const std::vector<std::string>& argv, const CliReques
       (void)::ioctl(m, TIOCSWINSZ, &ws);
     }
     // A session of its own whose controlling terminal is the pty (opened after setsid).
-    flags |= POSIX_SPAWN_SETSID;
+    BERTH_TRYV(spawn.add_flags(POSIX_SPAWN_SETSID));
     posix_spawn_file_actions_addopen(&fa, 0, name, O_RDWR, 0);
     posix_spawn_file_actions_adddup2(&fa, 0, 1);
     posix_spawn_file_actions_adddup2(&fa, 0, 2);
@@ -193,7 +178,6 @@ Result<CliChild> spawn_cli(const std::vector<std::string>& argv, const CliReques
     posix_spawn_file_actions_addchdir_np(&fa, r.cwd.c_str());
   }
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-  posix_spawnattr_setflags(&attr, flags);
   std::vector<char*> args;
   for (const auto& a : argv) {
     args.push_back(const_cast<char*>(a.c_str()));
@@ -205,7 +189,7 @@ Result<CliChild> spawn_cli(const std::vector<std::string>& argv, const CliReques
     envp.push_back(e.data());
   }
   envp.push_back(nullptr);
-  int rc = ::posix_spawn(&c.pid, argv[0].c_str(), &fa, &attr, args.data(), envp.data());
+  int rc = ::posix_spawn(&c.pid, argv[0].c_str(), &fa, spawn.attr(), args.data(), envp.data());
   if (rc != 0) {
     errno = rc;
     return fail_errno("spawn", argv[0]);

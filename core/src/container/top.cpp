@@ -27,6 +27,7 @@
 #include "berth/container/service.hpp"
 #include "berth/sdk/unique_fd.hpp"
 #include "berth/util/fs.hpp"
+#include "berth/util/spawn.hpp"
 #include "internal.hpp"
 
 extern char** environ;
@@ -252,36 +253,14 @@ Result<PsRun> run_ps(const std::vector<std::string>& args) {
     return fail_errno("pipe", "for ps's errors");
   }
   UniqueFd err_r(errp[0]), err_w(errp[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  if (int rc = posix_spawn_file_actions_init(&fa); rc != 0) {
-    return fail_errno("posix_spawn_file_actions_init", "ps", rc);
-  }
-  if (int rc = posix_spawnattr_init(&attr); rc != 0) {
-    posix_spawn_file_actions_destroy(&fa);
-    return fail_errno("posix_spawnattr_init", "ps", rc);
-  }
-  struct Cleanup {
-    posix_spawn_file_actions_t* fa;
-    posix_spawnattr_t* attr;
-    ~Cleanup() {
-      posix_spawn_file_actions_destroy(fa);
-      posix_spawnattr_destroy(attr);
-    }
-  } cleanup{&fa, &attr};
   // ps starts with the default signal state, whatever the caller's threads block or ignore.
-  sigset_t none;
-  sigset_t all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  int rc = posix_spawnattr_setsigmask(&attr, &none);
-  rc = rc != 0 ? rc : posix_spawnattr_setsigdefault(&attr, &all);
-  rc = rc != 0 ? rc
-               : posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  rc = rc != 0 ? rc : posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
-  rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
-  rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  util::SpawnSetup spawn;
+  BERTH_TRYV(spawn.init("ps"));
+  posix_spawn_file_actions_t* fa = spawn.actions();
+  int rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+  rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(fa, out_w.get(), 1);
+  rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(fa, err_w.get(), 2);
+  rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(fa, 3);
   if (rc != 0) {
     return fail_errno("prepare to run", "ps", rc);
   }
@@ -293,7 +272,7 @@ Result<PsRun> run_ps(const std::vector<std::string>& args) {
   }
   cargv.push_back(nullptr);
   pid_t pid = 0;
-  rc = ::posix_spawnp(&pid, "ps", &fa, &attr, cargv.data(), environ);
+  rc = ::posix_spawnp(&pid, "ps", fa, spawn.attr(), cargv.data(), environ);
   if (rc == ENOENT) {
     return fail(Error(Errc::Internal,
                       "ps(1) is not installed on this host (PATH=" +
