@@ -169,9 +169,9 @@ Result<void> read_engine(TableReader& r, const toml::table& t, EngineSection& e)
   r.note_unknown(
       t, "engine",
       {"active_service", "service_destinations", "cgroup_manager", "env", "events_logger",
-       "events_logfile_path", "helper_binaries_dir", "image_default_transport",
-       "image_parallel_copies", "infra_image", "pull_policy", "remote", "runtime", "runtimes",
-       "static_dir", "tmp_dir", "volume_path", "stop_timeout"},
+       "events_logfile_path", "events_logfile_max_size", "helper_binaries_dir",
+       "image_default_transport", "image_parallel_copies", "infra_image", "pull_policy", "remote",
+       "runtime", "runtimes", "static_dir", "tmp_dir", "volume_path", "stop_timeout"},
       {"conmon_path",
        "conmon_env_vars",
        "num_locks",
@@ -179,7 +179,6 @@ Result<void> read_engine(TableReader& r, const toml::table& t, EngineSection& e)
        "detach_keys",
        "enable_port_reservation",
        "events_container_create_inspect_data",
-       "events_logfile_max_size",
        "hooks_dir",
        "image_build_format",
        "image_copy_tmp_dir",
@@ -219,6 +218,15 @@ Result<void> read_engine(TableReader& r, const toml::table& t, EngineSection& e)
   BERTH_TRYV(get_enum(r, t, "events_logger", "engine.events_logger", e.events_logger,
                       {"journald", "file", "none"}));
   BERTH_TRYV(g("events_logfile_path", e.events_logfile_path));
+  // A size string ("1m") or a number of bytes, as containers.conf(5) allows both.
+  if (auto node = t["events_logfile_max_size"]; node) {
+    if (auto n = node.value<int64_t>(); n && !node.is_string()) {
+      e.events_logfile_max_size = std::to_string(*n > 0 ? *n : 0);
+      r.record("engine.events_logfile_max_size");
+    } else {
+      BERTH_TRYV(g("events_logfile_max_size", e.events_logfile_max_size));
+    }
+  }
   BERTH_TRYV(g("helper_binaries_dir", e.helper_binaries_dir));
   BERTH_TRYV(g("image_default_transport", e.image_default_transport));
   BERTH_TRYV(g("image_parallel_copies", e.image_parallel_copies));

@@ -9,7 +9,6 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <toml++/toml.h>
 #include <unistd.h>
 
 #include "berth/events/events.hpp"
@@ -44,39 +43,16 @@ fs::path lock_path(const fs::path& log) {
   return log.string() + ".lock";
 }
 
-// events_logfile_max_size from the containers.conf files that were merged (the config module
-// keeps no typed field for it); the last file that sets it wins.
-uint64_t max_size_from(const config::ContainersConfig& cc) {
+// events_logfile_max_size (1 MiB when unset, as Podman).
+uint64_t max_size_from(const config::EngineSection& e) {
   uint64_t size = 1024 * 1024;
-  for (const auto& file : cc.files) {
-    auto content = util::read_file(file);
-    if (!content) {
-      continue;
-    }
-#if TOML_EXCEPTIONS
-    toml::table t;
-    try {
-      t = toml::parse(*content, file);
-    } catch (const toml::parse_error&) {
-      continue;
-    }
-#else
-    auto r = toml::parse(*content, file);
-    if (!r) {
-      continue;
-    }
-    toml::table t = std::move(r).table();
-#endif
-    auto node = t["engine"]["events_logfile_max_size"];
-    if (auto s = node.value<std::string>()) {
-      if (auto v = parse_size(*s)) {
-        size = *v;
-      } else {
-        spdlog::warn("{}: events_logfile_max_size: {}", file, v.error().message());
-      }
-    } else if (auto i = node.value<int64_t>()) {
-      size = *i > 0 ? static_cast<uint64_t>(*i) : 0;
-    }
+  if (e.events_logfile_max_size.empty()) {
+    return size;
+  }
+  if (auto v = parse_size(e.events_logfile_max_size)) {
+    return *v;
+  } else {
+    spdlog::warn("containers.conf: events_logfile_max_size: {}", v.error().message());
   }
   return size;
 }
@@ -95,7 +71,7 @@ EventLog EventLog::from_config(const config::Config& cfg) {
   o.path = e.events_logfile_path.empty() ? fs::path(cfg.storage.runroot) / "events" / "events.log"
                                          : fs::path(e.events_logfile_path);
   o.enabled = e.events_logger != "none";
-  o.max_size = max_size_from(cfg.containers);
+  o.max_size = max_size_from(e);
   return EventLog(std::move(o));
 }
 

@@ -225,6 +225,7 @@ cni_plugin_dirs = ["/usr/lib/cni"]
 [engine]
 events_logger = "none"
 events_logfile_path = "/var/log/berth-events.log"
+events_logfile_max_size = "2m"
 helper_binaries_dir = ["/usr/libexec/berth"]
 image_parallel_copies = 3
 remote = true
@@ -271,6 +272,7 @@ cpus = 2
   const auto& e = c->engine;
   EXPECT_EQ(e.events_logger, "none");
   EXPECT_EQ(e.events_logfile_path, "/var/log/berth-events.log");
+  EXPECT_EQ(e.events_logfile_max_size, "2m");
   EXPECT_EQ(e.helper_binaries_dir, std::vector<std::string>{"/usr/libexec/berth"});
   EXPECT_EQ(e.image_parallel_copies, 3u);
   EXPECT_TRUE(e.remote);
@@ -280,6 +282,19 @@ cpus = 2
   EXPECT_EQ(e.env, std::vector<std::string>{"HTTP_PROXY=http://p:3128"});
   EXPECT_EQ(e.cgroup_manager, "systemd");
   EXPECT_EQ(c->source_of("engine.cgroup_manager"), (berth_ / "containers.conf").string());
+}
+
+TEST_F(ContainersConfigTest, EventsLogfileMaxSizeTakesANumberOrASizeString) {
+  write(etc_ / "containers.conf", "[engine]\nevents_logfile_max_size = 4096\n");
+  auto c = load();
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->engine.events_logfile_max_size, "4096");
+  write(etc_ / "containers.conf", "[engine]\nevents_logfile_max_size = -1\n");
+  c = load();
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->engine.events_logfile_max_size, "0");
+  write(etc_ / "containers.conf", "[engine]\nevents_logfile_max_size = [1]\n");
+  EXPECT_FALSE(load());
 }
 
 TEST_F(ContainersConfigTest, TypeErrorNamesFileLineColumnAndKey) {

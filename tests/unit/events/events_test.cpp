@@ -234,16 +234,11 @@ TEST_F(EventsTest, MissingLogReadsEmptyAndDisabledLogWritesNothing) {
 }
 
 TEST_F(EventsTest, FromConfigReadsPathLoggerAndMaxSize) {
-  fs::path conf = tmp_.path() / "containers.conf";
-  {
-    std::ofstream out(conf);
-    out << "[engine]\nevents_logfile_max_size = \"2k\"\n";
-  }
   config::Config cfg;
   cfg.storage.runroot = (tmp_.path() / "run").string();
   cfg.containers.engine.events_logger = "file";
   cfg.containers.engine.events_logfile_path = log_path().string();
-  cfg.containers.files = {conf.string()};
+  cfg.containers.engine.events_logfile_max_size = "2k";
   auto l = EventLog::from_config(cfg);
   EXPECT_EQ(l.path(), log_path());
   EXPECT_TRUE(l.enabled());

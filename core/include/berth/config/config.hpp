@@ -191,6 +191,8 @@ struct EngineSection {
   std::vector<std::string> env;
   std::string events_logger;        // "journald" when systemd is init, else "file" (as Podman)
   std::string events_logfile_path;  // default <tmp_dir>/events/events.log
+  // As written ("1m", "1048576"; a number is kept in decimal, below 0 as "0"); empty: 1 MiB.
+  std::string events_logfile_max_size;
   std::vector<std::string> helper_binaries_dir = {"/usr/local/libexec/podman",
                                                   "/usr/local/lib/podman", "/usr/libexec/podman",
                                                   "/usr/lib/podman"};
