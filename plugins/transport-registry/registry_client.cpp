@@ -267,9 +267,31 @@ Result<std::string> RegistryClient::base_url(const std::string& what) {
       return base_url_;
     }
   }
+  if (opts_.tls_verify) {
+    // HTTPS is the only scheme tried: nothing to find out before the first request.
+    std::lock_guard lock(mu_);
+    base_url_ = "https://" + endpoint_;
+    return base_url_;
+  }
+  if (remembered_scheme() == "http") {
+    std::lock_guard lock(mu_);
+    base_url_ = "http://" + endpoint_;
+    unconfirmed_ = true;  // send() probes again if it does not answer
+    return base_url_;
+  }
   BERTH_TRYV(ping(what));
   std::lock_guard lock(mu_);
   return base_url_;
+}
+
+std::string RegistryClient::remembered_scheme() const {
+  const std::string file = scheme_file();
+  if (file.empty()) {
+    return "";
+  }
+  std::ifstream in(file);
+  std::string scheme;
+  return in >> scheme && scheme == "http" ? scheme : "";
 }
 
 namespace {
@@ -305,13 +327,9 @@ Result<void> RegistryClient::ping(const std::string& what) {
     bases.push_back("http://" + endpoint_);
   }
   const std::string remembered = scheme_file();
-  if (!remembered.empty()) {
-    std::ifstream in(remembered);
-    std::string scheme;
-    if (in >> scheme && scheme == "http") {
-      // Plain HTTP first, then the usual order should it not answer.
-      bases.insert(bases.begin(), "http://" + endpoint_);
-    }
+  if (remembered_scheme() == "http") {
+    // Plain HTTP first, then the usual order should it not answer.
+    bases.insert(bases.begin(), "http://" + endpoint_);
   }
   const bool remembered_first = bases.size() == 3;
   std::optional<Error> https_error;
@@ -526,6 +544,26 @@ Result<HttpResponse> RegistryClient::send(HttpRequest req, const std::string& sc
   bool replayable = req.body_fd < 0;
   for (int attempt = 0;; ++attempt) {
     BERTH_TRY(HttpResponse resp, send_once(req, scope, what));
+    std::string stale;
+    {
+      std::lock_guard lock(mu_);
+      if (unconfirmed_ && req.url.starts_with(base_url_)) {
+        unconfirmed_ = false;
+        // The remembered plain HTTP did not answer, or an HTTPS server answered it (400):
+        // forget it and probe the registry from scratch, then send again.
+        if (!resp.transferred() || resp.status == 400) {
+          stale = base_url_;
+          base_url_.clear();
+        }
+      }
+    }
+    if (!stale.empty() && replayable) {
+      std::error_code ec;
+      std::filesystem::remove(scheme_file(), ec);
+      BERTH_TRY(std::string base, base_url(what));
+      req.url = base + req.url.substr(stale.size());
+      BERTH_TRY(resp, send_once(req, scope, what));
+    }
     if (replayable && retryable(resp, false) && attempt < retries_) {
       backoff(attempt, resp);
       continue;

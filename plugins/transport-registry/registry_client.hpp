@@ -39,7 +39,10 @@ class RegistryClient {
                                                         const sdk::TransportOptions& opts);
 
   const std::string& registry() const { return registry_; }
-  // "https://host:port" (or http:// for an insecure registry); pings the registry on first use.
+  // "https://host:port" (or http:// for an insecure registry). Known without a request for a
+  // registry verified over TLS and for an insecure one remembered on plain HTTP: the first request
+  // then learns the auth challenge from its 401, as containerd does, and the /v2/ round trip is
+  // saved. Otherwise the registry is pinged (/v2/) on first use to find its scheme.
   // Errors start with `what` (the operation the caller was doing).
   Result<std::string> base_url(const std::string& what);
 
@@ -78,6 +81,8 @@ class RegistryClient {
   Result<std::string> fetch_token(const Challenge& c, const std::string& scope);
 
   std::string scheme_file() const;
+  // "http" when plain HTTP is remembered for this registry, else empty.
+  std::string remembered_scheme() const;
 
   std::string registry_;
   std::string endpoint_;
@@ -89,6 +94,7 @@ class RegistryClient {
 
   std::mutex mu_;  // guards what follows
   std::string base_url_;
+  bool unconfirmed_ = false;            // base_url_ is the remembered scheme, not yet answered
   std::optional<Challenge> challenge_;  // set after a 401 on ping or any request
   struct Token {
     std::string value;

@@ -84,14 +84,17 @@ class PullPushTest(RegistryCase):
         self.assertIn("%s/bb@%s" % (self.reg.host, self.bb_digest), img["RepoDigests"])
         self.assertIn(ref, img["RepoTags"])
         self.assertEqual(self.other_store("system", "check", name="cold").returncode, 0)
-        # Warm pull: the manifest only, no blob fetched.
+        # Warm pull: the manifest only, no blob fetched, and no /v2/ ping: the cold pull
+        # remembered that this insecure registry speaks plain HTTP.
         blobs = self.reg.requests('"GET /v2/bb/blobs/')
         manifests = self.reg.requests('"GET /v2/bb/manifests/')
+        pings = self.reg.requests('"GET /v2/ HTTP')
         r = self.other_store("pull", "-q", ref, name="cold")
         self.assertEqual(r.stdout.strip(), image_id)
         self.assertEqual(r.stderr, "")
         self.assertEqual(self.reg.requests('"GET /v2/bb/blobs/'), blobs)
         self.assertEqual(self.reg.requests('"GET /v2/bb/manifests/'), manifests + 1)
+        self.assertEqual(self.reg.requests('"GET /v2/ HTTP'), pings)
 
     def test_pull_by_digest(self):
         ref = "%s/bb@%s" % (self.reg.host, self.bb_digest)
@@ -363,11 +366,14 @@ class TlsAndTokenTest(RegistryCase):
                         "oci:" + IMAGES + "/bb:latest", "docker://%s/bb:latest" % reg.host],
                        check=True)
         self.write_conf("")
+        pings = reg.requests('"GET /v2/ HTTP')  # skopeo's
         r = self.berth("pull", reg.host + "/bb:latest")
         self.assertEqual(r.rc, 125)
         self.assertIn("certificate", r.err)
         self.ok("pull", "-q", "--cert-dir", certs, reg.host + "/bb:latest")
         self.ok("push", "-q", "--cert-dir", certs, reg.host + "/bb:latest", reg.host + "/bb:2")
+        # HTTPS is the only scheme for a registry verified over TLS: no /v2/ ping to find it.
+        self.assertEqual(reg.requests('"GET /v2/ HTTP'), pings)
 
     def test_token_auth(self):
         token = FakeRegistry("token")
