@@ -247,7 +247,7 @@ Result<network::ContainerNetRequest> net_request(engine::Engine& eng, const Cont
   }
   if (parse_ports) {
     for (const auto& p : o.net.publish) {
-      BERTH_TRY(auto ms, network::parse_publish(p));
+      BERTH_TRY(auto ms, network::parse_publish(p, false));  // host ports picked when connected
       req.ports.insert(req.ports.end(), ms.begin(), ms.end());
     }
   }

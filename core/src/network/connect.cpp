@@ -133,29 +133,16 @@ sdk::SetupRequest request_for(const ContainerNetRequest& req,
   return r;
 }
 
-bool overlaps(const sdk::PortMapping& a, const sdk::PortMapping& b) {
-  bool proto = a.protocol == b.protocol;
-  bool ip = a.host_ip.empty() || b.host_ip.empty() || a.host_ip == b.host_ip ||
-            a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0";
-  uint32_t a0 = a.host_port;
-  uint32_t a1 = a0 + a.range - 1;
-  uint32_t b0 = b.host_port;
-  uint32_t b1 = b0 + b.range - 1;
-  return proto && ip && a0 <= b1 && b0 <= a1;
-}
-
 // A published port held by another container's DNAT rule has no listening socket to collide
-// with, so the leases of every network are checked too.
+// with, so the leases of every network are checked too. Host ports left to berth (`-p 80`, -P)
+// are picked here, under the ports lock, away from those.
 Result<void> check_ports(NetworkStore& store, const ContainerNetRequest& req,
-                         const std::vector<sdk::PortMapping>& ports) {
-  for (size_t i = 0; i < ports.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (overlaps(ports[i], ports[j])) {
-        return fail(Errc::Conflict, "host port " + std::to_string(ports[i].host_port) + "/" +
-                                        ports[i].protocol + " is published twice");
-      }
-    }
-  }
+                         std::vector<sdk::PortMapping>& ports) {
+  struct Held {
+    sdk::PortMapping port;
+    std::string by;
+  };
+  std::vector<Held> held;
   BERTH_TRY(auto all, store.list());
   for (const auto& n : all) {
     Ipam ipam(store.lease_file(n.name), n);
@@ -165,15 +152,28 @@ Result<void> check_ports(NetworkStore& store, const ContainerNetRequest& req,
         continue;
       }
       for (const auto& theirs : l.ports) {
-        for (const auto& mine : ports) {
-          if (overlaps(theirs, mine)) {
-            return fail(Errc::Conflict,
-                        "cannot publish port " + std::to_string(mine.host_port) + "/" +
-                            mine.protocol + ": it is already published by container " +
-                            (l.container_name.empty() ? l.container_id : l.container_name) +
-                            " (pick another host port)");
-          }
-        }
+        held.push_back({theirs, l.container_name.empty() ? l.container_id : l.container_name});
+      }
+    }
+  }
+  BERTH_TRYV(pick_host_ports(ports, [&](const sdk::PortMapping& m) {
+    return std::any_of(held.begin(), held.end(),
+                       [&](const Held& h) { return overlaps(h.port, m); });
+  }));
+  for (size_t i = 0; i < ports.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (overlaps(ports[i], ports[j])) {
+        return fail(Errc::Conflict, "host port " + std::to_string(ports[i].host_port) + "/" +
+                                        ports[i].protocol + " is published twice");
+      }
+    }
+  }
+  for (const auto& h : held) {
+    for (const auto& mine : ports) {
+      if (overlaps(h.port, mine)) {
+        return fail(Errc::Conflict, "cannot publish port " + std::to_string(mine.host_port) + "/" +
+                                        mine.protocol + ": it is already published by container " +
+                                        h.by + " (pick another host port)");
       }
     }
   }
@@ -489,7 +489,8 @@ Result<void> forward_ports(engine::Engine& engine, const ContainerNetRequest& re
   }
   Ipam ipam(store.lease_file(p.network.name), p.network);
   BERTH_TRY(auto lock, FileLock::acquire(store.lease_dir() / "ports.lock"));
-  BERTH_TRYV(check_ports(store, req, req.ports));
+  auto ports = req.ports;  // already forwarded elsewhere: no host port left to pick
+  BERTH_TRYV(check_ports(store, req, ports));
   BERTH_TRY(auto leases, ipam.leases());
   auto mine = std::find_if(leases.begin(), leases.end(),
                            [&](const Lease& l) { return l.container_id == req.container_id; });

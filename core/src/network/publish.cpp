@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <functional>
 
 #include "berth/network/network.hpp"
 #include "berth/sdk/unique_fd.hpp"
@@ -182,10 +183,53 @@ Result<std::vector<sdk::PortMapping>> parse_publish(const std::string& spec, boo
 Result<std::vector<sdk::PortMapping>> publish_all_ports(const std::vector<std::string>& exposed) {
   std::vector<sdk::PortMapping> out;
   for (const auto& e : exposed) {
-    BERTH_TRY(auto ms, parse_publish(e));  // no host part: a free port each
+    BERTH_TRY(auto ms, parse_publish(e, false));  // no host part: picked by pick_host_ports()
     out.insert(out.end(), ms.begin(), ms.end());
   }
   return out;
+}
+
+Result<void> pick_host_ports(std::vector<sdk::PortMapping>& ports,
+                             const std::function<bool(const sdk::PortMapping&)>& taken) {
+  for (size_t i = 0; i < ports.size(); ++i) {
+    auto& m = ports[i];
+    if (m.host_port != 0) {
+      continue;
+    }
+    auto clashes = [&](const sdk::PortMapping& c) {
+      for (size_t j = 0; j < ports.size(); ++j) {
+        if (j != i && ports[j].host_port != 0 && overlaps(ports[j], c)) {
+          return true;
+        }
+      }
+      return taken(c);
+    };
+    for (int attempt = 0;; ++attempt) {
+      sdk::PortMapping c = m;
+      BERTH_TRY(c.host_port, free_ports(m.host_ip, m.range, m.protocol == "udp" ? "udp" : "tcp"));
+      if (!clashes(c)) {
+        m.host_port = c.host_port;
+        break;
+      }
+      if (attempt == 64) {
+        return fail(Errc::Unavailable, "could not find a free host port for container port " +
+                                           std::to_string(m.container_port) + "/" + m.protocol +
+                                           " that no other container publishes");
+      }
+    }
+  }
+  return {};
+}
+
+bool overlaps(const sdk::PortMapping& a, const sdk::PortMapping& b) {
+  bool proto = a.protocol == b.protocol;
+  bool ip = a.host_ip.empty() || b.host_ip.empty() || a.host_ip == b.host_ip ||
+            a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0";
+  uint32_t a0 = a.host_port;
+  uint32_t a1 = a0 + a.range - 1;
+  uint32_t b0 = b.host_port;
+  uint32_t b1 = b0 + b.range - 1;
+  return proto && ip && a0 <= b1 && b0 <= a1;
 }
 
 // Used by connect_container: a port taken by something on the host is an error before any rule

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "berth/network/network.hpp"
 
 namespace berth::network {
@@ -58,7 +60,44 @@ TEST(Publish, PublishAll) {
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].container_port, 80);
   EXPECT_EQ((*r)[1].protocol, "udp");
-  EXPECT_NE((*r)[1].host_port, 0);
+  EXPECT_EQ((*r)[1].host_port, 0);  // picked by pick_host_ports() when the container connects
+}
+
+// A port another container publishes has no socket that bind() would collide with: the picker
+// asks `taken` and tries again. Found by a flaky test: a random port went to two containers.
+TEST(Publish, PickedHostPortsAvoidTakenOnesAndEachOther) {
+  auto r = parse_publish("127.0.0.1::80", false);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[0].host_port, 0);
+  auto more = parse_publish("127.0.0.1::81", false);
+  ASSERT_TRUE(more);
+  std::vector<sdk::PortMapping> ports = {(*r)[0], (*more)[0]};
+  std::vector<uint16_t> refused;
+  auto picked = pick_host_ports(ports, [&](const sdk::PortMapping& m) {
+    if (refused.size() < 5) {
+      refused.push_back(m.host_port);
+      return true;
+    }
+    return false;
+  });
+  ASSERT_TRUE(picked) << picked.error().message();
+  EXPECT_EQ(refused.size(), 5u);
+  for (const auto& m : ports) {
+    EXPECT_NE(m.host_port, 0);
+    EXPECT_EQ(std::count(refused.begin(), refused.end(), m.host_port), 0) << m.host_port;
+  }
+  EXPECT_NE(ports[0].host_port, ports[1].host_port);
+  EXPECT_FALSE(overlaps(ports[0], ports[1]));
+
+  // A fixed port is kept; everything taken is a clear error.
+  std::vector<sdk::PortMapping> fixed = {(*r)[0]};
+  fixed[0].host_port = 8080;
+  ASSERT_TRUE(pick_host_ports(fixed, [](const sdk::PortMapping&) { return true; }));
+  EXPECT_EQ(fixed[0].host_port, 8080);
+  std::vector<sdk::PortMapping> none = {(*r)[0]};
+  auto full = pick_host_ports(none, [](const sdk::PortMapping&) { return true; });
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code(), Errc::Unavailable);
 }
 
 }  // namespace

@@ -288,10 +288,17 @@ struct ContainerNetRequest {
 };
 
 // `-p` syntax: [[ip:][hostPort[-hostPortEnd]]:]containerPort[-containerPortEnd][/tcp|/udp|/sctp].
-// An empty host port picks a free one (host_port stays 0 when `pick_free` is false).
+// An empty host port picks a free one (host_port stays 0 when `pick_free` is false: for
+// connect_container, which picks it under its ports lock).
 Result<std::vector<sdk::PortMapping>> parse_publish(const std::string& spec, bool pick_free = true);
-// -P: a mapping from a free host port (chosen by binding port 0) to each exposed port.
+// -P: a mapping with host_port 0 (to be picked) to each exposed port.
 Result<std::vector<sdk::PortMapping>> publish_all_ports(const std::vector<std::string>& exposed);
+// Gives each mapping with host_port 0 a free run of host ports (bound to port 0 by the kernel)
+// that overlaps no other mapping of `ports` and none for which `taken` is true.
+Result<void> pick_host_ports(std::vector<sdk::PortMapping>& ports,
+                             const std::function<bool(const sdk::PortMapping&)>& taken);
+// Whether two mappings claim a common host port (same protocol, overlapping addresses).
+bool overlaps(const sdk::PortMapping& a, const sdk::PortMapping& b);
 
 // Allocates the container's addresses, loads each network's driver, plumbs the namespace and
 // returns what the container got. On failure nothing is left (leases released, drivers torn
