@@ -96,6 +96,14 @@ class PullPushTest(RegistryCase):
         self.assertEqual(self.reg.requests('"GET /v2/bb/manifests/'), manifests + 1)
         self.assertEqual(self.reg.requests('"GET /v2/ HTTP'), pings)
 
+    def test_run_pulling_leaves_no_loader_variable_to_the_container(self):
+        # The docker transport loads with GNUTLS_NO_IMPLICIT_INIT set; a container that takes
+        # the host's environment, pulled and started by the same process, must not get it.
+        ref = self.reg.host + "/bb:latest"
+        r = self.ok("run", "--rm", "--env-host", "--pull", "always", ref, "env")
+        self.assertIn("PATH=", r.out)
+        self.assertNotIn("GNUTLS", r.out)
+
     def test_pull_by_digest(self):
         ref = "%s/bb@%s" % (self.reg.host, self.bb_digest)
         image_id = self.ok("pull", "-q", ref).out.strip()
