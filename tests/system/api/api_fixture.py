@@ -116,3 +116,24 @@ class ApiTestCase(BerthTestCase):
         if check and p.returncode != 0:
             self.fail(f"docker {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
         return p
+
+
+class DockerPyTestCase(ApiTestCase):
+    """docker-py's client on the service (API 1.41); the containers listed in self.made are
+    removed after each test."""
+
+    def setUp(self):
+        import docker  # python3-docker, for the tests that drive the service with it
+
+        self.client = docker.DockerClient(base_url=self.url, version="1.41", timeout=60)
+        self.made = []
+
+    def tearDown(self):
+        import docker
+
+        for c in self.made:
+            try:
+                self.client.api.remove_container(c, force=True)
+            except docker.errors.NotFound:
+                pass
+        self.client.close()

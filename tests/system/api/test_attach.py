@@ -3,9 +3,7 @@ container (the attach comes before the start), the stdout/stderr selection, and 
 without stream (docker-py's attach(logs=True, stream=False))."""
 import unittest
 
-import docker
-
-from api_fixture import IMAGE, ApiTestCase
+from api_fixture import IMAGE, DockerPyTestCase
 
 
 def read_all(sock):
@@ -22,19 +20,7 @@ def read_all(sock):
     return data
 
 
-class AttachTest(ApiTestCase):
-    def setUp(self):
-        self.client = docker.DockerClient(base_url=self.url, version="1.41", timeout=60)
-        self.made = []
-
-    def tearDown(self):
-        for c in self.made:
-            try:
-                self.client.api.remove_container(c, force=True)
-            except docker.errors.NotFound:
-                pass
-        self.client.close()
-
+class AttachTest(DockerPyTestCase):
     def create(self, name, script):
         self.docker("create", "--name", name, IMAGE, "sh", "-c", script)
         self.made.append(name)

@@ -13,7 +13,7 @@ import unittest
 
 import docker
 
-from api_fixture import IMAGE, ApiTestCase
+from api_fixture import IMAGE, DockerPyTestCase
 
 
 def free_port():
@@ -33,19 +33,7 @@ def rfc3339_nanos(ts):
     return secs * 10**9 + int((m.group(2) or "").ljust(9, "0"))
 
 
-class ContainerOpsTest(ApiTestCase):
-    def setUp(self):
-        self.client = docker.DockerClient(base_url=self.url, version="1.41", timeout=60)
-        self.made = []
-
-    def tearDown(self):
-        for c in self.made:
-            try:
-                self.client.api.remove_container(c, force=True)
-            except docker.errors.NotFound:
-                pass
-        self.client.close()
-
+class ContainerOpsTest(DockerPyTestCase):
     def run_detached(self, *cmd, **kw):
         c = self.client.containers.run(IMAGE, list(cmd) or ["sleep", "120"], detach=True, **kw)
         self.made.append(c.id)
