@@ -544,26 +544,7 @@ Result<HttpResponse> RegistryClient::send(HttpRequest req, const std::string& sc
   bool replayable = req.body_fd < 0;
   for (int attempt = 0;; ++attempt) {
     BERTH_TRY(HttpResponse resp, send_once(req, scope, what));
-    std::string stale;
-    {
-      std::lock_guard lock(mu_);
-      if (unconfirmed_ && req.url.starts_with(base_url_)) {
-        unconfirmed_ = false;
-        // The remembered plain HTTP did not answer, or an HTTPS server answered it (400):
-        // forget it and probe the registry from scratch, then send again.
-        if (!resp.transferred() || resp.status == 400) {
-          stale = base_url_;
-          base_url_.clear();
-        }
-      }
-    }
-    if (!stale.empty() && replayable) {
-      std::error_code ec;
-      std::filesystem::remove(scheme_file(), ec);
-      BERTH_TRY(std::string base, base_url(what));
-      req.url = base + req.url.substr(stale.size());
-      BERTH_TRY(resp, send_once(req, scope, what));
-    }
+    BERTH_TRYV(confirm_base(req, resp, replayable, scope, what));
     if (replayable && retryable(resp, false) && attempt < retries_) {
       backoff(attempt, resp);
       continue;
@@ -573,6 +554,48 @@ Result<HttpResponse> RegistryClient::send(HttpRequest req, const std::string& sc
     }
     return resp;
   }
+}
+
+Result<void> RegistryClient::confirm_base(HttpRequest& req, HttpResponse& resp, bool replayable,
+                                          const std::string& scope, const std::string& what) {
+  const bool failed = !resp.transferred() || resp.status == 400;
+  std::string used;  // the base `req` went to
+  for (std::string b : {"http://" + endpoint_, "https://" + endpoint_}) {
+    if (req.url.starts_with(b + "/")) {
+      used = b;
+    }
+  }
+  bool reprobe = false;
+  bool rebase = false;
+  {
+    std::lock_guard lock(mu_);
+    if (unconfirmed_ && used == base_url_) {
+      unconfirmed_ = false;
+      // The remembered plain HTTP did not answer, or an HTTPS server answered it (400):
+      // forget it and probe the registry from scratch, then send again.
+      reprobe = failed;
+      if (reprobe) {
+        base_url_.clear();
+      }
+    } else {
+      // Another request of this client found the remembered scheme wrong meanwhile.
+      rebase = failed && !used.empty() && used != base_url_;
+    }
+  }
+  if (!replayable || !(reprobe || rebase)) {
+    return {};
+  }
+  if (reprobe) {
+    std::error_code ec;
+    std::filesystem::remove(scheme_file(), ec);
+  }
+  BERTH_TRY(std::string base, base_url(what));
+  if (base == used) {
+    return {};
+  }
+  req.url = base + req.url.substr(used.size());
+  BERTH_TRY(resp, send_once(req, scope, what));
+  return {};
 }
 
 bool RegistryClient::retryable(const HttpResponse& resp, bool made_progress) const {

@@ -81,6 +81,11 @@ class RegistryClient {
   Result<std::string> fetch_token(const Challenge& c, const std::string& scope);
 
   std::string scheme_file() const;
+  // After a request to a base that was only remembered: confirms it, or, when it did not answer
+  // (or answered 400, as HTTPS servers do to plain HTTP), probes the registry again and sends
+  // `req` once more to the base found, replacing `resp`.
+  Result<void> confirm_base(HttpRequest& req, HttpResponse& resp, bool replayable,
+                            const std::string& scope, const std::string& what);
   // "http" when plain HTTP is remembered for this registry, else empty.
   std::string remembered_scheme() const;
 

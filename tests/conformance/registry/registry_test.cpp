@@ -428,6 +428,36 @@ TEST(RegistryScheme, RememberedForPlainHttpAndProbedAgainWhenWrong) {
   login = with_run_root()->check_login(tls.host(), insecure());
   ASSERT_TRUE(login.has_value()) << login.error().message();
   EXPECT_FALSE(std::filesystem::exists(file_for(tls.host())));
+
+  // Several first requests of one client at once, all sent to the wrong remembered scheme: one
+  // probes the registry again, the others follow the base it found.
+  std::string data = random_bytes(3000, 31);
+  {
+    auto dest = with_run_root()->open_destination(tls.host() + "/race:latest", insecure());
+    ASSERT_TRUE(dest.has_value()) << dest.error().message();
+    UniqueFd fd = data_fd(run.path(), data);
+    auto put = (*dest)->put_blob(blob_of(data), fd.get());
+    ASSERT_TRUE(put.has_value()) << put.error().message();
+  }
+  std::ofstream(file_for(tls.host())) << "http\n";
+  auto transport = with_run_root();
+  auto dest = transport->open_destination(tls.host() + "/race:latest", insecure());
+  ASSERT_TRUE(dest.has_value()) << dest.error().message();
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> workers;
+  for (size_t i = 0; i < errors.size(); ++i) {
+    workers.emplace_back([&, i] {
+      auto has = (*dest)->has_blob(blob_of(data));
+      errors[i] = !has ? has.error().message() : (*has ? "" : "blob not found");
+    });
+  }
+  for (auto& w : workers) {
+    w.join();
+  }
+  for (const auto& e : errors) {
+    EXPECT_EQ(e, "");
+  }
+  EXPECT_FALSE(std::filesystem::exists(file_for(tls.host())));
 }
 
 TEST(RegistryTls, ClientCertificateFromCertDir) {
