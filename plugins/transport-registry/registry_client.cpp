@@ -266,18 +266,18 @@ Result<std::string> RegistryClient::base_url(const std::string& what) {
     if (!base_url_.empty()) {
       return base_url_;
     }
-  }
-  if (opts_.tls_verify) {
-    // HTTPS is the only scheme tried: nothing to find out before the first request.
-    std::lock_guard lock(mu_);
-    base_url_ = "https://" + endpoint_;
-    return base_url_;
-  }
-  if (remembered_scheme() == "http") {
-    std::lock_guard lock(mu_);
-    base_url_ = "http://" + endpoint_;
-    unconfirmed_ = true;  // send() probes again if it does not answer
-    return base_url_;
+    if (opts_.tls_verify) {
+      // HTTPS is the only scheme tried: nothing to find out before the first request.
+      base_url_ = "https://" + endpoint_;
+      return base_url_;
+    }
+    // Read under the lock, so a request cannot bring back a scheme that another one of this
+    // client has just refuted (confirm_base()).
+    if (!remembered_refuted_ && remembered_scheme() == "http") {
+      base_url_ = "http://" + endpoint_;
+      unconfirmed_ = true;  // confirm_base() probes again if it does not answer
+      return base_url_;
+    }
   }
   BERTH_TRYV(ping(what));
   std::lock_guard lock(mu_);
@@ -576,6 +576,9 @@ Result<void> RegistryClient::confirm_base(HttpRequest& req, HttpResponse& resp, 
       reprobe = failed;
       if (reprobe) {
         base_url_.clear();
+        remembered_refuted_ = true;
+        std::error_code ec;
+        std::filesystem::remove(scheme_file(), ec);
       }
     } else {
       // Another request of this client found the remembered scheme wrong meanwhile.
@@ -584,10 +587,6 @@ Result<void> RegistryClient::confirm_base(HttpRequest& req, HttpResponse& resp, 
   }
   if (!replayable || !(reprobe || rebase)) {
     return {};
-  }
-  if (reprobe) {
-    std::error_code ec;
-    std::filesystem::remove(scheme_file(), ec);
   }
   BERTH_TRY(std::string base, base_url(what));
   if (base == used) {

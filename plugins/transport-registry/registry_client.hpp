@@ -100,6 +100,7 @@ class RegistryClient {
   std::mutex mu_;  // guards what follows
   std::string base_url_;
   bool unconfirmed_ = false;            // base_url_ is the remembered scheme, not yet answered
+  bool remembered_refuted_ = false;     // the remembered scheme did not answer: probe instead
   std::optional<Challenge> challenge_;  // set after a 401 on ping or any request
   struct Token {
     std::string value;
