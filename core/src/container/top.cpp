@@ -494,19 +494,7 @@ std::string read_in_root(int root_fd, const char* rel) {
   if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
     return "";
   }
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(f.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      break;
-    }
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return text;
+  return util::read_all(f.get(), rel).value_or("");
 }
 
 struct Proc {

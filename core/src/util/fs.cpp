@@ -22,15 +22,19 @@ Result<UniqueFd> open_file(const std::filesystem::path& path, int flags, mode_t 
 
 Result<std::string> read_file(const std::filesystem::path& path) {
   BERTH_TRY(auto fd, open_file(path, O_RDONLY));
+  return read_all(fd.get(), path.string());
+}
+
+Result<std::string> read_all(int fd, std::string_view what) {
   std::string out;
   char buf[65536];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n < 0) {
-      return fail_errno("read", path.string());
+      return fail_errno("read", std::string(what));
     }
     if (n == 0) {
       break;

@@ -10,6 +10,8 @@
 namespace berth::util {
 
 Result<std::string> read_file(const std::filesystem::path& path);
+// Everything left to read from `fd`, to its end; errors name `what` (the path or the stream).
+Result<std::string> read_all(int fd, std::string_view what);
 // How far a write must survive: Durable fsyncs the data before the rename (it survives a power
 // loss); Replace only renames (readers see the old or the new content, never a torn file, but a
 // power loss may lose it). Files under a volatile root (see add_volatile_root) are never synced.
