@@ -137,3 +137,15 @@ class DockerPyTestCase(ApiTestCase):
             except docker.errors.NotFound:
                 pass
         self.client.close()
+
+
+def recv_all(sock):
+    """What `sock` delivers until the peer closes it; the socket is closed after."""
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    return data

@@ -3,19 +3,13 @@ container (the attach comes before the start), the stdout/stderr selection, and 
 without stream (docker-py's attach(logs=True, stream=False))."""
 import unittest
 
-from api_fixture import IMAGE, DockerPyTestCase
+from api_fixture import IMAGE, DockerPyTestCase, recv_all
 
 
 def read_all(sock):
     """What docker-py's attach socket delivers until the service closes it."""
-    raw = sock._sock
-    raw.settimeout(30)
-    data = b""
-    while True:
-        chunk = raw.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    sock._sock.settimeout(30)
+    data = recv_all(sock._sock)
     sock.close()
     return data
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from api_fixture import ApiTestCase
+from api_fixture import ApiTestCase, recv_all
 from berth_test import BERTH
 
 
@@ -77,13 +77,7 @@ class ListenTest(ApiTestCase):
             s.settimeout(20)
             s.connect(path)
             s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            s.close()
+            data = recv_all(s)
             self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:80])
             self.assertTrue(data.endswith(b"OK"))
         finally:
