@@ -1359,8 +1359,8 @@ std::vector<std::string> exec_argv(const ServiceContext& ctx, const ExecSession&
 // onto the connection; streams the client did not ask for are read and dropped so the producer
 // never blocks on them. A client that leaves ends the producer's writes (EPIPE).
 void stream_logs(const std::shared_ptr<ServiceContext>& ctx, const std::string& id,
-                 container::LogsOptions lo, bool tty, bool want_out, bool want_err,
-                 RawConnection& conn) {
+                 std::shared_ptr<container::OpenedLogs> opened, container::LogsOptions lo, bool tty,
+                 bool want_out, bool want_err, RawConnection& conn) {
   int po[2];
   int pe[2];
   if (::pipe2(po, O_CLOEXEC) != 0) {
@@ -1376,9 +1376,10 @@ void stream_logs(const std::shared_ptr<ServiceContext>& ctx, const std::string& 
   c.err.reset(pe[0]);
   lo.out_fd = po[1];
   lo.err_fd = pe[1];
-  std::thread producer([ctx, id, lo]() {
+  std::thread producer([ctx, id, opened, lo]() {
     auto eng = ctx->open_engine();
-    auto res = eng ? container::logs(**eng, {id}, lo) : Result<void>(fail(std::move(eng).error()));
+    auto res = eng ? container::write_logs(**eng, *opened, lo)
+                   : Result<void>(fail(std::move(eng).error()));
     if (!res) {
       spdlog::warn("API: the log of container {}: {}", id, res.error().message());
     }
@@ -1735,11 +1736,21 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     if (auto u = req.q("until"); u && !u->empty() && *u != "0") {
       lo.until = container::parse_log_time_arg(*u);
     }
+    // Opened before the answer goes out: a client may remove the container before it reads.
+    std::shared_ptr<container::OpenedLogs> opened;
+    {
+      API_ENGINE(eng);
+      auto o = container::open_logs(eng, {id});
+      if (!o) {
+        return object_error(o.error(), ObjectKind::Container, id);
+      }
+      opened = std::move(*o);
+    }
     Response resp;
     resp.content_type =
         tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-    resp.stream = [ctx, id, lo, tty, want_out, want_err](RawConnection& conn) {
-      stream_logs(ctx, id, lo, tty, want_out, want_err, conn);
+    resp.stream = [ctx, id, opened, lo, tty, want_out, want_err](RawConnection& conn) {
+      stream_logs(ctx, id, opened, lo, tty, want_out, want_err, conn);
     };
     return resp;
   });
@@ -1786,19 +1797,27 @@ void add_container_routes(Router& r, const std::shared_ptr<ServiceContext>& ctx)
     earlier.until = std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
+    std::shared_ptr<container::OpenedLogs> opened;
+    if (logs) {
+      auto o = container::open_logs(eng, {found->id});
+      if (!o) {
+        return object_error(o.error(), ObjectKind::Container, req.params["id"]);
+      }
+      opened = std::move(*o);
+    }
     Response resp;
     resp.hijack = true;
     resp.content_type =
         tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-    resp.stream = [ctx, id = found->id, monitor, tty, with_stdin, logs, want_out, want_err,
+    resp.stream = [ctx, id = found->id, monitor, tty, with_stdin, opened, want_out, want_err,
                    earlier](RawConnection& conn) {
-      if (logs) {
+      if (opened) {
         // What the container has written so far, then (with stream=1) what it writes next.
         // docker-py reads the hijacked stream from the socket under http.client's buffered
         // reader, so bytes that arrive together with the headers are lost to it; the log is
         // all there at once (a live stream's first bytes come later), hence the pause.
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        stream_logs(ctx, id, earlier, tty, want_out, want_err, conn);
+        stream_logs(ctx, id, opened, earlier, tty, want_out, want_err, conn);
       }
       if (monitor) {
         relay_attach(monitor->get(), conn, tty, with_stdin, want_out, want_err);

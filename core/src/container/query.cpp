@@ -1,5 +1,6 @@
 // ps, inspect, logs: reading containers (top: top.cpp).
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -459,89 +460,161 @@ Result<json> inspect(engine::Engine& eng, const std::string& name_or_id, bool si
   return j;
 }
 
-Result<void> logs(engine::Engine& eng, const std::vector<std::string>& names,
-                  const LogsOptions& opts) {
+struct OpenedLogs {
+  struct Source {
+    ContainerRecord rec;
+    std::string path;     // ctr.log
+    UniqueFd rotated;     // ctr.log.1 as it was when opened; read once
+    UniqueFd current;     // the file the monitor writes (empty: none yet)
+    std::string pending;  // read, not yet ended by a newline
+  };
+  std::vector<Source> sources;
+};
+
+namespace {
+
+// The log file at `path` opened for reading; empty when there is none (a container never
+// started, or not rotated yet).
+Result<UniqueFd> open_log_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      return UniqueFd();
+    }
+    return fail_errno("open the container log", path);
+  }
+  return UniqueFd(fd);
+}
+
+bool same_file(int a, int b) {
+  struct stat sa {};
+  struct stat sb {};
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+// Reads what the source's files hold beyond what was read before, following a rotation (the
+// monitor renames ctr.log to ctr.log.1 and starts a new ctr.log): the old file is read to its
+// end before the new one.
+Result<void> read_more(OpenedLogs::Source& src) {
+  if (src.rotated) {
+    BERTH_TRY(auto old, util::read_all(src.rotated.get(), rotated_path(src.path)));
+    src.pending += old;
+    src.rotated.reset();
+  }
+  if (src.current) {
+    BERTH_TRY(auto more, util::read_all(src.current.get(), src.path));
+    src.pending += more;
+  }
+  BERTH_TRY(auto now, open_log_file(src.path));
+  if (!now || (src.current && same_file(now.get(), src.current.get()))) {
+    return {};
+  }
+  if (src.current) {  // rotated: what the monitor wrote to the old file before it moved on
+    BERTH_TRY(auto rest, util::read_all(src.current.get(), src.path));
+    src.pending += rest;
+  }
+  src.current = std::move(now);
+  BERTH_TRY(auto fresh, util::read_all(src.current.get(), src.path));
+  src.pending += fresh;
+  return {};
+}
+
+// The log lines read so far: those ended by a newline, or all with `all`.
+std::vector<LogLine> take_lines(OpenedLogs::Source& src, bool all) {
+  size_t end = all ? src.pending.size() : src.pending.rfind('\n');
+  if (end == std::string::npos || end == 0) {
+    return {};
+  }
+  end = all ? end : end + 1;
+  auto lines = parse_log(std::string_view(src.pending).substr(0, end));
+  src.pending.erase(0, end);
+  return lines;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<OpenedLogs>> open_logs(engine::Engine& eng,
+                                              const std::vector<std::string>& names) {
   BERTH_TRY(auto db, open_db(eng, true));
-  std::vector<ContainerRecord> recs;
+  auto opened = std::make_shared<OpenedLogs>();
   for (const auto& n : names) {
     BERTH_TRY(auto r, db->lookup(n));
     if (r.options.log_driver != "k8s-file" && r.options.log_driver != "json-file") {
       return fail(Errc::NotSupported, "container " + r.name + " uses the log driver \"" +
                                           r.options.log_driver + "\", which keeps no logs to read");
     }
-    recs.push_back(std::move(r));
+    OpenedLogs::Source src;
+    src.path = r.bundle + "/ctr.log";
+    // The current file first: a rotation in between then shows as the same file twice, where
+    // the other order could miss the file in between.
+    BERTH_TRY(src.current, open_log_file(src.path));
+    BERTH_TRY(src.rotated, open_log_file(rotated_path(src.path)));
+    if (src.rotated && src.current && same_file(src.rotated.get(), src.current.get())) {
+      src.rotated.reset();
+    }
+    src.rec = std::move(r);
+    opened->sources.push_back(std::move(src));
   }
-  const bool prefix = opts.names || recs.size() > 1;
-  auto emit = [&](const ContainerRecord& rec, const LogLine& l) {
-    if ((opts.since && l.time < *opts.since) || (opts.until && l.time > *opts.until)) {
-      return;
+  return opened;
+}
+
+Result<void> write_logs(engine::Engine& eng, OpenedLogs& logs, const LogsOptions& opts) {
+  const bool prefix = opts.names || logs.sources.size() > 1;
+  auto emit = [&](const ContainerRecord& rec, const std::vector<LogLine>& lines, size_t from) {
+    for (size_t k = from; k < lines.size(); ++k) {
+      const LogLine& l = lines[k];
+      if ((opts.since && l.time < *opts.since) || (opts.until && l.time > *opts.until)) {
+        continue;
+      }
+      std::string out;
+      if (prefix) {
+        out += (opts.names ? rec.name : rec.id.substr(0, 12)) + " ";
+      }
+      if (opts.timestamps) {
+        out += format_log_time(l.time) + " ";
+      }
+      out += l.text;
+      if (l.complete) {
+        out += '\n';
+      }
+      (void)util::write_all(l.stream == LogStream::Stderr ? opts.err_fd : opts.out_fd, out, "logs");
     }
-    std::string out;
-    if (prefix) {
-      out += (opts.names ? rec.name : rec.id.substr(0, 12)) + " ";
-    }
-    if (opts.timestamps) {
-      out += format_log_time(l.time) + " ";
-    }
-    out += l.text;
-    if (l.complete) {
-      out += '\n';
-    }
-    (void)util::write_all(l.stream == LogStream::Stderr ? opts.err_fd : opts.out_fd, out, "logs");
   };
-  std::vector<size_t> offsets(recs.size(), 0);
-  for (size_t i = 0; i < recs.size(); ++i) {
-    const std::string path = recs[i].bundle + "/ctr.log";
-    std::string content;
-    if (auto old = util::read_file(rotated_path(path)); old) {
-      content = *old;
-    }
-    auto cur = util::read_file(path);
-    if (cur) {
-      content += *cur;
-      offsets[i] = cur->size();
-    }
-    auto lines = parse_log(content);
+  for (auto& src : logs.sources) {
+    BERTH_TRYV(read_more(src));
+    auto lines = take_lines(src, !opts.follow);
     size_t from = 0;
     if (opts.tail >= 0 && lines.size() > static_cast<size_t>(opts.tail)) {
       from = lines.size() - static_cast<size_t>(opts.tail);
     }
-    for (size_t k = from; k < lines.size(); ++k) {
-      emit(recs[i], lines[k]);
-    }
+    emit(src.rec, lines, from);
   }
   if (!opts.follow) {
     return {};
   }
   for (;;) {
     bool any_running = false;
-    for (size_t i = 0; i < recs.size(); ++i) {
-      ContainerState st = read_state(eng.runroot(), recs[i]);
+    for (auto& src : logs.sources) {
+      // The state before the file: once it says exited, the file read after holds the end.
+      ContainerState st = read_state(eng.runroot(), src.rec);
       bool running = st.status == Status::Running || st.status == Status::Created ||
                      st.status == Status::Paused;
       any_running = any_running || running;
-      auto cur = util::read_file(recs[i].bundle + "/ctr.log");
-      if (!cur) {
-        continue;
-      }
-      if (cur->size() < offsets[i]) {
-        offsets[i] = 0;  // rotated
-      }
-      size_t end = cur->rfind('\n');
-      if (end == std::string::npos || end + 1 <= offsets[i]) {
-        continue;
-      }
-      auto lines = parse_log(std::string_view(*cur).substr(offsets[i], end + 1 - offsets[i]));
-      offsets[i] = end + 1;
-      for (const auto& l : lines) {
-        emit(recs[i], l);
-      }
+      BERTH_TRYV(read_more(src));
+      emit(src.rec, take_lines(src, !running), 0);
     }
     if (!any_running) {
       return {};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+Result<void> logs(engine::Engine& eng, const std::vector<std::string>& names,
+                  const LogsOptions& opts) {
+  BERTH_TRY(auto opened, open_logs(eng, names));
+  return write_logs(eng, *opened, opts);
 }
 
 std::optional<int64_t> parse_log_time_arg(const std::string& v) {

@@ -76,6 +76,18 @@ class AttachTest(DockerPyTestCase):
         self.assertIn(earlier, text)  # the log of the first run
         self.assertEqual(text.count("run-"), 2, text)  # and the new run's line
 
+    def test_log_asked_for_before_the_removal_is_read_after_it(self):
+        # docker-py's containers.run(): the log is asked for (follow=1), the container waited
+        # for and removed, and only then is the answer read. It came back empty now and then.
+        for i in range(5):
+            self.create("att-gone-%d" % i, "echo line-%d" % i)
+            c = self.client.containers.get("att-gone-%d" % i)
+            c.start()
+            out = self.client.api.logs(c.id, stream=True, follow=True)
+            self.assertEqual(c.wait(timeout=30)["StatusCode"], 0)
+            c.remove()
+            self.assertEqual(b"".join(out), b"line-%d\n" % i)
+
 
 if __name__ == "__main__":
     unittest.main()

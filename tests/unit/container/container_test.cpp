@@ -12,7 +12,10 @@
 #include <regex>
 #include <set>
 
+#include "berth/config/config.hpp"
+#include "berth/container/log_format.hpp"
 #include "berth/container/service.hpp"
+#include "berth/engine/engine.hpp"
 #include "berth/util/fs.hpp"
 
 namespace berth::container {
@@ -235,6 +238,78 @@ TEST(ContainerLock, SerialisesProcesses) {
   ::waitpid(child, nullptr, 0);
   EXPECT_TRUE(ContainerLock::acquire(t.path(), "abc"));
   ::close(held[0]);
+}
+
+// The engine over a temporary store, with one container record whose bundle holds `log`.
+struct LogFixture {
+  TempDir t;
+  std::unique_ptr<engine::Engine> eng;
+  std::string bundle;
+  explicit LogFixture(const std::string& log) {
+    config::Config cfg;
+    cfg.storage.graphroot = t.path() + "/root";
+    cfg.storage.runroot = t.path() + "/run";
+    EXPECT_TRUE(util::make_dirs(cfg.storage.graphroot));
+    bundle = t.path() + "/bundle";
+    EXPECT_TRUE(util::make_dirs(bundle));
+    EXPECT_TRUE(util::write_file_atomic(bundle + "/ctr.log", log));
+    auto r = sample("cccc3333", "logged");
+    r.bundle = bundle;
+    r.ever_started = true;
+    EXPECT_TRUE(ContainerDb::open(cfg.storage.graphroot, false).value()->insert(r));
+    eng = engine::Engine::with(cfg, {});
+  }
+  // What write_logs puts on stdout.
+  std::string write(OpenedLogs& logs, LogsOptions o) {
+    int p[2];
+    EXPECT_EQ(::pipe(p), 0);
+    o.out_fd = p[1];
+    o.err_fd = p[1];
+    EXPECT_TRUE(write_logs(*eng, logs, o));
+    ::close(p[1]);
+    std::string out = util::read_all(p[0], "pipe").value();
+    ::close(p[0]);
+    return out;
+  }
+};
+
+std::string records(int64_t t, std::string_view text) {
+  std::string out;
+  append_log_records(out, t, LogStream::Stdout, text);
+  return out;
+}
+
+TEST(Logs, OpenedLogsStayReadableAfterTheContainerIsRemoved) {
+  LogFixture f(records(1, "x\n"));
+  auto opened = open_logs(*f.eng, {"logged"}).value();
+  // What a client removing the container before it reads the answer does.
+  ASSERT_TRUE(ContainerDb::open(f.eng->graphroot(), false).value()->remove("cccc3333"));
+  std::filesystem::remove_all(f.bundle);
+  LogsOptions o;
+  o.follow = true;
+  EXPECT_EQ(f.write(*opened, o), "x\n");
+  EXPECT_EQ(open_logs(*f.eng, {"logged"}).error().code(), Errc::NotFound);
+}
+
+TEST(Logs, FollowReadsARotatedFileToItsEndThenTheNewOne) {
+  LogFixture f(records(1, "one\n"));
+  auto opened = open_logs(*f.eng, {"logged"}).value();
+  // The monitor appends to the file it has, then rotates and goes on in a new one.
+  {
+    int fd = ::open((f.bundle + "/ctr.log").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(util::write_all(fd, records(2, "two\n"), "log"));
+    ::close(fd);
+  }
+  ASSERT_EQ(::rename((f.bundle + "/ctr.log").c_str(), (f.bundle + "/ctr.log.1").c_str()), 0);
+  ASSERT_TRUE(util::write_file_atomic(f.bundle + "/ctr.log", records(3, "three\n")));
+  LogsOptions o;
+  o.follow = true;
+  EXPECT_EQ(f.write(*opened, o), "one\ntwo\nthree\n");
+  // Opened after the rotation: the rotated file, then the current one; --tail counts both.
+  auto again = open_logs(*f.eng, {"logged"}).value();
+  o.tail = 2;
+  EXPECT_EQ(f.write(*again, o), "two\nthree\n");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -158,6 +159,15 @@ struct LogsOptions {
 };
 Result<void> logs(engine::Engine& eng, const std::vector<std::string>& names_or_ids,
                   const LogsOptions& opts);
+// The logs of some containers, opened: what they hold when opened, and what is written to them
+// later, stays readable if the containers are removed before it is read. docker-py's run() asks
+// for the log, waits for the exit, removes the container and only then reads the answer.
+struct OpenedLogs;
+Result<std::shared_ptr<OpenedLogs>> open_logs(engine::Engine& eng,
+                                              const std::vector<std::string>& names_or_ids);
+// Writes opened logs as `opts` asks (once each: a second call has nothing more to write from
+// before the first's end).
+Result<void> write_logs(engine::Engine& eng, OpenedLogs& logs, const LogsOptions& opts);
 
 struct ExecOptions {
   std::vector<std::string> command;
