@@ -66,7 +66,7 @@ class ApiVersionTest(ApiTestCase):
 
     def test_stop_and_restart_take_a_signal_from_1_42(self):
         # PID 1 ignores a signal it has no handler for: only USR1 ends it before the SIGKILL.
-        script = 'trap "exit 42" USR1; while true; do sleep 0.1; done'
+        script = 'trap "exit 42" USR1; echo ready; while true; do sleep 0.1; done'
         for version, signal, code in (("1.43", "SIGUSR1", 42), ("1.43", "10", 42),
                                       ("1.41", "SIGUSR1", 137)):
             status, data = self.create(version, {"Cmd": ["sh", "-c", script]})
@@ -74,7 +74,12 @@ class ApiVersionTest(ApiTestCase):
             cid = data["Id"]
             status, _, body = self.request("POST", f"/v{version}/containers/{cid}/start")
             self.assertEqual(status, 204, body)
-            time.sleep(0.3)  # the trap is set
+            deadline = time.time() + 30
+            while time.time() < deadline:  # until the trap is set
+                _, _, log = self.request("GET", f"/containers/{cid}/logs?stdout=1")
+                if b"ready" in log:
+                    break
+                time.sleep(0.05)
             status, _, body = self.request(
                 "POST", f"/v{version}/containers/{cid}/stop?t=2&signal={signal}", timeout=60)
             self.assertEqual(status, 204, body)

@@ -60,6 +60,16 @@ class ContainerTestCase(BerthTestCase):
     def run_ctr(self, *args, **kw):
         return self.berth("run", "--rm", IMAGE, *args, **kw)
 
+    def wait_log(self, name, text, timeout=30):
+        """Waits until the container's log holds `text` (a script's "ready" after its set-up:
+        a trap installed before the signal comes)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.berth("logs", name).out:
+                return
+            time.sleep(0.05)
+        self.fail(f"{name}'s log never showed {text!r}")
+
     def wait_running(self, name, attempts=600):
         """Waits until the container exists and runs (another process is creating it)."""
         for _ in range(attempts):

@@ -132,16 +132,17 @@ class LifecycleTest(ContainerTestCase):
 
     def test_stop_with_trap_exits_cleanly(self):
         self.ok("run", "-d", "--name", "trapper", IMAGE, "sh", "-c",
-                "trap 'exit 7' TERM; while :; do sleep 0.1; done")
+                "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done")
+        self.wait_log("trapper", "ready")
         self.ok("stop", "-t", "10", "trapper")
         self.assertEqual(self.ok("wait", "trapper").out, "7\n")
         self.ok("rm", "trapper")
 
     def test_kill_signal_and_wait(self):
         self.ok("run", "-d", "--name", "k1", IMAGE, "sh", "-c",
-                "trap 'exit 42' USR1; while :; do sleep 0.1; done")
+                "trap 'exit 42' USR1; echo ready; while :; do sleep 0.1; done")
         self.ok("run", "-d", "--name", "k2", IMAGE, "sh", "-c", "exit 5")
-        time.sleep(0.3)  # let the trap be installed
+        self.wait_log("k1", "ready")
         self.ok("kill", "-s", "USR1", "k1")
         r = self.ok("wait", "k1", "k2")
         self.assertEqual(r.out, "42\n5\n")
@@ -285,9 +286,13 @@ class LifecycleTest(ContainerTestCase):
         info = self.json("container", "inspect", "mon")[0]
         os.kill(info["State"]["ConmonPid"], signal.SIGKILL)
         os.kill(info["State"]["Pid"], signal.SIGKILL)
-        time.sleep(0.2)
-        self.assertEqual(self.json("container", "inspect", "mon")[0]["State"]["Status"],
-                         "exited")
+        status = ""
+        for _ in range(200):
+            status = self.json("container", "inspect", "mon")[0]["State"]["Status"]
+            if status == "exited":
+                break
+            time.sleep(0.05)
+        self.assertEqual(status, "exited")
         self.ok("rm", "mon")
 
     def test_created_container_ends_with_its_killed_monitor(self):
