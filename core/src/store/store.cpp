@@ -297,9 +297,19 @@ struct Store::Impl {
     return tx.commit();
   }
 
+  struct Marked {
+    std::vector<std::string> ids;  // top first
+    // Where the walk stopped, still used, after marking some: to look at again once the
+    // marked ones are gone (release_unused). Two processes removing siblings at once may each
+    // count the other's child as a user (one marked, not yet deleted), and both stop; each
+    // deletes its own, then looks again, and the later look finds the parent unused instead
+    // of leaving it behind with no user at all.
+    std::string recheck;
+  };
+
   // Marks `top` and each parent no longer used for removal (in the caller's transaction).
-  Result<std::vector<std::string>> mark_unused_chain(std::string id) {
-    std::vector<std::string> marked;
+  Result<Marked> mark_unused_chain(std::string id) {
+    Marked marked;
     while (!id.empty()) {
       BERTH_TRY(auto l, get_layer(id));
       if (!l || l->incomplete) {
@@ -307,15 +317,37 @@ struct Store::Impl {
       }
       BERTH_TRY(int64_t n, users(id, true));
       if (n > 0) {
+        if (!marked.ids.empty()) {
+          marked.recheck = id;
+        }
         break;
       }
       BERTH_TRY(auto s, db.prepare("UPDATE layers SET incomplete=1, writer=? WHERE id=?"));
       s.bind(1, self_writer()).bind(2, id);
       BERTH_TRYV(s.run());
-      marked.push_back(id);
+      marked.ids.push_back(id);
       id = l->parent;
     }
     return marked;
+  }
+
+  // After this process removed a child of `id` (or gave up creating one): `id` and its parents
+  // go too if nothing uses them now. -> the layers removed.
+  Result<std::vector<std::string>> release_unused(const std::string& id) {
+    if (id.empty()) {
+      return std::vector<std::string>{};
+    }
+    Marked m;
+    {
+      std::lock_guard g(mu);
+      BERTH_TRY(auto tx, WriteTx::begin(db));
+      BERTH_TRY(m, mark_unused_chain(id));
+      BERTH_TRYV(tx.commit());
+    }
+    for (auto& l : m.ids) {
+      BERTH_TRYV(destroy_marked(l));
+    }
+    return m.ids;
   }
 
   // Removes incomplete layers whose writer is gone. Cheap when there are none (indexed query).
@@ -399,6 +431,11 @@ struct Store::Impl {
       }
       spdlog::info("removed incomplete layer {} left by a process that is gone", l.id);
       removed.push_back(l.id);
+      if (auto up = release_unused(l.parent); up) {
+        removed.insert(removed.end(), up->begin(), up->end());
+      } else {
+        spdlog::warn("the parent of incomplete layer {}: {}", l.id, up.error().message());
+      }
     }
     return removed;
   }
@@ -573,16 +610,21 @@ Result<LayerRecord> Store::create_layer(
       (void)im.driver->remove(id);
       std::error_code ec;
       std::filesystem::remove(layer_meta_path(id, ".tar-split"), ec);
-      std::lock_guard g(im.mu);
-      auto tx = WriteTx::begin(im.db);
-      if (tx) {
-        auto s = im.db.prepare("DELETE FROM layers WHERE id=? AND writer=?");
-        if (s) {
-          s->bind(1, id).bind(2, self_writer());
-          if (s->run()) {
-            (void)tx->commit();
+      {
+        std::lock_guard g(im.mu);
+        auto tx = WriteTx::begin(im.db);
+        if (tx) {
+          auto s = im.db.prepare("DELETE FROM layers WHERE id=? AND writer=?");
+          if (s) {
+            s->bind(1, id).bind(2, self_writer());
+            if (s->run()) {
+              (void)tx->commit();
+            }
           }
         }
+      }
+      if (!want.parent.empty()) {
+        (void)im.release_unused(want.parent);  // best effort: the error to report is `e`
       }
       return fail(std::move(e));
     };
@@ -633,6 +675,7 @@ Result<LayerRecord> Store::create_layer(
 
 Result<std::vector<std::string>> Store::remove_layer(const std::string& id) {
   std::vector<std::string> marked;
+  std::string recheck;
   {
     std::lock_guard g(impl_->mu);
     BERTH_TRY(auto tx, WriteTx::begin(impl_->db));
@@ -645,7 +688,9 @@ Result<std::vector<std::string>> Store::remove_layer(const std::string& id) {
       return fail(Errc::Conflict,
                   "layer " + id + " is in use by " + std::to_string(n) + " image(s) or layer(s)");
     }
-    BERTH_TRY(marked, impl_->mark_unused_chain(id));
+    BERTH_TRY(auto m, impl_->mark_unused_chain(id));
+    marked = std::move(m.ids);
+    recheck = std::move(m.recheck);
     BERTH_TRYV(tx.commit());
   }
   for (size_t i = 0; i < marked.size(); ++i) {
@@ -669,6 +714,8 @@ Result<std::vector<std::string>> Store::remove_layer(const std::string& id) {
       return fail(std::move(r).error());
     }
   }
+  BERTH_TRY(auto up, impl_->release_unused(recheck));
+  marked.insert(marked.end(), up.begin(), up.end());
   return marked;
 }
 
@@ -801,6 +848,7 @@ Result<void> Store::remove_name(const std::string& image_id, const std::string& 
 
 Result<std::vector<std::string>> Store::remove_image(const std::string& id) {
   std::vector<std::string> marked;
+  std::string recheck;
   {
     std::lock_guard g(impl_->mu);
     BERTH_TRY(auto tx, WriteTx::begin(impl_->db));
@@ -811,12 +859,16 @@ Result<std::vector<std::string>> Store::remove_image(const std::string& id) {
     BERTH_TRY(auto s, impl_->db.prepare("DELETE FROM images WHERE id=?"));
     s.bind(1, id);
     BERTH_TRYV(s.run());
-    BERTH_TRY(marked, impl_->mark_unused_chain(img->top_layer));
+    BERTH_TRY(auto m, impl_->mark_unused_chain(img->top_layer));
+    marked = std::move(m.ids);
+    recheck = std::move(m.recheck);
     BERTH_TRYV(tx.commit());
   }
   for (auto& m : marked) {
     BERTH_TRYV(impl_->destroy_marked(m));
   }
+  BERTH_TRY(auto up, impl_->release_unused(recheck));
+  marked.insert(marked.end(), up.begin(), up.end());
   return marked;
 }
 

@@ -448,6 +448,82 @@ TEST_F(LoadSave, KilledLoadLeavesNothingVisibleAndIsCleaned) {
   ASSERT_TRUE(r) << r.error().message();
 }
 
+// A driver whose remove() of one layer reports that it started, then waits for a byte.
+class PausingRemoveDriver : public testing::FakeStorageDriver {
+ public:
+  PausingRemoveDriver(std::filesystem::path home, std::string pause_on, int notify, int go)
+      : FakeStorageDriver(std::move(home)),
+        pause_on_(std::move(pause_on)),
+        notify_(notify),
+        go_(go) {}
+  Result<void> remove(const std::string& id) override {
+    if (id == pause_on_) {
+      char c = 'x';
+      (void)::write(notify_, &c, 1);
+      (void)::read(go_, &c, 1);
+    }
+    return FakeStorageDriver::remove(id);
+  }
+
+ private:
+  std::string pause_on_;
+  int notify_;
+  int go_;
+};
+
+// Two processes remove the two images that share a base at the same time. Each may count the
+// other's top layer (marked, not deleted yet) as a user of the base and leave it: the base
+// stayed behind with no user at all (CI, LoadSave.ConcurrentProcessesKeepTheStoreConsistent).
+TEST_F(LoadSave, SiblingsRemovedAtOnceTakeTheirSharedBase) {
+  auto own_x = make_layer({{"x", "x"}});
+  auto own_y = make_layer({{"y", "y"}});
+  auto px = archive_path(
+      "x.tar", testing::make_oci_archive({base_, own_x}, testing::make_config({base_, own_x}, "x"),
+                                         "sib/x:1"));
+  auto py = archive_path(
+      "y.tar", testing::make_oci_archive({base_, own_y}, testing::make_config({base_, own_y}, "y"),
+                                         "sib/y:1"));
+  auto x = load(*store_, LoadOptions{px, -1});
+  ASSERT_TRUE(x) << x.error().message();
+  auto y = load(*store_, LoadOptions{py, -1});
+  ASSERT_TRUE(y) << y.error().message();
+  const std::string base_id = chain_ids({base_.diff_id})[0];
+  const std::string top_x = chain_ids({base_.diff_id, own_x.diff_id})[1];
+  store_.reset();
+  int notify[2];
+  int go[2];
+  ASSERT_EQ(::pipe(notify), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    PausingRemoveDriver d(root_ / "driver", top_x, notify[1], go[0]);
+    auto st = store::Store::open(options(), d);
+    ::_exit(st && (*st)->remove_image(x->ids[0]) ? 0 : 1);
+  }
+  char c = 0;
+  // The child has marked x's top layer and is deleting it; the base is still its parent.
+  ASSERT_EQ(::read(notify[0], &c, 1), 1);
+  store_ = open_store(*driver_);
+  ASSERT_TRUE(store_);
+  auto removed = store_->remove_image(y->ids[0]);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_TRUE(store_->layer(base_id).value().has_value());  // x's top layer still stands on it
+  ASSERT_EQ(::write(go[1], &c, 1), 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  for (int fd : {notify[0], notify[1], go[0], go[1]}) {
+    ::close(fd);
+  }
+  EXPECT_FALSE(store_->layer(base_id).value().has_value());
+  EXPECT_FALSE(driver_->exists(base_id));
+  EXPECT_TRUE(store_->layers()->empty());
+  auto rep = check(*store_, false);
+  ASSERT_TRUE(rep);
+  EXPECT_TRUE(rep->problems.empty());
+}
+
 }  // namespace
 }  // namespace berth::image
 
