@@ -64,6 +64,21 @@ def timed(fn, runs, before=None):
     return times
 
 
+def interleaved(fns, runs, before=None):
+    """Times each of `fns` (name -> callable) `runs` times, taking turns (a, b, a, b, ...), so
+    that a slow spell of the machine (writeback, another process) falls on every engine alike;
+    `before(name)`, untimed, precedes each run. -> name -> summary."""
+    times = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            if before:
+                before(name)
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: summary(t) for name, t in times.items()}
+
+
 def summary(times):
     return {"min": min(times), "median": statistics.median(times), "runs": len(times)}
 
@@ -125,57 +140,68 @@ def drop_store(engine):
     shutil.rmtree(os.path.dirname(root), ignore_errors=True)
 
 
-def case_load(engines, images, runs, tmp, which):
-    """Cold load: every run into a new, empty store (nothing to reuse)."""
-    archive = oci_archive(os.path.join(images, which), os.path.join(tmp, f"{which}.tar"))
-    out = {}
-    for e in engines:
-        if e is None or not e.has("load"):
-            continue
-        times = []
-        for i in range(runs):
-            f = fresh(e, os.path.join(tmp, f"{e.name[0]}{which[0]}{i}"))
-            # The previous store's removal flushed first: a load's syncfs would pay for it.
-            os.sync()
-            t0 = time.perf_counter()
-            f.run("load", "-i", archive)
-            times.append(time.perf_counter() - t0)
-            drop_store(f)
-        out[e.name] = summary(times)
-    # Lower bound: gunzip + extraction of the same layers on the same disk.
-    with open(os.path.join(images, which, "index.json")) as f:
-        index = json.load(f)
-    mdigest = index["manifests"][0]["digest"].split(":")[1]
-    with open(os.path.join(images, which, "blobs", "sha256", mdigest)) as f:
-        manifest = json.load(f)
-    layers = [os.path.join(images, which, "blobs", "sha256", l["digest"].split(":")[1])
-              for l in manifest["layers"]]
+def layer_blobs(layout):
+    """The paths of the layer blobs of an OCI layout's first image."""
+    return [os.path.join(layout, "blobs", "sha256", l["digest"].split(":")[1])
+            for l in layout_manifest(layout)["layers"]]
+
+
+def cold_against_tar(engines, runs, tmp, key, act, layers):
+    """Cold runs of `act(store)` (a load, a pull): every run into a new, empty store, taking
+    turns with the lower bound (tar's gunzip and extraction of `layers` on the same disk), each
+    after a sync. In blocks instead, the first engine paid the writeback of the previous case's
+    stores, and the file system's inode allocator is slow for a while after many deletions
+    (ext4 skips recently freed inodes), which each engine's own clean-up caused for its next run."""
     dest = os.path.join(tmp, "tar-dest")
+    stores = {}
+    n = [0]
+
+    def before(name):
+        if name == "tar -xzf":
+            shutil.rmtree(dest, ignore_errors=True)
+            os.makedirs(dest)
+        else:
+            if name in stores:
+                drop_store(stores.pop(name))
+            n[0] += 1
+            e = next(e for e in engines if e.name == name)
+            # Short: Podman refuses a runroot over 50 characters.
+            stores[name] = fresh(e, os.path.join(tmp, f"{name[0]}-{key}-{n[0]}"))
+        os.sync()
 
     def untar():
         for layer in layers:
             sh(["tar", "-xzf", layer, "-C", dest])
 
-    def clean():
+    fns = {e.name: lambda name=e.name: act(stores[name]) for e in engines}
+    fns["tar -xzf"] = untar
+    try:
+        return interleaved(fns, runs, before)
+    finally:
+        for f in stores.values():
+            drop_store(f)
         shutil.rmtree(dest, ignore_errors=True)
-        os.makedirs(dest)
 
-    out["tar -xzf"] = summary(timed(untar, runs, clean))
-    shutil.rmtree(dest, ignore_errors=True)
-    return out
+
+def case_load(engines, images, runs, tmp, which):
+    """Cold load: every run into a new, empty store (nothing to reuse)."""
+    archive = oci_archive(os.path.join(images, which), os.path.join(tmp, f"{which}.tar"))
+    return cold_against_tar([e for e in engines if e is not None and e.has("load")], runs, tmp,
+                            f"load-{which}", lambda store: store.run("load", "-i", archive),
+                            layer_blobs(os.path.join(images, which)))
 
 
 def case_run_true(engines, images, runs, tmp):
     archive = oci_archive(os.path.join(images, "bb"), os.path.join(tmp, "bb.tar"))
-    out = {}
+    ref = image_id(os.path.join(images, "bb"))
+    fns = {}
     for e in engines:
         if e is None or not e.has("run"):
             continue
         e.run("load", "-i", archive)
-        ref = image_id(os.path.join(images, "bb"))
         e.run("run", "--rm", "--network", "none", ref, "true")  # warm caches
-        out[e.name] = summary(timed(
-            lambda e=e: e.run("run", "--rm", "--network", "none", ref, "true"), runs))
+        fns[e.name] = lambda e=e: e.run("run", "--rm", "--network", "none", ref, "true")
+    out = interleaved(fns, runs)
     if shutil.which("runc"):
         out["runc run (prepared bundle)"] = summary(runc_run_true(images, runs, tmp))
     return out
@@ -228,18 +254,17 @@ def runc_run_true(images, runs, tmp):
 
 def case_run_bridge(engines, images, runs, tmp):
     """`run --rm IMAGE true` on the default bridge network (namespace, veth, address, NAT rules
-    made and removed each run, by berth; Podman's CNI keeps its bridge). The engines run one
-    after the other, not interleaved."""
+    made and removed each run, by berth; Podman's CNI keeps its bridge)."""
     archive = oci_archive(os.path.join(images, "bb"), os.path.join(tmp, "bb.tar"))
-    out = {}
+    ref = image_id(os.path.join(images, "bb"))
+    fns = {}
     for e in engines:
         if e is None or not e.has("run"):
             continue
         e.run("load", "-i", archive)
-        ref = image_id(os.path.join(images, "bb"))
         e.run("run", "--rm", ref, "true")  # warm caches, load the network driver once
-        out[e.name] = summary(timed(lambda e=e: e.run("run", "--rm", ref, "true"), runs))
-    return out
+        fns[e.name] = lambda e=e: e.run("run", "--rm", ref, "true")
+    return interleaved(fns, runs)
 
 
 def case_images_100(engines, images, runs, tmp):
@@ -255,16 +280,18 @@ def case_images_100(engines, images, runs, tmp):
         out = os.path.join(src, f"{i}.tar")
         sh(["tar", "-C", d, "-cf", out, "."])
         tarballs.append(out)
-    out = {}
+    fns = {}
     for e in engines:
         if e is None:
             continue
         for i, t in enumerate(tarballs):
             e.run("import", t, f"localhost/tiny{i}:latest")
-        out[e.name + " images"] = summary(timed(lambda e=e: e.run("images"), runs))
-        out[e.name + " inspect"] = summary(timed(
-            lambda e=e: e.run("image", "inspect", "localhost/tiny50:latest"), runs))
-    return out
+        fns[e.name + " images"] = lambda e=e: e.run("images")
+    for e in engines:
+        if e is not None:
+            fns[e.name + " inspect"] = lambda e=e: e.run("image", "inspect",
+                                                         "localhost/tiny50:latest")
+    return interleaved(fns, runs)
 
 
 def loaded(e, images, tmp):
@@ -281,7 +308,7 @@ def loaded(e, images, tmp):
 def case_create_start_stop_rm(engines, images, runs, tmp):
     """create, start, stop -t 0 (SIGKILL at once: no grace period measured), rm of one container,
     no network."""
-    out = {}
+    fns = {}
     for e in engines:
         if e is None:
             continue
@@ -293,35 +320,40 @@ def case_create_start_stop_rm(engines, images, runs, tmp):
             e.run("stop", "-t", "0", cid)
             e.run("rm", cid)
         cycle()  # warm caches
-        out[e.name] = summary(timed(cycle, runs))
-    return out
+        fns[e.name] = cycle
+    return interleaved(fns, runs)
 
 
 def case_exec_true(engines, images, runs, tmp):
     """`exec CTR true` into a running container."""
-    out = {}
+    fns, running = {}, {}
     for e in engines:
         if e is None:
             continue
         ref = loaded(e, images, tmp)
         cid = e.run("run", "-d", "--network", "none", ref, "sleep", "1000").stdout.strip()
+        running[e] = cid
         e.run("exec", cid, "true")
-        out[e.name] = summary(timed(lambda e=e, cid=cid: e.run("exec", cid, "true"), runs))
+        fns[e.name] = lambda e=e, cid=cid: e.run("exec", cid, "true")
+    out = interleaved(fns, runs)
+    for e, cid in running.items():
         e.run("rm", "-f", "-t", "0", cid)
     return out
 
 
 def case_ps_a_100(engines, images, runs, tmp):
     """`ps -a` with 100 created containers."""
-    out = {}
+    fns, made = {}, {}
     for e in engines:
         if e is None:
             continue
         ref = loaded(e, images, tmp)
-        ids = [e.run("create", "--network", "none", ref, "true").stdout.strip()
-               for _ in range(100)]
+        made[e] = [e.run("create", "--network", "none", ref, "true").stdout.strip()
+                   for _ in range(100)]
         e.run("ps", "-a")
-        out[e.name] = summary(timed(lambda e=e: e.run("ps", "-a"), runs))
+        fns[e.name] = lambda e=e: e.run("ps", "-a")
+    out = interleaved(fns, runs)
+    for e, ids in made.items():
         e.run("rm", "-f", *ids)
     return out
 

@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import bench  # noqa: E402  (Engine, make_engines, fresh, drop_store, summary, timed)
+import bench  # noqa: E402
 
 RUN_REGISTRY = os.path.join(ROOT, "tests", "fixtures", "registry", "run-registry.sh")
 
@@ -61,51 +61,19 @@ class Registry:
         self.log.close()
 
 
-def layer_blobs(layout):
-    with open(os.path.join(layout, "index.json")) as f:
-        mdigest = json.load(f)["manifests"][0]["digest"].split(":")[1]
-    with open(os.path.join(layout, "blobs", "sha256", mdigest)) as f:
-        manifest = json.load(f)
-    return [os.path.join(layout, "blobs", "sha256", l["digest"].split(":")[1])
-            for l in manifest["layers"]]
-
-
 def case_cold(engines, reg, images, runs, tmp, which):
-    """Runs interleaved (berth, Podman, tar, berth, ...), each after a sync: every run starts
-    from the same disk state. Run in blocks, the first engine paid the writeback of the previous
-    case's stores, and the file system's inode allocator is slow for a while after many deletions
-    (ext4 skips recently freed inodes), which each engine's own cleanup caused for its next run."""
-    times = {e.name: [] for e in engines}
-    times["tar -xzf"] = []
-    layers = layer_blobs(os.path.join(images, which))
-    dest = os.path.join(tmp, "tar-dest")
-    for i in range(runs):
-        for e in engines:
-            f = bench.fresh(e, os.path.join(tmp, f"{e.name}-{which}-{i}"))
-            os.sync()
-            t0 = time.perf_counter()
-            f.run("pull", "-q", f"{reg.host}/{which}:latest")
-            times[e.name].append(time.perf_counter() - t0)
-            bench.drop_store(f)
-        # The lower bound: gunzip and extraction of the same layers to the same disk.
-        shutil.rmtree(dest, ignore_errors=True)
-        os.makedirs(dest)
-        os.sync()
-        t0 = time.perf_counter()
-        for layer in layers:
-            bench.sh(["tar", "-xzf", layer, "-C", dest])
-        times["tar -xzf"].append(time.perf_counter() - t0)
-    shutil.rmtree(dest, ignore_errors=True)
-    return {k: bench.summary(v) for k, v in times.items()}
+    return bench.cold_against_tar(
+        engines, runs, tmp, f"pull-{which}",
+        lambda store: store.run("pull", "-q", f"{reg.host}/{which}:latest"),
+        bench.layer_blobs(os.path.join(images, which)))
 
 
 def case_warm(engines, reg, images, runs, tmp):
-    out = {}
+    ref = f"{reg.host}/bb:latest"
     for e in engines:
-        ref = f"{reg.host}/bb:latest"
         e.run("pull", "-q", ref)
-        out[e.name] = bench.summary(bench.timed(lambda e=e: e.run("pull", "-q", ref), runs))
-    return out
+    return bench.interleaved({e.name: lambda e=e: e.run("pull", "-q", ref) for e in engines},
+                             runs)
 
 
 def main():
