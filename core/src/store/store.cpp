@@ -333,21 +333,23 @@ struct Store::Impl {
 
   // After this process removed a child of `id` (or gave up creating one): `id` and its parents
   // go too if nothing uses them now. -> the layers removed.
-  Result<std::vector<std::string>> release_unused(const std::string& id) {
-    if (id.empty()) {
-      return std::vector<std::string>{};
+  Result<std::vector<std::string>> release_unused(std::string id) {
+    std::vector<std::string> removed;
+    while (!id.empty()) {  // up the chain, looking again wherever this walk stops in turn
+      Marked m;
+      {
+        std::lock_guard g(mu);
+        BERTH_TRY(auto tx, WriteTx::begin(db));
+        BERTH_TRY(m, mark_unused_chain(id));
+        BERTH_TRYV(tx.commit());
+      }
+      for (auto& l : m.ids) {
+        BERTH_TRYV(destroy_marked(l));
+        removed.push_back(l);
+      }
+      id = m.recheck;
     }
-    Marked m;
-    {
-      std::lock_guard g(mu);
-      BERTH_TRY(auto tx, WriteTx::begin(db));
-      BERTH_TRY(m, mark_unused_chain(id));
-      BERTH_TRYV(tx.commit());
-    }
-    for (auto& l : m.ids) {
-      BERTH_TRYV(destroy_marked(l));
-    }
-    return m.ids;
+    return removed;
   }
 
   // Removes incomplete layers whose writer is gone. Cheap when there are none (indexed query).
