@@ -44,9 +44,30 @@ class Engine:
         return self.run(*cmd, "--help", check=False).returncode == 0
 
 
-def unmount_under(path):
+def processes_under(path):
+    """The pids of processes whose command line names something below `path`."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if (path + "/").encode() in f.read():
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
+def unmount_under(path, settle=10.0):
     """Unmounts everything mounted below `path` (the stores' overlay and shm mounts), deepest
-    first: `umount -R` needs `path` itself to be a mount point."""
+    first: `umount -R` needs `path` itself to be a mount point. Waits first (up to `settle`
+    seconds) for the processes still working on those stores: Podman's conmon runs `podman
+    container cleanup` after a container's exit, which mounts the store again (and re-created
+    it once removed, leaving a mount behind)."""
+    deadline = time.time() + settle
+    while processes_under(path) and time.time() < deadline:
+        time.sleep(0.1)
     with open("/proc/self/mountinfo") as f:
         targets = [line.split()[4] for line in f]
     for t in sorted((t for t in targets if t.startswith(path + "/")), key=len, reverse=True):
